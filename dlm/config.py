@@ -1,0 +1,214 @@
+"""Run configuration: YAML -> frozen dataclasses, dotted CLI overrides, with one-line errors.
+
+A run YAML has the sections model / process / objective / data / train. A section may be a plain string, which
+names a preset file ``configs/<section>/<name>.yaml`` (e.g. ``model: tiny``). Overrides are ``key.sub=value``
+strings parsed as YAML scalars, e.g. ``train.lr=3e-4 model.n_layers=2``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlm.registry import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shared backbone (dlm/model/transformer.py). Vocabulary widths come from the process, not from here."""
+
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    mlp_ratio: float = 4.0
+    max_len: int = 256
+    cond_dim: int = 128  # width of the adaLN conditioning vector
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+    attention: str = "sdpa"  # sdpa | flash (flash falls back to sdpa where flash-attn is unavailable)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = "loglinear"  # loglinear | cosine | linear | geometric
+    eps: float = 1e-3  # loglinear / cosine
+    sigma_min: float = 1e-4  # linear / geometric
+    sigma_max: float = 20.0
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    name: str = "absorbing"  # absorbing | uniform | none (autoregressive)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    name: str = "masked_elbo"  # masked_elbo | radd | uniform_elbo | score_entropy | autoregressive
+    time_conditioning: bool = False
+    time_sampler: str = "stratified"  # stratified | uniform | vdm
+    sampling_eps: float = 1e-3  # training t ~ U[sampling_eps, 1]
+    discrete_steps: int = 0  # T > 0: discrete-time ELBO on the grid {1/T, ..., 1} (masked_elbo only)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "tinyshakespeare"  # registered name, local .txt/.txt.gz/.jsonl/.csv file, or hf:NAME[:CONFIG]
+    val_source: str = ""  # empty: hold out the last val_fraction of `source`
+    val_fraction: float = 0.05
+    tokenizer: str = "char"  # char | byte | gpt2 | bert-base-uncased | bpe:<vocab size> | a HF name or local dir
+    seq_len: int = 256
+    mode: str = "wrap"  # wrap (concatenate + cut, MDLM wrap) | pad (one document per row)
+    add_bos_eos: bool = True  # per block in wrap mode (MDLM: L-2 tokens + BOS + EOS); per document in pad mode
+    text_field: str = "text"  # .jsonl field / .csv column / HF dataset column
+    doc_split: str = "blank_line"  # .txt documents: line | blank_line | file
+    cache_dir: str = ""  # where tokenized arrays are cached; empty: no cache
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32  # global batch per optimizer step (split over ranks and accumulation)
+    grad_accum: int = 1
+    lr: float = 3e-4
+    lr_schedule: str = "cosine"  # cosine | constant
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    ema: float = 0.0  # 0 disables EMA; 0.9999 as MDLM
+    eval_every: int = 200
+    eval_batches: int = 8
+    log_every: int = 10
+    save_every: int = 500
+    out_dir: str = "runs/default"
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast, GPU)
+    compile: bool = False
+    parallel: str = "ddp"  # ddp | fsdp (used only under torchrun with WORLD_SIZE > 1)
+    tensorboard: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Dataclass -> plain nested dict (tuples become lists) that YAML and JSON can hold."""
+    out = dataclasses.asdict(cfg)
+    return _lists(out)
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_lists(v) for v in value]
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict, checking every key and type. Raises ConfigError."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{where or cls.__name__}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(f"unknown config key '{path}'{suggestion}")
+        kwargs[key] = _coerce(hints[key], value, path)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, str):
+            value = _load_preset(path.split(".")[-1], value)
+        return from_dict(tp, value, path)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"config key '{path}' expects a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"config key '{path}' expects {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _load_preset(section: str, name: str) -> dict[str, Any]:
+    path = CONFIG_DIR / section / f"{name}.yaml"
+    if not path.exists():
+        choices = sorted(p.stem for p in (CONFIG_DIR / section).glob("*.yaml"))
+        raise ConfigError(f"no {section} preset '{name}' (looked for {path}); choose one of: {', '.join(choices)}")
+    return _read_yaml(path)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    return data or {}
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides (values parsed as YAML scalars) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw else ""
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            if isinstance(node.get(part), str):  # a preset name being refined by an override
+                node[part] = _load_preset(part, node[part])
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{key}': '{part}' is not a section")
+        node[leaf] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run YAML (or the defaults when path is None), apply dotted overrides, validate."""
+    data = _read_yaml(Path(path)) if path else {}
+    apply_overrides(data, list(overrides or []))
+    return from_dict(RunConfig, data)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

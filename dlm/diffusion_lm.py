@@ -1,0 +1,115 @@
+"""DiffusionLM = shared backbone + objective: the object users train, evaluate, sample and save.
+
+It is a Denoiser: model(xt, t) -> Prediction. The objective turns backbone logits into the parameterization
+(SUBS log-probs, log-probs, SEDD log-score or next-token log-probs); the backbone never sees the process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dlm.config import RunConfig
+from dlm.eval.likelihood import elbo as diffusion_elbo
+from dlm.model.transformer import Transformer
+from dlm.objectives.autoregressive import Autoregressive
+from dlm.process.absorbing import Absorbing
+from dlm.process.schedules import build_schedule
+from dlm.registry import OBJECTIVES, PROCESSES, ConfigError
+from dlm.types import LossOutput, Prediction
+
+
+def build_objective(cfg: RunConfig, vocab_size: int, mask_id: int | None = None):
+    """RunConfig + vocabulary -> the configured objective (holding its process)."""
+    factory = OBJECTIVES.get_factory(cfg.objective.name)
+    if factory is Autoregressive:
+        return Autoregressive(vocab_size, cfg.objective)
+    sched = cfg.process.schedule
+    schedule = build_schedule(sched.name, eps=sched.eps, sigma_min=sched.sigma_min, sigma_max=sched.sigma_max)
+    process_cls = PROCESSES.get_factory(cfg.process.name)
+    if process_cls is Absorbing:
+        process = Absorbing(vocab_size, schedule, mask_id=mask_id)
+    else:
+        process = process_cls(vocab_size, schedule)
+    return factory(process, cfg.objective)
+
+
+class DiffusionLM(nn.Module):
+    """backbone: Transformer; objective: one of dlm.objectives; config: the RunConfig it was built from."""
+
+    def __init__(self, backbone: Transformer, objective: Any, *, config: RunConfig | None = None,
+                 vocab_size: int | None = None, mask_id: int | None = None, tokenizer: Any = None):
+        super().__init__()
+        self.backbone, self.objective = backbone, objective
+        self.config = config
+        self.vocab_size = vocab_size
+        self.mask_id = mask_id
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, vocab_size: int, *, mask_id: int | None = None,
+                    tokenizer: Any = None) -> DiffusionLM:
+        objective = build_objective(cfg, vocab_size, mask_id)
+        backbone = Transformer(cfg.model, objective.input_width, objective.output_width,
+                               time_conditioning=objective.time_conditioning, causal=objective.causal)
+        return cls(backbone, objective, config=cfg, vocab_size=vocab_size, mask_id=mask_id, tokenizer=tokenizer)
+
+    @property
+    def process(self):
+        return self.objective.process
+
+    @property
+    def is_autoregressive(self) -> bool:
+        return isinstance(self.objective, Autoregressive)
+
+    def forward(self, xt: Tensor, t: Tensor | None = None, **backbone_kwargs: Any) -> Prediction:
+        """xt (B, L), t (B,) -> Prediction (log-probs over x0, or SEDD log-score, or next-token log-probs)."""
+        if t is not None and t.dim() == 0:
+            t = t.expand(xt.shape[0])
+        logits = self.backbone(xt, self.objective.condition(t), **backbone_kwargs)
+        return self.objective.predict(logits, xt, t)
+
+    def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None,
+             generator: torch.Generator | None = None) -> LossOutput:
+        """One Monte Carlo estimate of the training loss (per-token mean of the bound) on a batch x0 (B, L)."""
+        self.objective.check_tokens(x0) if self.is_autoregressive else self.process.check_tokens(x0)
+        return self.objective.loss(self, x0, attention_mask, generator=generator)
+
+    @torch.no_grad()
+    def elbo(self, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
+             attention_mask: Tensor | None = None) -> Tensor:
+        """(B,) upper bound on -log p(x0) in nats (exact NLL for the autoregressive baseline)."""
+        if self.is_autoregressive:
+            self.objective.check_tokens(x0)
+            nll = self.objective.token_nll(self, x0)
+            if attention_mask is not None:
+                nll = nll * attention_mask[:, 1:]
+            return nll.double().sum(-1)
+        return diffusion_elbo(self, self.process, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
+
+    def generate(self, sampler: Any = "ancestral", *, steps: int = 128, **kwargs: Any) -> Tensor:
+        """Convenience for dlm.sample.generate(self, self.process, sampler, steps=..., ...)."""
+        from dlm.sample import generate
+
+        return generate(self, self.process, sampler, steps=steps, **kwargs)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, path: str, **kwargs: Any) -> None:
+        """Write a self-describing Hugging Face checkpoint (safetensors + config + tokenizer)."""
+        from dlm.hf.modeling_dlm import save_diffusion_lm
+
+        save_diffusion_lm(self, path, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs: Any) -> DiffusionLM:
+        from dlm.hf.modeling_dlm import load_diffusion_lm
+
+        return load_diffusion_lm(path, **kwargs)
+
+    def check_config(self) -> None:
+        if self.config is None:
+            raise ConfigError("this DiffusionLM was built without a RunConfig; build it with DiffusionLM.from_config")

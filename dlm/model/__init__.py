@@ -1,0 +1,5 @@
+"""The shared backbone."""
+
+from dlm.model.transformer import Transformer
+
+__all__ = ["Transformer"]

@@ -1,0 +1,130 @@
+"""The shared backbone: tokens (+ optional noise level) in, logits out. It knows nothing about noise or masks.
+
+A DiT-style transformer (Peebles & Xie, arXiv 2212.09748) as used by SEDD (arXiv 2310.16834) and MDLM
+(arXiv 2406.07524): pre-norm blocks with rotary attention and a GELU MLP. With time conditioning on, each block's
+LayerNorms are modulated by adaLN (shift, scale, gate from the conditioning vector c = MLP(sinusoid(cond)));
+with it off (time-independent models: MDLM default, RADD, AR) blocks are plain pre-norm residual blocks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dlm.config import ModelConfig
+from dlm.model.attention import Attention, KVHook
+from dlm.model.rotary import Rotary
+from dlm.registry import ConfigError
+
+
+class TimeEmbedding(nn.Module):
+    """cond (B,) -> (B, cond_dim): a sinusoidal feature of the noise level followed by a 2-layer MLP (DiT)."""
+
+    def __init__(self, cond_dim: int, n_freq: int = 256):
+        super().__init__()
+        self.n_freq = n_freq
+        self.mlp = nn.Sequential(nn.Linear(n_freq, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+
+    def forward(self, cond: Tensor) -> Tensor:
+        half = self.n_freq // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=cond.device, dtype=torch.float32) / half)
+        angles = cond.float()[:, None] * freqs[None]
+        return self.mlp(torch.cat([angles.cos(), angles.sin()], dim=-1))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int, conditioned: bool):
+        super().__init__()
+        d = cfg.d_model
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=not conditioned)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=not conditioned)
+        self.attn = Attention(d, cfg.n_heads, layer, cfg.dropout, use_flash=cfg.attention == "flash")
+        hidden = int(cfg.mlp_ratio * d)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.adaln = nn.Linear(cfg.cond_dim, 6 * d) if conditioned else None
+        if self.adaln is not None:  # zero init: every block starts as the identity map (DiT adaLN-Zero)
+            nn.init.zeros_(self.adaln.weight)
+            nn.init.zeros_(self.adaln.bias)
+
+    def forward(self, x: Tensor, c: Tensor | None, cos: Tensor, sin: Tensor, **attn_kwargs) -> Tensor:
+        """x (B, L, d), c (B, cond_dim) or None."""
+        if self.adaln is None:
+            x = x + self.drop(self.attn(self.norm1(x), cos, sin, **attn_kwargs))
+            return x + self.drop(self.mlp(self.norm2(x)))
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c)[:, None].chunk(6, dim=-1)
+        h = self.norm1(x) * (1 + scale1) + shift1
+        x = x + gate1 * self.drop(self.attn(h, cos, sin, **attn_kwargs))
+        h = self.norm2(x) * (1 + scale2) + shift2
+        return x + gate2 * self.drop(self.mlp(h))
+
+
+class Transformer(nn.Module):
+    """tokens (B, L) in [0, vocab_in), cond (B,) or None -> logits (B, L, vocab_out) in float32."""
+
+    def __init__(self, cfg: ModelConfig, vocab_in: int, vocab_out: int, *, time_conditioning: bool, causal: bool):
+        super().__init__()
+        self.cfg, self.vocab_in, self.vocab_out = cfg, vocab_in, vocab_out
+        self.time_conditioning, self.causal = time_conditioning, causal
+        self.embed = nn.Embedding(vocab_in, cfg.d_model)
+        self.time_embed = TimeEmbedding(cfg.cond_dim) if time_conditioning else None
+        self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.max_len, cfg.rope_base)
+        self.blocks = nn.ModuleList(Block(cfg, i, time_conditioning) for i in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model, elementwise_affine=not time_conditioning)
+        self.final_adaln = nn.Linear(cfg.cond_dim, 2 * cfg.d_model) if time_conditioning else None
+        self.head = nn.Linear(cfg.d_model, vocab_out)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and module not in self._zero_init():
+                nn.init.normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        for block in self.blocks:  # GPT-2 scaled init of residual projections
+            nn.init.normal_(block.attn.out.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
+        if self.final_adaln is not None:
+            nn.init.zeros_(self.final_adaln.weight)
+            nn.init.zeros_(self.final_adaln.bias)
+
+    def _zero_init(self) -> list[nn.Module]:
+        return [b.adaln for b in self.blocks if b.adaln is not None]
+
+    def forward(self, tokens: Tensor, cond: Tensor | None = None, *, positions: Tensor | None = None,
+                attn_mask: Tensor | None = None, kv_cache: KVHook | None = None) -> Tensor:
+        """positions (L,) default arange(L); attn_mask bool (B|1, 1, L, L_keys) True = attend."""
+        B, L = tokens.shape
+        self._check_input(tokens, cond, positions)
+        if positions is None:
+            positions = torch.arange(L, device=tokens.device)
+        cos, sin = self.rotary(positions)
+        c = F.silu(self.time_embed(cond)) if self.time_embed is not None else None
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, c, cos, sin, causal=self.causal, attn_mask=attn_mask, positions=positions, kv_cache=kv_cache)
+        x = self.norm(x)
+        if self.final_adaln is not None:
+            shift, scale = self.final_adaln(c)[:, None].chunk(2, dim=-1)
+            x = x * (1 + scale) + shift
+        return self.head(x).float()
+
+    def _check_input(self, tokens: Tensor, cond: Tensor | None, positions: Tensor | None) -> None:
+        L = tokens.shape[1]
+        last = int(positions.max()) + 1 if positions is not None and positions.numel() else L
+        if last > self.cfg.max_len:
+            raise ConfigError(f"sequence length {last} exceeds the model's max_len={self.cfg.max_len}; "
+                              "shorten the input or train a model with a larger model.max_len")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_in):
+            raise ConfigError(f"input token id {int(tokens.max())} is out of range for the model's "
+                              f"input vocabulary of {self.vocab_in}")
+        if self.time_embed is not None and cond is None:
+            raise ConfigError("this backbone is time-conditioned: pass cond (B,)")
+
+    def num_flops_per_token(self, seq_len: int) -> int:
+        """Forward+backward FLOPs per token: 6 N_matmul + 12 n_layers d L (PaLM appendix B accounting)."""
+        n_matmul = sum(p.numel() for n, p in self.named_parameters() if p.dim() == 2 and "embed" not in n)
+        return 6 * n_matmul + 12 * self.cfg.n_layers * self.cfg.d_model * seq_len

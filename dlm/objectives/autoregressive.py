@@ -1,0 +1,50 @@
+"""Autoregressive baseline on the same backbone: causal attention, next-token cross-entropy, exact likelihood.
+
+-log p(x) = sum_{l >= 1} -log p_theta(x^l | x^{<l}); position l of the output predicts token l + 1.
+The first token (BOS in wrap mode) is the context and is not scored.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dlm.config import ObjectiveConfig
+from dlm.objectives.base import Denoiser, reduce_per_token
+from dlm.process.base import check_token_range
+from dlm.registry import OBJECTIVES, ConfigError
+from dlm.types import LossOutput, Prediction
+
+
+@OBJECTIVES.register("autoregressive")
+class Autoregressive:
+    """Not a diffusion objective: there is no process and no time. `process` is None."""
+
+    causal = True
+    process = None
+
+    def __init__(self, vocab_size: int, cfg: ObjectiveConfig):
+        if cfg.time_conditioning:
+            raise ConfigError("objective 'autoregressive' has no time: set objective.time_conditioning=false")
+        self.vocab_size, self.cfg = vocab_size, cfg
+        self.time_conditioning = False
+        self.input_width = self.output_width = vocab_size
+
+    def condition(self, t: Tensor | None) -> None:
+        return None
+
+    def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
+        return Prediction(log_probs=torch.log_softmax(logits.float(), dim=-1))
+
+    def token_nll(self, denoiser: Denoiser, x0: Tensor) -> Tensor:
+        """(B, L) -> (B, L-1) exact -log p(x^l | x^{<l}) for l = 1..L-1."""
+        log_probs = denoiser(x0, None).log_probs[:, :-1]
+        return -log_probs.gather(-1, x0[:, 1:].unsqueeze(-1)).squeeze(-1)
+
+    def loss(self, denoiser: Denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> LossOutput:
+        mask = None if attention_mask is None else attention_mask[:, 1:]
+        return reduce_per_token(self.token_nll(denoiser, x0), mask)
+
+    def check_tokens(self, x0: Tensor) -> None:
+        check_token_range(x0, self.vocab_size)

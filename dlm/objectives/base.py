@@ -1,0 +1,72 @@
+"""Objective = parameterization of the backbone output + the training loss it defines.
+
+An objective owns the process; the backbone never sees the mask id, sigma scaling or the process.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from dlm.config import ObjectiveConfig
+from dlm.objectives.time_sampling import sample_t
+from dlm.process.base import Process
+from dlm.types import LossOutput, Prediction
+
+Denoiser = Callable[[Tensor, Tensor], Prediction]
+
+NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (ALGORITHMS §11.2)
+
+
+class Objective(ABC):
+    """Subclasses set `causal`, and define `predict` (logits -> Prediction) and `integrand` (the bound at t)."""
+
+    causal: bool = False
+
+    def __init__(self, process: Process, cfg: ObjectiveConfig):
+        self.process, self.cfg = process, cfg
+        self.time_conditioning = cfg.time_conditioning
+
+    @property
+    def input_width(self) -> int:
+        return self.process.width
+
+    @property
+    def output_width(self) -> int:
+        return self.process.width
+
+    def condition(self, t: Tensor | None) -> Tensor | None:
+        """What the backbone is conditioned on: sigma(t) = -log alpha_t (SEDD/MDLM), or nothing."""
+        if not self.time_conditioning:
+            return None
+        return self.process.schedule.sigma(t.float())
+
+    @abstractmethod
+    def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
+        """Backbone logits (B, L, N) -> the parameterized Prediction."""
+
+    @abstractmethod
+    def integrand(self, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """(B, L) per-token integrand of the continuous-time bound at t (nats); its t-average bounds -log p."""
+
+    def sample_times(self, n: int, *, generator: torch.Generator | None, device: torch.device) -> Tensor:
+        return sample_t(self.cfg.time_sampler, n, self.cfg.sampling_eps, generator=generator, device=device)
+
+    def loss(self, denoiser: Denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> LossOutput:
+        """One Monte Carlo draw of t and x_t per sequence; per-token mean over non-pad tokens (MDLM reduction)."""
+        t = self.sample_times(x0.shape[0], generator=generator, device=x0.device)
+        xt = self.process.corrupt(x0, t, generator=generator)
+        per_token = self.integrand(denoiser(xt, t), x0, xt, t)
+        return reduce_per_token(per_token, attention_mask)
+
+
+def reduce_per_token(per_token: Tensor, attention_mask: Tensor | None) -> LossOutput:
+    """(B, L) per-token losses -> LossOutput with the mean over attended tokens."""
+    weights = torch.ones_like(per_token) if attention_mask is None else attention_mask.to(per_token.dtype)
+    total = (per_token * weights).sum()
+    count = weights.sum().clamp_min(1)
+    return LossOutput(loss=total / count, nll_sum=total.detach().double(), num_tokens=count.detach())

@@ -1,0 +1,54 @@
+"""Categorical sampling by Gumbel-max in float64, with optional injected noise.
+
+argmax_k p_k / E_k with E_k = -log U_k ~ Exp(1) equals argmax_k (log p_k + G_k): a sample of normalize(p) for any
+non-negative, unnormalized p (MDLM `_sample_categorical`). Float32 noise truncates the Gumbel tail and lowers the
+effective temperature (arXiv 2409.02908), so the noise and the ratio are float64. Negative entries (too large a
+tau-leaping step) are clipped to zero, as the reference samplers do implicitly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_TINY = 1e-300  # smallest uniform we allow, so -log U stays finite in float64
+
+
+def uniform_noise(shape: tuple[int, ...], *, generator: torch.Generator | None = None,
+                  device: torch.device | str | None = None) -> Tensor:
+    """The noise a categorical draw consumes: U(0, 1) in float64, shape (..., N). Record it to replay a draw."""
+    return torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+
+
+def sample_categorical(probs: Tensor, *, generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
+    """One draw per row of unnormalized probs (..., N) -> LongTensor (...).
+
+    noise: optional uniforms (..., N) from `uniform_noise`; given the same noise the draw is reproduced exactly.
+    """
+    if noise is None:
+        noise = uniform_noise(tuple(probs.shape), generator=generator, device=probs.device)
+    exponential = -torch.log(noise.clamp_min(_TINY))
+    return (probs.double().clamp_min(0) / exponential).argmax(dim=-1)
+
+
+def sample_from_logits(logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                       generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
+    """Draw from softmax(logits / temperature) restricted to the top-k / nucleus top-p set. temperature 0 = argmax."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    return sample_categorical(filtered_probs(logits, temperature=temperature, top_k=top_k, top_p=top_p),
+                              generator=generator, noise=noise)
+
+
+def filtered_probs(logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """softmax(logits / temperature) in float64 with everything outside top-k and the top-p nucleus zeroed."""
+    scaled = logits.double() / temperature
+    if top_k > 0 and top_k < scaled.shape[-1]:
+        kth = scaled.topk(top_k, dim=-1).values[..., -1:]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest prefix whose mass reaches top_p
+        probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+    return probs
