@@ -7,18 +7,21 @@ from torch import Tensor, nn
 
 
 class Rotary(nn.Module):
-    """Caches cos/sin tables for positions [0, max_len); `forward(positions)` gathers them.  -> (L, head_dim) x2."""
+    """positions (L,) -> cos, sin (L, head_dim).
 
-    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0):
+    Computed per call rather than stored as buffers: it costs L * head_dim operations, and a stateless module
+    survives meta-device construction (Hugging Face `from_pretrained`) without re-initialization.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()
-        inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # (max_len, head_dim/2)
-        angles = torch.cat([angles, angles], dim=-1)
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        self.head_dim, self.base = head_dim, base
 
     def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        return self.cos[positions], self.sin[positions]
+        exponents = torch.arange(0, self.head_dim, 2, device=positions.device, dtype=torch.float32) / self.head_dim
+        angles = positions.float()[:, None] * self.base**-exponents  # (L, head_dim / 2)
+        angles = torch.cat([angles, angles], dim=-1)
+        return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

@@ -71,7 +71,7 @@ class Transformer(nn.Module):
         self.time_conditioning, self.causal = time_conditioning, causal
         self.embed = nn.Embedding(vocab_in, cfg.d_model)
         self.time_embed = TimeEmbedding(cfg.cond_dim) if time_conditioning else None
-        self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.max_len, cfg.rope_base)
+        self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg, i, time_conditioning) for i in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model, elementwise_affine=not time_conditioning)
         self.final_adaln = nn.Linear(cfg.cond_dim, 2 * cfg.d_model) if time_conditioning else None
