@@ -1,0 +1,37 @@
+"""Fixtures for the data tests: the local data dir (tests skip when a file is missing) and HF offline mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dlm.data.paths import data_dir
+
+
+@pytest.fixture
+def shared_file():
+    """shared_file('ptb/ptb.valid.txt') -> Path under the data dir, or skip the test when it is missing."""
+
+    def find(relative: str) -> Path:
+        path = data_dir() / relative
+        if not path.is_file():
+            pytest.skip(f"local data file {path} is not present")
+        return path
+
+    return find
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Make every HF hub call fail at once instead of retrying over the network."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    try:
+        import datasets.config
+    except ImportError:
+        return
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
