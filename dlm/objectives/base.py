@@ -6,17 +6,15 @@ An objective owns the process; the backbone never sees the mask id, sigma scalin
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from dlm.config import ObjectiveConfig
+from dlm.denoiser import Denoiser
 from dlm.objectives.time_sampling import sample_t
 from dlm.process.base import Process
 from dlm.types import LossOutput, Prediction
-
-Denoiser = Callable[[Tensor, Tensor], Prediction]
 
 NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (ALGORITHMS §11.2)
 

@@ -30,6 +30,12 @@ class Absorbing(Process):
         pi[self.mask_id] = 1
         return pi
 
+    def clean_mask(self, like: Tensor) -> Tensor:
+        """Every category but the mask id: x0 is never the mask."""
+        keep = torch.ones(self.width, dtype=torch.bool, device=like.device)
+        keep[self.mask_id] = False
+        return keep
+
     def prior(self, shape, *, generator=None, device=None) -> Tensor:
         return torch.full(tuple(shape), self.mask_id, dtype=torch.long, device=device)
 

@@ -54,6 +54,10 @@ class Process(ABC):
         a = per_sequence(alpha_ts.to(dtype), 3)
         return a * onehot + (1 - a) * self.limit(onehot)[xt].unsqueeze(-1)
 
+    def clean_mask(self, like: Tensor) -> Tensor:
+        """Which of the N categories clean data can take: bool (N,) on like's device. All of them by default."""
+        return torch.ones(self.width, dtype=torch.bool, device=like.device)
+
     # --- derived -----------------------------------------------------------------------------------------
     def posterior(self, xt: Tensor, x0_probs: Tensor, t: Tensor, s: Tensor) -> Tensor:
         """p(x_s | x_t) = normalize( q(x_t | x_s) * q(x_s | x0 ~ x0_probs) ), float64.  -> (B, L, N)."""

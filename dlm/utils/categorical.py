@@ -20,7 +20,8 @@ def uniform_noise(shape: tuple[int, ...], *, generator: torch.Generator | None =
     return torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
 
 
-def sample_categorical(probs: Tensor, *, generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
+def sample_categorical(probs: Tensor, *, generator: torch.Generator | None = None,
+                       noise: Tensor | None = None) -> Tensor:
     """One draw per row of unnormalized probs (..., N) -> LongTensor (...).
 
     noise: optional uniforms (..., N) from `uniform_noise`; given the same noise the draw is reproduced exactly.

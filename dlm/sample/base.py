@@ -1,0 +1,233 @@
+"""The Sampler base class and `generate`, the only sampling loop.
+
+A reverse step t -> s < t of every per-position sampler here is a short chain of *stages*: stage k maps the states
+seen so far (x_t, then the intermediate draws) to a law over each position's next value, (B, L, N) float64, and
+the context draws from it. One stage for MDLM/D3PM ancestral, SEDD analytic and Euler, tau-leaping; two for the
+theta-methods of Ren et al. (arXiv 2502.00234). Because the laws are explicit, `exact.py` can compose them into
+the exact distribution a sampler produces on a small toy. Samplers that couple positions (confidence remasking,
+autoregressive) override `step` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from dlm.denoiser import Denoiser
+from dlm.process.absorbing import Absorbing
+from dlm.process.base import Process
+from dlm.process.uniform import Uniform
+from dlm.registry import SAMPLERS, ConfigError
+from dlm.sample.context import SamplingContext
+from dlm.sample.denoiser import allowed_x0, mean_rates, reverse_rates, x0_posterior, x0_probs
+from dlm.sample.grids import TimeGrid
+from dlm.sample.noise import NoiseTape
+from dlm.sample.semi_ar import Block, block_plan
+from dlm.types import Prediction, StepOutput
+from dlm.utils.categorical import filtered_probs
+
+FINAL_RULES = ("sample", "argmax")
+
+
+@dataclass
+class Sampler:
+    """Options every sampler takes.
+
+    temperature / top_k / top_p reshape x_theta before it is used (temperature 0 = argmax of x_theta);
+    block_size > 0 decodes semi-autoregressively in blocks (masked processes only, semi_ar.py);
+    eps: the grid ends at t = eps (ALGORITHMS §1.5); final: noise removal at eps draws x0 at the positions that are
+    still undetermined ("sample") or takes the argmax ("argmax"), so no mask survives.
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    block_size: int = 0
+    eps: float = 1e-5
+    final: str = "sample"
+
+    supports: ClassVar[tuple[type, ...]] = (Absorbing, Uniform)
+    stages: ClassVar[int] = 1
+
+    def __post_init__(self):
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.block_size < 0:
+            raise ConfigError(f"{type(self).__name__}: need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and "
+                              f"block_size >= 0, got {self.temperature}, {self.top_p}, {self.top_k}, {self.block_size}")
+        if self.final not in FINAL_RULES:
+            raise ConfigError(f"final must be one of {FINAL_RULES}, got '{self.final}'")
+
+    # --- configuration ---------------------------------------------------------------------------------
+    def check(self, process: Process | None) -> None:
+        """Raise a one-line ConfigError when this sampler cannot run on `process`."""
+        if not isinstance(process, self.supports):
+            names = ", ".join(cls.__name__ for cls in self.supports)
+            raise ConfigError(f"sampler {type(self).__name__} supports processes [{names}], "
+                              f"got {type(process).__name__}")
+        if self.block_size and not isinstance(process, Absorbing):
+            raise ConfigError("block_size (semi-autoregressive decoding) needs a masked (absorbing) process")
+
+    def grid(self, steps: int) -> TimeGrid:
+        return TimeGrid.linear(steps, self.eps)
+
+    def blocks(self, editable: Tensor, steps: int) -> list[Block]:
+        return block_plan(editable, self.block_size, steps)
+
+    def initial(self, ctx: SamplingContext, shape: tuple[int, int], device) -> Tensor:
+        """x_1 ~ pi by inverse CDF (one uniform per position; none when pi is a point mass, e.g. all masks)."""
+        pi = ctx.process.limit(torch.empty(0, dtype=torch.float64, device=device))
+        if float(pi.max()) == 1.0:
+            return torch.full(shape, int(pi.argmax()), dtype=torch.long, device=device)
+        u = ctx.uniform(shape, device)
+        return torch.searchsorted(pi.cumsum(0), u, right=True).clamp_max(len(pi) - 1)
+
+    # --- what the denoiser says ------------------------------------------------------------------------
+    def predict(self, ctx: SamplingContext, xt: Tensor, t: float) -> Prediction:
+        return ctx.predict(xt, t)
+
+    def reshaped(self) -> bool:
+        """Whether temperature / top-k / top-p change x_theta (then score models go through x_theta too)."""
+        return not (self.temperature == 1 and self.top_k == 0 and self.top_p == 1)
+
+    def x0(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
+        """x_theta(x0 | x_t) (B, L, N) float64 after temperature (0 = argmax) / top-k / top-p."""
+        prediction = self.predict(ctx, xt, t) if prediction is None else prediction
+        probs = x0_probs(ctx.process, prediction, xt, _times(t, xt))
+        if not self.reshaped():
+            return probs
+        if self.temperature == 0:
+            return torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).double()
+        return filtered_probs(probs.log(), temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+
+    def rates(self, ctx: SamplingContext, xt: Tensor, t: float) -> Tensor:
+        """Reverse CTMC rates R_t(x_t -> y) (B, L, N), 0 at the current token (denoiser.py)."""
+        prediction = self.predict(ctx, xt, t)
+        if prediction.log_score is not None and not self.reshaped():
+            return reverse_rates(ctx.process, prediction.log_score.double().exp(), xt, _times(t, xt))
+        return mean_rates(ctx.process, self.x0(ctx, xt, t, prediction), xt, _times(t, xt))
+
+    # --- stepping --------------------------------------------------------------------------------------
+    def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
+        """Law of every position's value after stage len(hist) - 1, given hist = [x_t, draws of earlier stages].
+        memo carries per-row tensors (leading dim B) from earlier stages of the same step. -> (B, L, N)."""
+        raise NotImplementedError(f"{type(self).__name__} overrides step() instead")
+
+    def step(self, ctx: SamplingContext, xt: Tensor, grid: TimeGrid, i: int) -> StepOutput:
+        """One reverse step t_i -> t_{i+1}: run the stages, drawing each from its law."""
+        hist, memo = [xt], {}
+        for _ in range(self.stages):
+            hist.append(ctx.draw(self.stage_probs(ctx, hist, memo, grid.t(i), grid.s(i)), hist[-1]))
+        return StepOutput(xs=hist[-1])
+
+    def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
+        """Noise removal t -> 0: the Bayes posterior p(x0^l | x_t) per position (SEDD's Denoiser step, §2.6)."""
+        return x0_posterior(ctx.process, self.x0(ctx, x, t), x, _times(t, x))
+
+    def finish(self, ctx: SamplingContext, x: Tensor, grid: TimeGrid) -> Tensor:
+        """Resolve every position x does not yet determine (masks; all of them for uniform). No NFE if none."""
+        undetermined = undetermined_positions(ctx.process, x, grid.end)
+        if ctx.editable is not None:
+            undetermined &= ctx.editable
+        if not bool(undetermined.any()):
+            return x
+        probs = self.final_probs(ctx, x, grid.end)
+        if self.final == "argmax":
+            probs = torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).double()
+        return ctx.draw(probs, x)
+
+
+def undetermined_positions(process: Process, x: Tensor, t: float) -> Tensor:
+    """bool (B, L): positions where more than one clean token is compatible with x at time t."""
+    return allowed_x0(process, x, _times(t, x)).sum(-1) > 1
+
+
+def _times(t: float, like: Tensor) -> Tensor:
+    return torch.full((like.shape[0],), t, dtype=torch.float64, device=like.device)
+
+
+def get_sampler(name: str, **options) -> Sampler:
+    """Build a registered sampler by name with its options, e.g. get_sampler("confidence", block_size=32)."""
+    factory = SAMPLERS.get_factory(name)
+    known = {f.name for f in dataclasses.fields(factory)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"sampler '{name}' has no option {unknown[0]!r}; options: {', '.join(sorted(known))}")
+    return factory(**options)
+
+
+def generate(denoiser: Denoiser, process: Process | None, sampler: str | Sampler, *, steps: int,
+             shape: tuple[int, int] | None = None, prompt: Tensor | None = None, prompt_mask: Tensor | None = None,
+             generator: torch.Generator | None = None, cache=None,
+             on_step: Callable[[int, float, Tensor], None] | None = None, noise: NoiseTape | None = None) -> Tensor:
+    """Sample (B, L) token ids by running `sampler` on `denoiser` from the prior of `process`.
+
+    shape: (B, L), or taken from prompt_mask. prompt + prompt_mask (bool (B, L) or (1, L)): positions where the mask
+    is True are clamped to prompt (any spans: infilling); a prompt without a mask is a prefix of a (B, L) output.
+    generator: torch.Generator for every draw; noise: a NoiseTape to record or replay them (then `generator` is
+    only used while recording). on_step(index, t, x) sees the initial state (0, 1.0, x_1), every step, and the noise
+    removal of each block (t = 0.0). cache is passed to the denoiser as `cache=` when given.
+    """
+    sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
+    sampler.check(process)
+    device = _device(denoiser, prompt, generator)
+    prompt, fixed = _clamp(shape, prompt, prompt_mask, device)
+    ctx = SamplingContext(denoiser, process, generator=generator, noise=noise, cache=cache)
+    x = torch.where(fixed, prompt, sampler.initial(ctx, tuple(fixed.shape), device))
+    index = 0
+    if on_step is not None:
+        on_step(index, 1.0, x)
+    for block in sampler.blocks(~fixed, steps):
+        ctx.editable = block.editable
+        grid = sampler.grid(block.steps)
+        for i in range(grid.steps):
+            x = sampler.step(ctx, x, grid, i).xs
+            index += 1
+            if on_step is not None:
+                on_step(index, grid.s(i), x)
+        x = sampler.finish(ctx, x, grid)
+        index += 1
+        if on_step is not None:
+            on_step(index, 0.0, x)
+    return x
+
+
+def _device(denoiser, prompt: Tensor | None, generator: torch.Generator | None) -> torch.device:
+    if prompt is not None:
+        return prompt.device
+    if generator is not None:
+        return generator.device
+    if isinstance(denoiser, torch.nn.Module):
+        return next(denoiser.parameters(), torch.empty(0)).device
+    return torch.device("cpu")
+
+
+def _clamp(shape, prompt: Tensor | None, prompt_mask: Tensor | None, device) -> tuple[Tensor, Tensor]:
+    """-> (prompt (B, L) long, fixed (B, L) bool) from the three ways to say what is known."""
+    if prompt is None:
+        if prompt_mask is not None:
+            raise ConfigError("prompt_mask needs a prompt: the token ids to clamp")
+        if shape is None:
+            raise ConfigError("give shape=(batch, length) or a prompt")
+        return (torch.zeros(tuple(shape), dtype=torch.long, device=device),
+                torch.zeros(tuple(shape), dtype=torch.bool, device=device))
+    prompt = prompt.to(device).long()
+    if prompt_mask is None:
+        if shape is None or shape[1] < prompt.shape[1]:
+            raise ConfigError("a prompt without prompt_mask is a prefix: give shape=(batch, total length >= prompt)")
+        prompt_mask = torch.zeros(1, shape[1], dtype=torch.bool, device=device)
+        prompt_mask[:, :prompt.shape[1]] = True
+        prompt = torch.nn.functional.pad(prompt, (0, shape[1] - prompt.shape[1]))
+    prompt_mask = prompt_mask.to(device).bool()
+    batch = shape[0] if shape is not None else max(prompt.shape[0], prompt_mask.shape[0])
+    if prompt.shape[0] not in (1, batch) or prompt_mask.shape[0] not in (1, batch):
+        raise ConfigError(f"prompt {tuple(prompt.shape)} and prompt_mask {tuple(prompt_mask.shape)} need batch 1 "
+                          f"or {batch}")
+    length = prompt_mask.shape[1]
+    if prompt.shape[1] != length or (shape is not None and shape[1] != length):
+        raise ConfigError(f"prompt {tuple(prompt.shape)}, prompt_mask {tuple(prompt_mask.shape)} and shape {shape} "
+                          "must agree on the length")
+    return prompt.expand(batch, length).clone(), prompt_mask.expand(batch, length).clone()

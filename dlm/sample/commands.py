@@ -1,0 +1,117 @@
+"""`dlm sample` and `dlm infill`: typed command functions (the CLI derives flags from the signatures).
+
+Both load a checkpoint with dlm.DiffusionLM.from_pretrained, run dlm.sample.generate with a tqdm bar, print the
+decoded texts, and with `out` write one JSON line per sample holding its text, token ids and every setting.
+An autoregressive checkpoint always uses the "autoregressive" sampler, started from its BOS token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from dlm.registry import ConfigError
+
+
+def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
+                   length: int = 128, block_size: int = 0, seed: int = 0, temperature: float = 1.0,
+                   top_p: float = 1.0, show_steps: bool = False, out: str = "") -> list[str]:
+    """Unconditional samples. sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal,
+    theta_rk2, confidence. block_size > 0: semi-autoregressive blocks. show_steps: print how sample 0 fills in."""
+    settings = dict(locals())
+    model = _load(checkpoint)
+    known = torch.zeros(num_samples, length, dtype=torch.bool)
+    return _run(model, settings, torch.zeros(num_samples, length, dtype=torch.long), known)
+
+
+def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
+                   seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, out: str = "") -> list[str]:
+    """Fill the <mask:N> spans of `text` (N unknown tokens each), e.g. "To be, or <mask:12> the question"."""
+    settings = dict(locals())
+    from dlm.sample.text_infill import parse_infill_template
+
+    model = _load(checkpoint)
+    if model.tokenizer is None:
+        raise ConfigError(f"checkpoint {checkpoint} has no tokenizer, so a text template cannot be parsed")
+    prompt, known = parse_infill_template(text, model.tokenizer)
+    return _run(model, settings, prompt.expand(num_samples, -1), known.expand(num_samples, -1))
+
+
+def _load(checkpoint: str):
+    import dlm
+
+    model = dlm.DiffusionLM.from_pretrained(checkpoint)
+    model.eval()
+    return model
+
+
+def _run(model, settings: dict, prompt: torch.Tensor, known: torch.Tensor) -> list[str]:
+    from tqdm.auto import tqdm
+
+    from dlm.sample import generate, get_sampler
+    from dlm.sample.show_steps import StepRecorder, render_text, token_decoder
+
+    device = next(model.parameters()).device
+    if model.is_autoregressive:
+        prompt, known = _with_bos(model, prompt, known)
+    options = {"temperature": settings["temperature"], "top_p": settings["top_p"]}
+    if settings.get("block_size"):
+        options["block_size"] = settings["block_size"]
+    sampler = get_sampler("autoregressive" if model.is_autoregressive else settings["sampler"], **options)
+    recorder = StepRecorder() if settings.get("show_steps") else None
+    length = prompt.shape[1]
+    blocks = math.ceil(length / settings["block_size"]) if settings.get("block_size") else 1
+    bar = tqdm(total=(length - 1 if model.is_autoregressive else settings["steps"]) + blocks, unit="step",
+               desc="sampling", file=sys.stderr)
+
+    def on_step(index: int, t: float, x: torch.Tensor) -> None:
+        bar.update(1 if index else 0)
+        if recorder is not None:
+            recorder(index, t, x[:1])
+
+    generator = torch.Generator(device=device).manual_seed(settings["seed"])
+    with torch.no_grad():
+        ids = generate(model, model.process, sampler, steps=settings["steps"], prompt=prompt.to(device),
+                       prompt_mask=known.to(device), generator=generator, on_step=on_step).cpu()
+    bar.close()
+    texts = [_decode(model.tokenizer, row.tolist()) for row in ids]
+    if recorder is not None:
+        mask_id = getattr(model.process, "mask_id", None)
+        print("\n".join(render_text(recorder, token_decoder(model.tokenizer), mask_id=mask_id,
+                                    color=sys.stdout.isatty())))
+    for i, text in enumerate(texts):
+        print(f"--- sample {i} ---\n{text}")
+    if settings.get("out"):
+        _write_jsonl(settings["out"], texts, ids, settings)
+    return texts
+
+
+def _with_bos(model, prompt: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prepend the BOS token an autoregressive model starts from."""
+    from dlm.data.tokenizer import special_tokens
+
+    bos = special_tokens(model.tokenizer).bos if model.tokenizer is not None else None
+    if bos is None:
+        raise ConfigError("an autoregressive checkpoint needs a tokenizer with a BOS (or CLS) token to start from")
+    column = torch.full((prompt.shape[0], 1), bos, dtype=torch.long)
+    return torch.cat([column, prompt], 1), torch.cat([torch.ones_like(column, dtype=torch.bool), known], 1)
+
+
+def _decode(tokenizer, ids: list[int]) -> str:
+    if tokenizer is None:
+        return " ".join(map(str, ids))
+    return tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def _write_jsonl(path: str, texts: list[str], ids: torch.Tensor, settings: dict) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", encoding="utf-8") as handle:
+        for i, text in enumerate(texts):
+            record = {"sample": i, "text": text, "tokens": ids[i].tolist(), "settings": settings}
+            handle.write(json.dumps(record) + "\n")
+    print(f"samples: {target}")

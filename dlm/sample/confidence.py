@@ -1,0 +1,88 @@
+"""Confidence-ordered unmasking: MaskGIT (arXiv 2202.04200) / LLaDA low-confidence remasking (arXiv 2502.09992, §7.1).
+
+Each step proposes a token at every masked position, x_hat ~ softmax(log x_theta / temperature) (argmax at 0), scores
+each proposal with the *untempered* x_theta, and commits the k_i most confident ones; the rest stay masked. The
+quota follows LLaDA's get_num_transfer_tokens: n masks over S steps give k_i = floor(n / S) + 1[i < n mod S], an
+equal expected number per step; it is recomputed from the masks left, which gives the same k_i and always empties the
+block by its last step. Confidence:
+    max_prob  x_theta(x_hat)            (LLaDA "low_confidence")
+    margin    top-1 minus top-2 probability
+    entropy   sum_v x_theta(v) log x_theta(v)   (negative entropy)
+    random    U(0, 1)                   (LLaDA "random": with one token per step, exact ancestral order sampling)
+Positions are coupled through the top-k, so this sampler overrides `step`; masked processes only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dlm.process.absorbing import Absorbing
+from dlm.registry import SAMPLERS, ConfigError
+from dlm.sample.base import Sampler, _times
+from dlm.sample.context import SamplingContext
+from dlm.sample.denoiser import x0_probs
+from dlm.sample.grids import TimeGrid
+from dlm.types import StepOutput
+from dlm.utils.categorical import sample_categorical
+
+REMASKING = ("max_prob", "margin", "entropy", "random")
+
+
+def num_transfer_tokens(masked: Tensor, steps: int) -> Tensor:
+    """LLaDA get_num_transfer_tokens: mask counts (B,) -> tokens to commit per step (B, steps); rows sum to masked."""
+    base, extra = masked // steps, masked % steps
+    return base.unsqueeze(-1) + (torch.arange(steps, device=masked.device) < extra.unsqueeze(-1)).long()
+
+
+@SAMPLERS.register("confidence")
+@dataclass
+class Confidence(Sampler):
+    remasking: str = "max_prob"
+
+    supports = (Absorbing,)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.remasking not in REMASKING:
+            raise ConfigError(f"remasking must be one of {REMASKING}, got '{self.remasking}'")
+
+    def step(self, ctx: SamplingContext, xt: Tensor, grid: TimeGrid, i: int) -> StepOutput:
+        masked = xt == ctx.process.mask_id
+        if ctx.editable is not None:
+            masked &= ctx.editable
+        quota = num_transfer_tokens(masked.sum(-1), grid.steps - i)[:, 0]
+        if not bool((quota > 0).any()):
+            return StepOutput(xs=xt)
+        t = grid.t(i)
+        prediction = self.predict(ctx, xt, t)
+        proposal_law = self.x0(ctx, xt, t, prediction)[masked]  # (n, N), tempered / filtered
+        proposal = self._propose(ctx, proposal_law)
+        confidence = torch.full(xt.shape, float("-inf"), dtype=torch.float64, device=xt.device)
+        confidence[masked] = self._confidence(ctx, x0_probs(ctx.process, prediction, xt, _times(t, xt))[masked],
+                                              proposal)
+        order = confidence.argsort(dim=-1, descending=True, stable=True)
+        rank = torch.empty_like(order).scatter_(-1, order, torch.arange(xt.shape[1], device=xt.device).expand_as(order))
+        chosen = (rank < quota.unsqueeze(-1)) & masked
+        xs = xt.clone()
+        xs[masked] = torch.where(chosen[masked], proposal, xt[masked])
+        return StepOutput(xs=xs, prediction=prediction)
+
+    def _propose(self, ctx: SamplingContext, law: Tensor) -> Tensor:
+        """One draw per row of law (n, N); temperature 0 made the law one-hot, so take the argmax without noise."""
+        if self.temperature == 0:
+            return law.argmax(-1)
+        return sample_categorical(law, noise=ctx.uniform(tuple(law.shape), law.device))
+
+    def _confidence(self, ctx: SamplingContext, probs: Tensor, proposal: Tensor) -> Tensor:
+        """probs: untempered x_theta at the masked positions (n, N); proposal (n,) -> confidence (n,)."""
+        if self.remasking == "max_prob":
+            return probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)
+        if self.remasking == "margin":
+            top = probs.topk(2, dim=-1).values
+            return top[:, 0] - top[:, 1]
+        if self.remasking == "entropy":
+            return torch.special.xlogy(probs, probs).sum(-1)
+        return ctx.uniform((len(proposal),), probs.device)

@@ -1,0 +1,71 @@
+"""`dlm sample` / `dlm infill` command functions against a stand-in checkpoint (an exact toy model)."""
+
+import json
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+import dlm
+from dlm.process import Absorbing
+from dlm.sample.commands import infill_command, sample_command
+from tests.sample.helpers import BOS, TOY, causal_oracle
+
+
+def word_tokenizer() -> PreTrainedTokenizerFast:
+    """Words a, b, c = ids 0, 1, 2 (the toy tokens) and <bos> = 3."""
+    tok = Tokenizer(models.WordLevel({"a": 0, "b": 1, "c": 2, "<bos>": BOS}, unk_token="<bos>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", unk_token="<bos>")
+
+
+class StandIn(torch.nn.Module):
+    """What the commands use of a DiffusionLM: process, tokenizer, is_autoregressive, parameters, __call__."""
+
+    def __init__(self, autoregressive: bool):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.is_autoregressive = autoregressive
+        self.process = None if autoregressive else Absorbing(3)
+        self.denoiser = causal_oracle if autoregressive else TOY.denoiser(self.process)
+        self.tokenizer = word_tokenizer()
+
+    def forward(self, xt, t):
+        return self.denoiser(xt, t)
+
+
+@pytest.fixture
+def checkpoints(monkeypatch):
+    models_by_path = {"toy-mdlm": StandIn(False), "toy-ar": StandIn(True)}
+
+    class Loader:
+        @staticmethod
+        def from_pretrained(path):
+            return models_by_path[path]
+
+    monkeypatch.setattr(dlm, "DiffusionLM", Loader, raising=False)
+
+
+def test_sample_command_prints_and_writes_jsonl(checkpoints, tmp_path, capsys):
+    out = tmp_path / "samples.jsonl"
+    texts = sample_command("toy-mdlm", sampler="theta_trapezoidal", steps=8, num_samples=3, length=3,
+                           show_steps=True, out=str(out))
+    printed = capsys.readouterr().out
+    assert len(texts) == 3 and all(len(text.split()) == 3 and set(text.split()) <= {"a", "b", "c"} for text in texts)
+    assert "--- sample 2 ---" in printed and "___" in printed  # the first show-steps line is all masks
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in records] == texts
+    assert records[0]["settings"]["sampler"] == "theta_trapezoidal" and records[0]["settings"]["steps"] == 8
+
+
+def test_sample_command_blocks_and_autoregressive(checkpoints):
+    texts = sample_command("toy-mdlm", sampler="confidence", steps=3, num_samples=2, length=3, block_size=1)
+    assert all(len(text.split()) == 3 for text in texts)
+    texts = sample_command("toy-ar", steps=1, num_samples=2, length=3, temperature=0.0)
+    assert texts[0] == texts[1] and len(texts[0].split()) == 3  # greedy: BOS (skipped) + 3 tokens
+
+
+def test_infill_command_keeps_the_known_words(checkpoints):
+    texts = infill_command("toy-mdlm", "b <mask:1> c", steps=4, num_samples=5, seed=1)
+    assert all(text.split()[0] == "b" and text.split()[2] == "c" for text in texts)

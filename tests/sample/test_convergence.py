@@ -1,0 +1,104 @@
+"""Every sampler on every process it supports converges to the exact toy distribution as steps grow.
+
+Two views: the exact law a sampler produces (exact.py, no Monte Carlo) falls towards p(x0), and the empirical law
+of `generate` samples (a) matches that exact law at few steps and (b) reaches the Monte Carlo floor at many steps.
+"""
+
+from functools import cache
+
+import pytest
+import torch
+
+from dlm.sample import generate, get_sampler
+from dlm.sample.exact import exact_law, total_variation
+from tests.sample.helpers import PROCESSES, TOY, Tabulated, empirical_law, mc_floor, mc_threshold
+
+N_SAMPLES = 6000
+STAGE_SAMPLERS = ["ancestral", "analytic", "euler", "tau_leaping", "theta_trapezoidal", "theta_rk2"]
+# steps (default 64) where the exact bias is at most ~0.6x the floor of N_SAMPLES draws (asserted below)
+FINE_STEPS = {"absorbing": {"theta_trapezoidal": 16},
+              "uniform": {"theta_trapezoidal": 32, "tau_leaping": 128, "theta_rk2": 128, "euler": 128}}
+
+
+@cache
+def oracle(process_name: str, kind: str) -> Tabulated:
+    return Tabulated(TOY, PROCESSES[process_name](), kind)
+
+
+def clean_law(law, process_name):
+    """Law over the 27 clean sequences (absorbing laws live on 4^3 states; after noise removal no mask is left)."""
+    if process_name == "absorbing":
+        cube = law.reshape(4, 4, 4)
+        assert float(cube.sum() - cube[:3, :3, :3].sum()) < 1e-12
+        return cube[:3, :3, :3].reshape(-1)
+    return law
+
+
+def sample_law(name, process_name, steps, kind="mean", seed=0, **options):
+    den = oracle(process_name, kind)
+    x = generate(den, den.process, get_sampler(name, **options), steps=steps, shape=(N_SAMPLES, 3),
+                 generator=torch.Generator().manual_seed(seed))
+    assert int(x.max()) < 3, "a mask survived noise removal"
+    return empirical_law(x, 3)
+
+
+@pytest.mark.parametrize("kind", ["mean", "score"])
+@pytest.mark.parametrize("process_name", ["absorbing", "uniform"])
+@pytest.mark.parametrize("name", STAGE_SAMPLERS)
+def test_exact_law_converges(name, process_name, kind):
+    den = oracle(process_name, kind)
+    errors = [total_variation(clean_law(exact_law(get_sampler(name), den, den.process, steps=steps, length=3),
+                                        process_name), TOY.probs) for steps in (4, 16, 64)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < errors[0] / 8  # at least first order: 16x the steps, error below 1/8
+    assert errors[2] < 0.03
+
+
+def exact_clean_law(name, process_name, steps, kind="mean"):
+    den = oracle(process_name, kind)
+    return clean_law(exact_law(get_sampler(name), den, den.process, steps=steps, length=3), process_name)
+
+
+@pytest.mark.parametrize("name, process_name", [(name, process_name) for name in STAGE_SAMPLERS + ["ancestral_cache"]
+                                                 for process_name in ("absorbing", "uniform")
+                                                 if (name, process_name) != ("ancestral_cache", "uniform")])
+def test_samples_reach_the_monte_carlo_floor(name, process_name):
+    """TV(samples, p) <= TV(exact law, p) + the 99.9% Monte Carlo bound, with the exact bias under 0.6 floor."""
+    floor = mc_floor(TOY.probs, N_SAMPLES)
+    exact_name = "ancestral" if name == "ancestral_cache" else name
+    coarse = exact_clean_law(exact_name, process_name, 2)
+    emp_coarse = sample_law(name, process_name, steps=2)
+    # (a) generate draws from exactly the law the stage kernels compose to
+    assert total_variation(emp_coarse, coarse) < mc_threshold(coarse, N_SAMPLES)
+    # (b) two steps are far from p(x0) ...
+    assert total_variation(emp_coarse, TOY.probs) > 3 * floor
+    # (c) ... and many steps reach the Monte Carlo floor
+    steps = FINE_STEPS[process_name].get(name, 64)
+    fine = exact_clean_law(exact_name, process_name, steps)
+    bias = total_variation(fine, TOY.probs)
+    assert bias < 0.6 * floor
+    emp_fine = sample_law(name, process_name, steps=steps, seed=1)
+    assert total_variation(emp_fine, TOY.probs) < bias + mc_threshold(fine, N_SAMPLES)
+
+
+@pytest.mark.parametrize("process_name", ["absorbing", "uniform"])
+@pytest.mark.parametrize("name", ["analytic", "euler", "tau_leaping", "theta_trapezoidal"])
+def test_score_models_reach_the_monte_carlo_floor(name, process_name):
+    """SEDD-style Prediction(log_score) denoisers drive the same samplers to the same floor."""
+    steps = FINE_STEPS[process_name].get(name, 64)
+    fine = exact_clean_law(name, process_name, steps, kind="score")
+    emp = sample_law(name, process_name, steps=steps, kind="score", seed=2)
+    assert total_variation(emp, TOY.probs) < total_variation(fine, TOY.probs) + mc_threshold(fine, N_SAMPLES)
+
+
+def test_confidence_with_random_order_is_exact_and_one_shot_is_not():
+    """One token per step in a uniformly random order is exact ancestral-order sampling; all at once is not."""
+    bound = mc_threshold(TOY.probs, N_SAMPLES)
+    assert total_variation(sample_law("confidence", "absorbing", 3, remasking="random"), TOY.probs) < bound
+    assert total_variation(sample_law("confidence", "absorbing", 1, remasking="random"), TOY.probs) > 3 * bound
+
+
+def test_semi_ar_blocks_of_one_token_are_exact():
+    """block_size=1: each block reveals one position from its exact conditional, left to right: p(x0) exactly."""
+    emp = sample_law("ancestral", "absorbing", 3, block_size=1)
+    assert total_variation(emp, TOY.probs) < mc_threshold(TOY.probs, N_SAMPLES)
