@@ -10,24 +10,16 @@ estimate). For absorbing processes with alpha_1 > 0 (LogLinear eps) the bound mi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
+from dlm.denoiser import Denoiser, as_prediction
 from dlm.objectives.masked_elbo import masked_integrand
 from dlm.objectives.score_entropy import score_entropy_integrand
 from dlm.objectives.uniform_elbo import uniform_integrand, uniform_prior_kl
 from dlm.process.absorbing import Absorbing
 from dlm.process.base import Process
 from dlm.types import Prediction
-
-Denoiser = Callable[[Tensor, Tensor], "Prediction | Tensor"]
-
-
-def as_prediction(output: Prediction | Tensor) -> Prediction:
-    """A bare tensor from a user denoiser means log-probabilities over x0."""
-    return output if isinstance(output, Prediction) else Prediction(log_probs=output)
 
 
 def integrand(process: Process, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
@@ -48,6 +40,14 @@ def prior_term_per_token(process: Process) -> float:
     return uniform_prior_kl(alpha_1, process.width)
 
 
+def stratified_times(n_t: int, batch: int, *, generator: torch.Generator | None = None,
+                     device: torch.device | None = None) -> Tensor:
+    """(n_t * batch,) float64 times, t-major: entry k * batch + b lies in stratum k, ((k + U_kb) / n_t), of (0, 1]."""
+    strata = torch.arange(n_t, device=device, dtype=torch.float64)
+    jitter = torch.rand(batch, n_t, generator=generator, device=device, dtype=torch.float64)
+    return ((strata + jitter) / n_t).T.reshape(-1).clamp_min(1e-6)
+
+
 @torch.no_grad()
 def elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, *, n_t: int = 128,
                  generator: torch.Generator | None = None, attention_mask: Tensor | None = None,
@@ -55,9 +55,7 @@ def elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, *, n_t: int =
     """(n_t, B) per-sequence bounds, nats: one stratified t per row; their mean over n_t is `elbo`."""
     process.check_tokens(x0)
     B, L = x0.shape
-    strata = torch.arange(n_t, device=x0.device, dtype=torch.float64)
-    jitter = torch.rand(B, n_t, generator=generator, device=x0.device, dtype=torch.float64)
-    times = ((strata + jitter) / n_t).T.reshape(-1).clamp_min(1e-6)  # (n_t * B,), t-major
+    times = stratified_times(n_t, B, generator=generator, device=x0.device)
     weights = torch.ones_like(x0, dtype=torch.float32) if attention_mask is None else attention_mask.float()
     chunk = batch_size or max(B, 8192 // L)
     out = []
@@ -75,3 +73,43 @@ def elbo(denoiser: Denoiser, process: Process, x0: Tensor, *, n_t: int = 128,
          generator: torch.Generator | None = None, attention_mask: Tensor | None = None) -> Tensor:
     """(B,) Monte Carlo bound on -log p(x0) in nats, for any mean-parameterized (or SEDD) denoiser."""
     return elbo_samples(denoiser, process, x0, n_t=n_t, generator=generator, attention_mask=attention_mask).mean(0)
+
+
+@torch.no_grad()
+def conditional_elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, target_mask: Tensor, *,
+                             n_t: int = 128, generator: torch.Generator | None = None,
+                             batch_size: int | None = None) -> Tensor:
+    """(n_t, B) bounds on -log p(x0[target] | x0[~target]) in nats, one stratified t per row (mean: conditional_elbo).
+
+    x0 (B, L); target_mask bool (B, L) or (1, L): the continuation c = x0[target]; the rest is the context y.
+    Only the target positions are noised; the context stays clean in x_t and is never scored:
+        -log p(c | y) <= int_0^1 E_{c_t ~ q_t(.|c)} [ sum_{l in target} integrand_l(t; x_t = (y, c_t)) ] dt
+                         (+ the prior KL of the target positions for uniform processes).
+    Why it is a bound: with y fixed, the reverse process that starts from the prior on the target positions and
+    calls the denoiser on (y, c_t) is a generative model of c given y, and the integrand summed over target
+    positions is its continuous-time ELBO, for any denoiser (the per-position decomposition of §1.4 / §3.1 / §2.4).
+    Absorbing (masked; LLaDA's conditional likelihood, arXiv 2502.09992, ALGORITHMS §7.2, with t in place of
+    LLaDA's mask count): under the joint chain p_t(c_t, y clean) = alpha_t^{|y|} p(y) p_t(c_t | y), so the exact
+    denoiser p(x0^l | x_t^{-l}) at states with y clean is the exact denoiser of the conditional chain and the bound is
+    tight (equality, up to the eps term). Uniform / SEDD: still a valid bound, but not tight even for the exact
+    joint denoiser, which treats the clean context as possibly noised (for uniform noise q_t(y | y) != 1).
+    """
+    process.check_tokens(x0)
+    B, L = x0.shape
+    target = target_mask.to(device=x0.device, dtype=torch.bool).expand(B, L)
+    times = stratified_times(n_t, B, generator=generator, device=x0.device)
+    chunk = batch_size or max(B, 8192 // L)
+    x0_rep, target_rep = x0.repeat(n_t, 1), target.repeat(n_t, 1)
+    out = []
+    for start in range(0, n_t * B, chunk):
+        x, keep, t = x0_rep[start:start + chunk], target_rep[start:start + chunk], times[start:start + chunk]
+        xt = torch.where(keep, process.corrupt(x, t, generator=generator), x)
+        per_token = integrand(process, as_prediction(denoiser(xt, t.float())), x, xt, t)
+        out.append((per_token * keep).double().sum(-1))
+    return torch.cat(out).view(n_t, B) + prior_term_per_token(process) * target.double().sum(-1)
+
+
+def conditional_elbo(denoiser: Denoiser, process: Process, x0: Tensor, target_mask: Tensor, *, n_t: int = 128,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """(B,) Monte Carlo bound on -log p(x0[target] | x0[~target]), nats (see conditional_elbo_samples)."""
+    return conditional_elbo_samples(denoiser, process, x0, target_mask, n_t=n_t, generator=generator).mean(0)

@@ -1,0 +1,189 @@
+"""lm-eval-harness model `dlm`: masked, uniform, score-entropy and autoregressive checkpoints under EleutherAI's
+lm-evaluation-harness. Importing this module registers the model (lm-eval has no plugin discovery):
+
+    import dlm.eval.harness, lm_eval
+    lm_eval.simple_evaluate(model="dlm", model_args="pretrained=DIR,mc_num=128", tasks=[...])
+
+model_args: pretrained (checkpoint dir), mc_num (Monte Carlo samples of t per request), batch_size (rows per
+forward), sampler / steps / block_size / gen_length (generate_until), seed, device, greedy (diffusion is_greedy).
+Every sequence starts with the tokenizer's BOS, as the training blocks do.
+  loglikelihood(context, continuation): log p(c | y) >= -conditional ELBO with only the continuation noised and the
+      context clean (likelihood.conditional_elbo; LLaDA arXiv 2502.09992, ALGORITHMS §7.2, with the continuous
+      stratified t in place of LLaDA's mask count); exact for the AR baseline. Each request draws from its own
+      generator seeded by request_seed(seed, context ids, continuation ids): results do not depend on batching.
+  loglikelihood_rolling(text): the document through disjoint windows of the model's length L (lm-eval's rolling
+      windows: every token scored once; BOS + the first L - 1 tokens, then BOS + 1 token of context + L - 2 new
+      ones, the last window with as much preceding text as fits), summing the conditional ELBO of each window:
+      a bound on the log-likelihood of this windowed model (exact for AR).
+  generate_until(context, gen_kwargs): dlm.sample.generate with the prompt clamped and gen_length new positions
+      (semi-AR with block_size), cut at EOS and at the first stop string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import torch
+
+try:
+    from lm_eval.api.model import TemplateLM
+    from lm_eval.api.registry import register_model
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+except ImportError as err:  # pragma: no cover - exercised only without the optional dependency
+    raise ImportError("dlm.eval.harness needs lm-eval: pip install 'dlm[eval]' (or pip install lm-eval)") from err
+from tqdm.auto import tqdm
+
+from dlm.data.tokenizer import special_tokens
+from dlm.diffusion_lm import DiffusionLM
+from dlm.eval.likelihood import conditional_elbo_samples
+from dlm.process.absorbing import Absorbing
+from dlm.registry import ConfigError
+from dlm.sample import generate, get_sampler
+from dlm.sample.denoiser import x0_probs
+
+
+def request_seed(seed: int, *token_lists: list[int]) -> int:
+    """A 63-bit seed from the harness seed and a request's token ids (sha256), independent of request order."""
+    digest = hashlib.sha256(repr((seed, *map(list, token_lists))).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@register_model("dlm")
+class DLMHarness(TemplateLM):
+    """lm-eval LM over a dlm checkpoint; see the module docstring for the meaning of each request type."""
+
+    def __init__(self, pretrained: str, mc_num: int = 128, batch_size: int | str | None = 32,
+                 sampler: str = "ancestral", steps: int = 64, block_size: int = 0, gen_length: int = 0,
+                 seed: int = 0, device: str | None = None, greedy: bool = False, max_batch_size: int | None = None):
+        """batch_size: rows per forward pass; device and max_batch_size ('auto' batching, unused) come from lm-eval."""
+        super().__init__()
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = DiffusionLM.from_pretrained(str(pretrained), map_location=self._device).eval()
+        if self.model.tokenizer is None:
+            raise ConfigError(f"checkpoint {pretrained} has no tokenizer; lm-eval needs one")
+        self.tokenizer = self.model.tokenizer
+        self.specials = special_tokens(self.tokenizer)
+        self.max_length = self.model.config.data.seq_len
+        self.mc_num, self.seed, self.greedy = int(mc_num), int(seed), bool(greedy)
+        self.batch_size = int(batch_size) if isinstance(batch_size, int) or str(batch_size).isdigit() else 32
+        self.sampler, self.steps, self.block_size = sampler, int(steps), int(block_size)
+        self.gen_length = int(gen_length)
+
+    # --- tokenization ----------------------------------------------------------------------------------------
+    @property
+    def eot_token_id(self) -> int:
+        return self.specials.eos
+
+    @property
+    def prefix_token_id(self) -> int:
+        return self.specials.bos if self.specials.bos is not None else self.specials.eos
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs: Any) -> list[int]:
+        return self.tokenizer(string, add_special_tokens=False)["input_ids"]
+
+    def tok_decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    @property
+    def tokenizer_name(self) -> str:
+        return str(getattr(self.tokenizer, "name_or_path", "dlm"))
+
+    # --- scoring -------------------------------------------------------------------------------------------------
+    def _with_prefix(self, context: list[int], room: int) -> list[int]:
+        """[BOS] + the last room - 1 tokens of context (which may already start with BOS)."""
+        body = context[1:] if context[:1] == [self.prefix_token_id] else context
+        return [self.prefix_token_id, *body[max(0, len(body) - (room - 1)):]]
+
+    @torch.no_grad()
+    def score(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
+        """(log p(continuation | BOS + context) lower bound, exact for AR; is_greedy), context cut on the left."""
+        if len(continuation) > self.max_length - 1:
+            raise ConfigError(f"a continuation of {len(continuation)} tokens does not fit the model's "
+                              f"{self.max_length}-token window")
+        context = self._with_prefix(context, self.max_length - len(continuation))
+        x0 = torch.tensor([context + continuation], device=self._device)
+        target = torch.zeros_like(x0, dtype=torch.bool)
+        target[:, len(context):] = True
+        if self.model.is_autoregressive:
+            nll = float(self.model.elbo(x0, attention_mask=target))
+            pred = self.model(x0, None).log_probs[0, len(context) - 1:-1].argmax(-1)
+            return -nll, bool(torch.equal(pred, x0[0, len(context):]))
+        generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, context, continuation))
+        samples = conditional_elbo_samples(self.model, self.model.process, x0, target, n_t=self.mc_num,
+                                           generator=generator, batch_size=self.batch_size)
+        return -float(samples.mean()), self.greedy and self._greedy_match(x0, target)
+
+    def _greedy_match(self, x0: torch.Tensor, target: torch.Tensor) -> bool:
+        """Masked models: unmask the continuation one most-confident argmax at a time (LLaDA suffix_greedy_prediction);
+        True iff that reproduces it. False for uniform processes, which have no masks to fill."""
+        process = self.model.process
+        if not isinstance(process, Absorbing):
+            return False
+        x = torch.where(target, torch.full_like(x0, process.mask_id), x0)
+        for _ in range(int(target.sum())):
+            masked = x == process.mask_id
+            t = masked.double().sum(-1) / target.sum(-1)
+            probs = x0_probs(process, self.model(x, t.float()), x, t)
+            confidence, token = probs.max(-1)
+            position = confidence.masked_fill(~masked, -1.0).argmax(-1)
+            x[0, position] = token[0, position]
+        return bool(torch.equal(x, x0))
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs: Any) -> list[tuple[float, bool]]:
+        out = []
+        for (strings, context, continuation) in tqdm(requests, desc="loglikelihood", disable=disable_tqdm):
+            result = self.score(context, continuation)
+            self.cache_hook.add_partial("loglikelihood", strings, result)
+            out.append(result)
+        return out
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        out = []
+        for request in tqdm(requests, desc="loglikelihood_rolling", disable=disable_tqdm):
+            total = sum(self.score(context, continuation)[0] for context, continuation in self.rolling_windows(
+                request.args[0]))
+            self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
+            out.append(total)
+        return out
+
+    def rolling_windows(self, text: str) -> list[tuple[list[int], list[int]]]:
+        """(context, continuation) token windows covering `text` once; context + continuation fits max_length."""
+        # max_seq_len L - 1 and context_len 2: after BOS takes one slot, later windows keep one token of context
+        windows = get_rolling_token_windows(self.tok_encode(text), self.prefix_token_id, self.max_length - 1, 2)
+        return [make_disjoint_window(window) for window in windows]
+
+    # --- generation ----------------------------------------------------------------------------------------------
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        out = []
+        for request in tqdm(requests, desc="generate_until", disable=disable_tqdm):
+            context, gen_kwargs = request.args
+            text = self.generate_text(context, dict(gen_kwargs))
+            self.cache_hook.add_partial("generate_until", request.args, text)
+            out.append(text)
+        return out
+
+    @torch.no_grad()
+    def generate_text(self, context: str, gen_kwargs: dict[str, Any]) -> str:
+        """Continue `context`: gen_length new tokens (or gen_kwargs max_gen_toks), cut at EOS and stop strings."""
+        until = gen_kwargs.get("until") or []
+        until = [until] if isinstance(until, str) else list(until)
+        new = min(int(self.gen_length or gen_kwargs.get("max_gen_toks", 256)), self.max_length - 1)
+        prompt = self._with_prefix(self.tok_encode(context), self.max_length - new)
+        temperature = float(gen_kwargs.get("temperature", 0.0)) if gen_kwargs.get("do_sample", False) else 0.0
+        options = {"temperature": temperature} | ({} if self.model.is_autoregressive else
+                                                  {"block_size": self.block_size})
+        sampler = get_sampler("autoregressive" if self.model.is_autoregressive else self.sampler, **options)
+        ids = torch.tensor([prompt + [0] * new], device=self._device)
+        known = torch.zeros_like(ids, dtype=torch.bool)
+        known[:, :len(prompt)] = True
+        generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, prompt))
+        x = generate(self.model, self.model.process, sampler, steps=self.steps, prompt=ids, prompt_mask=known,
+                     generator=generator)
+        tokens = x[0, len(prompt):].tolist()
+        if self.eot_token_id in tokens:
+            tokens = tokens[:tokens.index(self.eot_token_id)]
+        text = self.tok_decode(tokens)
+        for stop in until:
+            text = text.split(stop)[0] if stop else text
+        return text
