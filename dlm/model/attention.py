@@ -2,7 +2,8 @@
 
 Masks: bidirectional (diffusion), causal (AR baseline), or an explicit boolean mask (block / cache layouts).
 KV hook: a `kv_cache` object with `update(layer, k, v, positions) -> (k, v)` may read and write keys and values,
-so caches (dlm/cache/) and the AR decoder can reuse them without the attention knowing any policy.
+so caches (dlm/cache/) and the AR decoder can reuse them without the attention knowing any policy. Keys reach the
+hook with rotary already applied at their absolute positions, so a cached key stays valid wherever it is read.
 """
 
 from __future__ import annotations
@@ -15,20 +16,42 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlm.model.rotary import apply_rotary
+from dlm.registry import ConfigError
 
 _HAS_FLASH = importlib.util.find_spec("flash_attn") is not None
 
 
 class KVHook(Protocol):
     def update(self, layer: int, k: Tensor, v: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """k, v (B, H, L_new, D) at `positions` (L_new,) -> the keys/values to attend to, (B, H, L_all, D)."""
+        """k, v (B, H, L_new, D) at `positions` ((L_new,) or per row (B, L_new)) -> the keys/values to attend to,
+        (B, H, L_all, D)."""
+
+
+def attention_mask(padding: Tensor | None, query_positions: Tensor | None, n_keys: int, *,
+                   causal: bool) -> Tensor | None:
+    """Boolean mask (True = may attend) for queries at `query_positions` (B, n) over keys at positions 0..n_keys-1;
+    query_positions None means every position is a query (n = n_keys). padding: bool (B, n_keys), False at padding
+    keys, which real queries never attend. Causal queries see keys at positions <= their own; a causal padding query
+    with no real key before it (left padding) sees every key instead, so no softmax row is empty (NaN). None when
+    nothing is masked, so the unmasked (is_causal) SDPA path stays in use. -> (B, 1, n | 1, n_keys) or None."""
+    padding = None if padding is None else padding.bool()
+    if not causal:
+        return None if padding is None else padding[:, None, None, :]
+    if query_positions is None:
+        if padding is None:
+            return None
+        query_positions = torch.arange(n_keys, device=padding.device).expand(padding.shape[0], n_keys)
+    mask = torch.arange(n_keys, device=query_positions.device) <= query_positions[:, None, :, None]
+    if padding is not None:
+        mask = (mask & padding[:, None, None, :]) | ~padding.gather(1, query_positions)[:, None, :, None]
+    return mask
 
 
 class Attention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, layer: int, dropout: float = 0.0, use_flash: bool = False):
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+            raise ConfigError(f"model.d_model={d_model} must be divisible by model.n_heads={n_heads}")
         self.n_heads, self.head_dim, self.layer = n_heads, d_model // n_heads, layer
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.out = nn.Linear(d_model, d_model, bias=False)

@@ -1,0 +1,79 @@
+"""`dlm <command> ...`: each subcommand is one typed function; its flags are derived from the signature.
+
+    dlm train --config configs/runs/shakespeare_mdlm.yaml train.steps=200 [--resume]
+    dlm sample --checkpoint runs/x/final --sampler ancestral --steps 128 --num-samples 4 --length 128
+    dlm infill --checkpoint runs/x/final --text "To be, or <mask:12> the question"
+    dlm eval ppl --checkpoint runs/x/final --datasets ptb,wikitext2
+A user error (ConfigError) prints `error: <one line>` and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from dlm.registry import ConfigError
+
+
+def _commands() -> dict[str, Any]:
+    """Subcommand name -> typed function, or -> {name: typed function} for a command group (`dlm eval ppl`)."""
+    from dlm.eval.commands import EVAL_COMMANDS, LM_EVAL_COMMAND
+    from dlm.sample.commands import infill_command, sample_command
+    from dlm.train.commands import train_command
+
+    return {"train": train_command, "sample": sample_command, "infill": infill_command, "eval": EVAL_COMMANDS,
+            "lm-eval": LM_EVAL_COMMAND}
+
+
+def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> None:
+    hints = typing.get_type_hints(fn)
+    for name, param in inspect.signature(fn).parameters.items():
+        kind = hints.get(name, str)
+        flag = "--" + name.replace("_", "-")
+        if name == "overrides":  # free `section.key=value` arguments
+            parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.lr=3e-4")
+        elif kind is bool:
+            parser.add_argument(flag, action="store_true", default=param.default, help=f"(default: {param.default})")
+        else:
+            base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+            required = param.default is inspect.Parameter.empty
+            parser.add_argument(flag, type=base, required=required, default=None if required else param.default,
+                                help=None if required else f"(default: {param.default})")
+
+
+def _summary(fn: Callable[..., Any]) -> str:
+    return (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlm", description="Discrete diffusion language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, target in _commands().items():
+        if isinstance(target, dict):
+            group = sub.add_parser(name, help=f"{name} commands").add_subparsers(dest="subcommand", required=True)
+            for sub_name, fn in target.items():
+                _add_arguments(group.add_parser(sub_name, help=_summary(fn)), fn)
+        else:
+            _add_arguments(sub.add_parser(name, help=_summary(target)), target)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    command = _commands()[args.pop("command")]
+    if isinstance(command, dict):
+        command = command[args.pop("subcommand")]
+    try:
+        command(**args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

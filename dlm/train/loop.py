@@ -1,0 +1,295 @@
+"""The training loop: `train(cfg, resume=...)` builds tokenizer, data, model, optimizer and EMA, then runs
+cfg.train.steps optimizer steps with gradient accumulation, periodic validation, logging and checkpoints.
+
+Loss of a step: the per-token mean of the training bound over every non-pad token of the global batch (summed
+over micro-batches and ranks, then divided by their total token count). Validation: the same bound summed over
+cfg.train.eval_batches validation batches with generators of a fixed seed (comparable across steps), under the
+EMA weights when EMA is on; val_ppl = exp(val_nll) is a perplexity upper bound.
+All randomness is keyed by (seed, step, shard) (dlm/train/parallel.py), so a resumed run is bit-identical on
+the CPU; torch's global RNG (used by dropout) is seeded per shard inside `torch.random.fork_rng`, and the
+caller's RNG state is restored when train() returns.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from dlm.config import RunConfig, save_config
+from dlm.data import TokenBatches, build_splits, tokenizer_from_config
+from dlm.diffusion_lm import DiffusionLM
+from dlm.registry import ConfigError
+from dlm.train.checkpoint import (
+    LATEST,
+    MODEL_DIR,
+    checkpoint_root,
+    latest_checkpoint,
+    load_trainer_state,
+    save_checkpoint,
+    write_dir_atomically,
+)
+from dlm.train.ema import EMA
+from dlm.train.log import MetricsLogger, Throughput, check_tensorboard
+from dlm.train.optim import build_optimizer, build_scheduler, clip_gradients
+from dlm.train.parallel import (
+    Dist,
+    Parallel,
+    all_reduce_sum,
+    barrier,
+    check_layout,
+    init_distributed,
+    shard_seed,
+    shutdown,
+)
+
+FINAL_DIR = "final"
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+@dataclass
+class Trainer:
+    """Everything one run holds. `model` is the DiffusionLM (sharded in place under FSDP2)."""
+
+    cfg: RunConfig
+    dist: Dist
+    model: DiffusionLM
+    parallel: Parallel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: EMA | None
+    train_batches: TokenBatches
+    val_batches: TokenBatches
+    generator: torch.Generator
+    out_dir: Path
+    padded: bool  # pad mode: batches carry attention masks
+    step: int = 0
+    elapsed: float = 0.0
+    logger: MetricsLogger | None = None
+
+
+def train(cfg: RunConfig, *, resume: bool = False) -> dict[str, Any]:
+    """Train (or, with resume=True, continue from out_dir/checkpoints/latest) and export out_dir/final.
+
+    Returns {"steps", "train_loss", "val_nll", "val_ppl", "uniform_nll", "tokens_per_s", "elapsed_s",
+    "num_parameters", "out_dir", "final_dir"}; val_nll and train_loss are per-token bounds in nats, uniform_nll is
+    log(vocab size), the bound of a uniform guess. Bad input raises a one-line ConfigError.
+    Under torchrun every rank calls this; rank 0 writes the files.
+    """
+    check_config(cfg)
+    dist = init_distributed()
+    try:
+        check_layout(cfg.train, dist)
+        with torch.random.fork_rng(devices=[dist.device] if dist.device.type == "cuda" else []):
+            trainer = build_trainer(cfg, dist, resume=resume)
+            try:
+                return run(trainer)
+            finally:
+                trainer.logger.close()
+    finally:
+        shutdown(dist)
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Cheap checks before any data is read: one-line ConfigError for settings that cannot work."""
+    t, d, m = cfg.train, cfg.data, cfg.model
+    if d.seq_len > m.max_len:
+        raise ConfigError(f"data.seq_len={d.seq_len} exceeds model.max_len={m.max_len}: the model has no positions "
+                          "beyond max_len; lower data.seq_len or raise model.max_len")
+    for key in ("steps", "eval_batches", "log_every"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key}={getattr(t, key)} must be at least 1")
+    for key in ("eval_every", "save_every", "grad_clip", "weight_decay", "ema"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"train.{key}={getattr(t, key)} must be >= 0 (0 disables it)")
+    if t.tensorboard:
+        check_tensorboard()
+    try:  # names, process / objective pairing and shapes, without allocating weights
+        with torch.device("meta"):
+            DiffusionLM.from_config(cfg, vocab_size=256)
+    except ValueError as err:
+        raise ConfigError(str(err).splitlines()[0]) from None
+
+
+def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
+    """Tokenizer, data, model, optimizer, EMA and logger; restores the latest checkpoint when resume=True."""
+    out_dir = Path(cfg.train.out_dir)
+    root = checkpoint_root(out_dir)
+    if not resume and (root / LATEST).exists():
+        raise ConfigError(f"train.out_dir={out_dir} already holds a run's checkpoints; pass --resume to continue it, "
+                          "or choose another train.out_dir")
+    state = load_trainer_state(latest_checkpoint(root)) if resume else None
+    tokenizer = tokenizer_from_config(cfg.data)
+    train_ids, train_mask, val_ids, val_mask = build_splits(cfg.data, tokenizer)
+    tc = cfg.train
+    batches = TokenBatches(train_ids, train_mask, tc.batch_size, shuffle=True, seed=tc.seed, rank=dist.rank,
+                           world_size=dist.world_size)
+    val_batches = TokenBatches(val_ids, val_mask, tc.batch_size, shuffle=False, rank=dist.rank,
+                               world_size=dist.world_size)
+    torch.manual_seed(tc.seed)  # the same initialization on every rank (inside train()'s fork_rng)
+    model = DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer).to(dist.device)
+    parallel = Parallel(model, tc, dist)
+    optimizer = build_optimizer(model, tc)
+    trainer = Trainer(cfg, dist, model, parallel, optimizer, build_scheduler(optimizer, tc),
+                      EMA(model, tc.ema) if tc.ema > 0 else None, batches, val_batches,
+                      torch.Generator(dist.device), out_dir, padded=train_mask is not None)
+    if state is not None:
+        restore(trainer, state, root)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+    trainer.logger = MetricsLogger(out_dir, start_step=trainer.step, total_steps=tc.steps, is_main=dist.is_main,
+                                   progress=tc.progress, tensorboard=tc.tensorboard)
+    return trainer
+
+
+def run(tr: Trainer) -> dict[str, Any]:
+    """The step loop from tr.step to cfg.train.steps; then the final export. Returns the summary dict."""
+    cfg = tr.cfg.train
+    meter = Throughput(cfg.batch_size * tr.cfg.data.seq_len)
+    batches = iter(tr.train_batches)
+    loss = val_nll = math.nan
+    while tr.step < cfg.steps:
+        start = time.perf_counter()
+        lr = tr.optimizer.param_groups[0]["lr"]
+        loss, grad_norm = train_step(tr, next(batches))
+        tr.step += 1
+        meter.add(time.perf_counter() - start)
+        metrics: dict[str, float] = {}
+        if tr.step % cfg.log_every == 0 or tr.step == cfg.steps:
+            metrics.update(loss=loss, lr=lr, grad_norm=grad_norm, tokens_per_s=meter.window_rate(),
+                           elapsed_s=tr.elapsed + time.perf_counter() - start)
+        if (cfg.eval_every and tr.step % cfg.eval_every == 0) or tr.step == cfg.steps:
+            val_nll = evaluate(tr)
+            metrics.update(val_nll=val_nll, val_ppl=math.exp(val_nll))
+            tr.logger.message(f"step {tr.step}: val_nll {val_nll:.4f} nats/token (ppl <= {math.exp(val_nll):.2f})")
+        tr.logger.log(tr.step, **metrics)
+        tr.logger.advance(loss=loss, tok_s=meter.last_rate())
+        tr.elapsed += time.perf_counter() - start
+        if (cfg.save_every and tr.step % cfg.save_every == 0) or tr.step == cfg.steps:
+            save(tr)
+    if math.isnan(val_nll):  # resumed a finished run: nothing trained, still report the bound
+        val_nll = evaluate(tr)
+    final_dir = export_final(tr)
+    return {"steps": tr.step, "train_loss": loss, "val_nll": val_nll, "val_ppl": math.exp(val_nll),
+            "uniform_nll": math.log(tr.model.vocab_size), "tokens_per_s": meter.total_rate(),
+            "elapsed_s": tr.elapsed, "num_parameters": tr.model.num_parameters(), "out_dir": str(tr.out_dir),
+            "final_dir": str(final_dir)}
+
+
+def micro_batches(tr: Trainer, batch: dict[str, torch.Tensor]):
+    """Split this rank's rows of a global batch into grad_accum micro-batches: micro-batch m takes every
+    grad_accum-th row and is shard rank + world_size * m. Yields (m, shard, ids (b, L), mask (b, L) or None);
+    the mask is None unless the data is padded (pad mode), so unpadded batches keep the fast attention path."""
+    accum, dist = tr.cfg.train.grad_accum, tr.dist
+    ids, mask = batch["input_ids"].to(dist.device), batch["attention_mask"].to(dist.device)
+    for m in range(min(accum, len(ids))):
+        yield m, dist.rank + dist.world_size * m, ids[m::accum], mask[m::accum] if tr.padded else None
+
+
+def train_step(tr: Trainer, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """One optimizer step on this rank's rows of a global batch. Returns (global loss, grad norm before clipping)."""
+    cfg, dist = tr.cfg.train, tr.dist
+    sums = torch.zeros(2, dtype=torch.float64, device=dist.device)
+    for m, shard, ids, mask in micro_batches(tr, batch):
+        tr.generator.manual_seed(shard_seed(cfg.seed, tr.step, shard))
+        torch.manual_seed(shard_seed(cfg.seed, tr.step, shard, "dropout"))
+        out = tr.parallel.forward_backward(ids, mask, tr.generator, sync=m == cfg.grad_accum - 1)
+        sums += torch.stack([out.nll_sum.double(), out.num_tokens.double()])
+    nll_sum, num_tokens = all_reduce_sum(sums, dist).tolist()
+    grads = [p.grad for p in tr.model.parameters() if p.grad is not None]
+    # ranks averaged sum_m grad(nll_sum_m) / ids.numel() (every micro-batch has ids.numel() positions)
+    torch._foreach_mul_(grads, dist.world_size * ids.numel() / max(num_tokens, 1.0))
+    grad_norm = clip_gradients(tr.model.parameters(), cfg.grad_clip)
+    tr.optimizer.step()
+    tr.scheduler.step()
+    tr.optimizer.zero_grad(set_to_none=True)
+    if tr.ema is not None:
+        tr.ema.update()
+    return nll_sum / max(num_tokens, 1.0), grad_norm
+
+
+@torch.no_grad()
+def evaluate(tr: Trainer) -> float:
+    """Per-token validation bound (nats) over cfg.train.eval_batches global batches, EMA weights if on.
+
+    The generators are keyed by (seed, batch, shard) and not by the training step, so values are comparable
+    across steps, and (like training) independent of how shards are spread over ranks and micro-batches.
+    """
+    cfg, dist = tr.cfg.train, tr.dist
+    sums = torch.zeros(2, dtype=torch.float64, device=dist.device)
+    tr.model.eval()
+    with tr.ema.swapped_in() if tr.ema is not None else nullcontext():
+        for index, batch in zip(range(cfg.eval_batches), tr.val_batches):
+            real = batch["attention_mask"].any(1)  # drop the all-padding rows that top up the last batch
+            for _, shard, ids, mask in micro_batches(tr, {key: value[real] for key, value in batch.items()}):
+                tr.generator.manual_seed(shard_seed(cfg.seed, index, shard, "validation"))
+                with tr.parallel.autocast():
+                    out = tr.model.loss(ids, attention_mask=mask, generator=tr.generator)
+                sums += torch.stack([out.nll_sum.double(), out.num_tokens.double()])
+    tr.model.train()
+    nll_sum, num_tokens = all_reduce_sum(sums, dist).tolist()
+    return nll_sum / max(num_tokens, 1.0)
+
+
+def export_final(tr: Trainer) -> Path:
+    """Copy the deployable model of the last checkpoint (the final step's) to out_dir/final, atomically."""
+    final_dir = tr.out_dir / FINAL_DIR
+    if tr.dist.is_main:
+        source = latest_checkpoint(checkpoint_root(tr.out_dir)) / MODEL_DIR
+        write_dir_atomically(final_dir, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
+    barrier(tr.dist)
+    return final_dir
+
+
+def write_model(tr: Trainer, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """save_pretrained of an unsharded CPU copy built on the meta device (no RNG use, no extra init)."""
+    with torch.device("meta"):
+        model = DiffusionLM.from_config(tr.cfg, tr.model.vocab_size, tokenizer=tr.model.tokenizer)
+    model.load_state_dict(weights, assign=True)
+    model.save_pretrained(str(path))
+
+
+def save(tr: Trainer) -> None:
+    """Checkpoint out_dir/checkpoints/step_XXXXXX (collective; rank 0 writes)."""
+    raw = get_model_state_dict(tr.model, options=_FULL)
+    ema = tr.ema.state_dict() if tr.ema is not None else None
+    state = {"step": tr.step, "elapsed": tr.elapsed, "model": raw,
+             "ema": ema, "optimizer": get_optimizer_state_dict(tr.model, tr.optimizer, options=_FULL),
+             "scheduler": tr.scheduler.state_dict(), "data": tr.train_batches.state_dict()}
+    weights = raw if ema is None else {**raw, **ema["shadow"]}  # the deployable model: EMA weights when on
+    if tr.dist.is_main:
+        save_checkpoint(checkpoint_root(tr.out_dir), tr.step, state, lambda path: write_model(tr, weights, path))
+    barrier(tr.dist)
+
+
+def restore(tr: Trainer, state: dict[str, Any], root: Path) -> None:
+    """Load a trainer state into a freshly built trainer (every rank reads the same full state)."""
+    options = StateDictOptions(full_state_dict=True)
+    try:
+        set_model_state_dict(tr.model, state["model"], options=options)
+        set_optimizer_state_dict(tr.model, tr.optimizer, state["optimizer"], options=options)
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise ConfigError(f"checkpoint in {root} does not match the configured model and optimizer "
+                          f"({str(err).strip().splitlines()[0]}); resume with the run's own config") from None
+    tr.scheduler.load_state_dict(state["scheduler"])
+    tr.train_batches.load_state_dict(state["data"])
+    if tr.ema is not None:  # a run that turns EMA on at resume starts averaging from the current weights
+        if state.get("ema") is not None:
+            tr.ema.load_state_dict(state["ema"])
+        else:
+            tr.ema = EMA(tr.model, tr.cfg.train.ema)
+    tr.step, tr.elapsed = int(state["step"]), float(state["elapsed"])
