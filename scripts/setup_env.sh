@@ -18,11 +18,13 @@ fi
 "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-    "$PY" -m pip install -q "${DLM_TORCH_SPEC:-torch>=2.4}"
+    "$PY" -m pip install -q "${DLM_TORCH_SPEC:-torch>=2.4}" 2>&1 | grep -v "^WARNING: Location" || true
   else
-    "$PY" -m pip install -q "${DLM_TORCH_SPEC:-torch==2.13.0}" \
+    "$PY" -m pip install -q "${DLM_TORCH_SPEC:-torch==2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
+    "$PY" -c "import torch" 2>/dev/null \
       || "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-"$PY" -m pip install -q -e ".[${EXTRAS}]"
+echo "setting up $VENV (dlm[${EXTRAS}]); pip output goes to $VENV/install.log"
+"$PY" -m pip install -q -e ".[${EXTRAS}]" >"$VENV/install.log" 2>&1 || { cat "$VENV/install.log"; exit 1; }
 touch "$STAMP"

@@ -18,7 +18,9 @@ rates at the start state and at the stage-1 state; S(y, lambda, tau) is the firs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -28,50 +30,54 @@ from dlm.sample.context import SamplingContext
 from dlm.sample.tau_leaping import jump_probs
 
 
-@SAMPLERS.register("theta_trapezoidal")
 @dataclass
-class ThetaTrapezoidal(Sampler):
+class _ThetaTwoStage(Sampler):
+    """Shared stage 1 of both solvers: y* = S(y_n, mu_n, theta h); subclasses define stage 2."""
+
     theta: float = 0.5
 
     stages = 2
+    theta_max_inclusive: ClassVar[bool] = False
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 < self.theta < 1:
-            raise ConfigError(f"theta_trapezoidal needs 0 < theta < 1, got {self.theta}")
+        upper_ok = self.theta <= 1 if self.theta_max_inclusive else self.theta < 1
+        if not (0 < self.theta and upper_ok):
+            bound = "<=" if self.theta_max_inclusive else "<"
+            raise ConfigError(f"{type(self).__name__} needs 0 < theta {bound} 1, got {self.theta}")
 
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
-        h, theta = t - s, self.theta
+        h = t - s
         if len(hist) == 1:
             memo["mu_n"] = self.rates(ctx, hist[0], t)
-            return jump_probs(hist[0], memo["mu_n"], theta * h)
+            return jump_probs(hist[0], memo["mu_n"], self.theta * h)
         y_n, y_star = hist
+        return self.second_stage(ctx, y_n, y_star, memo["mu_n"], t, h)
+
+    second_stage: ClassVar[Callable[..., Tensor]]
+    """(ctx, y_n, y_star, mu_n, t, h) -> jump probabilities of the second stage; each solver defines it."""
+
+
+@SAMPLERS.register("theta_trapezoidal")
+@dataclass
+class ThetaTrapezoidal(_ThetaTwoStage):
+    def second_stage(self, ctx, y_n, y_star, mu_n, t, h):
+        theta = self.theta
         a1 = 1 / (2 * theta * (1 - theta))
         a2 = ((1 - theta) ** 2 + theta**2) / (2 * theta * (1 - theta))
         mu_rho = a1 * self.rates(ctx, y_star, t - theta * h)
         moved = (y_star != y_n).unsqueeze(-1)
-        lam = (mu_rho - (~moved) * a2 * memo["mu_n"]).clamp_min(0)
+        lam = (mu_rho - (~moved) * a2 * mu_n).clamp_min(0)
         return jump_probs(y_star, lam, (1 - theta) * h)
 
 
 @SAMPLERS.register("theta_rk2")
 @dataclass
-class ThetaRK2(Sampler):
-    theta: float = 0.5
+class ThetaRK2(_ThetaTwoStage):
+    theta_max_inclusive: ClassVar[bool] = True
 
-    stages = 2
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not 0 < self.theta <= 1:
-            raise ConfigError(f"theta_rk2 needs 0 < theta <= 1, got {self.theta}")
-
-    def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
-        h, theta = t - s, self.theta
-        if len(hist) == 1:
-            memo["mu_n"] = self.rates(ctx, hist[0], t)
-            return jump_probs(hist[0], memo["mu_n"], theta * h)
-        y_n, y_star = hist
+    def second_stage(self, ctx, y_n, y_star, mu_n, t, h):
+        theta = self.theta
         mu_rho = self.rates(ctx, y_star, t - theta * h)
-        lam = ((1 - 1 / (2 * theta)) * memo["mu_n"] + mu_rho / (2 * theta)).clamp_min(0)
+        lam = ((1 - 1 / (2 * theta)) * mu_n + mu_rho / (2 * theta)).clamp_min(0)
         return jump_probs(y_n, lam.scatter(-1, y_n.unsqueeze(-1), 0.0), h)
