@@ -2,11 +2,11 @@
 # Issue-4 experiment: train the small masked (MDLM), uniform (UDLM), score-entropy (SEDD) and autoregressive models on
 # the same tokens (bundled Tiny Shakespeare, char-level, STEPS x 32 x 128 tokens each), then the zero-shot table on
 # PTB, WikiText-2, WikiText-103 and LM1B with standard errors and the diffusion/AR ratio.
-# CPU budget: STEPS=400 (1.6M tokens per model), ~4 min per model on 2 idle cores. Usage: bash scripts/zero_shot_experiment.sh
+# CPU budget: STEPS=250 (1.0M tokens per model), ~2-3 min per model on 2 idle cores. Usage: bash scripts/zero_shot_experiment.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-STEPS="${STEPS:-400}"
+STEPS="${STEPS:-250}"
 OUT="${OUT:-runs/zero_shot}"
 for family in mdlm udlm sedd ar; do
   rm -rf "$OUT/$family"

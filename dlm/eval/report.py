@@ -93,6 +93,11 @@ def ar_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _short_name(checkpoint: str) -> str:
+    """`runs/x/final` -> `x/final`: the last two path parts, since run outputs all end in final/ or model/."""
+    return "/".join(Path(checkpoint).parts[-2:])
+
+
 def format_table(rows: list[dict[str, Any]], ratios: list[dict[str, Any]] | None = None) -> str:
     """Plain-text table: model, dataset, split, PPL ± se, bits/token, tokens, estimator, and the AR ratio."""
     ratio_of = {(r["checkpoint"], r["dataset"]): r for r in ratios or []}
@@ -100,7 +105,7 @@ def format_table(rows: list[dict[str, Any]], ratios: list[dict[str, Any]] | None
     lines = [header]
     for row in rows:
         ratio = ratio_of.get((row["checkpoint"], row["dataset"]))
-        lines.append([Path(row["checkpoint"]).name, row["dataset"], row["split"], f"{row['ppl']:.3f}",
+        lines.append([_short_name(row["checkpoint"]), row["dataset"], row["split"], f"{row['ppl']:.3f}",
                       f"{row['ppl_se']:.3f}", f"{row['bits_per_token']:.4f}", str(row["num_tokens"]),
                       f"{row['estimator']}(n_t={row['n_t']})",
                       f"{ratio['ratio']:.3f}±{ratio['ratio_se']:.3f}" if ratio else "-"])

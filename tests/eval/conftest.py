@@ -25,16 +25,6 @@ VARIANTS = {
 STEPS = {"mdlm": 40, "ar": 40, "udlm": 10, "sedd": 10}
 
 
-@pytest.fixture(scope="package", autouse=True)
-def single_thread():
-    """d_model-32 models gain nothing from intra-op threads, and on a shared 2-core runner the thread pool
-    oversubscribes (20x slower steps); restored after the eval tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train_tiny(variant: str, tokenizer, blocks: torch.Tensor, steps: int) -> dlm.DiffusionLM:
     torch.manual_seed(0)
     cfg = dlm.load_config(None, TINY + VARIANTS[variant])
