@@ -35,6 +35,7 @@ class ModelConfig:
     dropout: float = 0.0
     rope_base: float = 10000.0
     attention: str = "sdpa"  # sdpa | flash (flash falls back to sdpa where flash-attn is unavailable)
+    num_classes: int = 0  # > 0: a class-label embedding (label num_classes = no label) for classifier-free guidance
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 
 It is a Denoiser: model(xt, t) -> Prediction. The objective turns backbone logits into the parameterization
 (SUBS log-probs, log-probs, SEDD log-score or next-token log-probs); the backbone never sees the process.
+Optional keywords of a call: cache= (a dlm.cache policy: recompute only the positions it selects), attention_mask=
+(bool (B, L), False at padding) and label= (class label of a class-conditional model, dlm/guidance/).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -13,6 +16,7 @@ from torch import Tensor, nn
 
 from dlm.config import RunConfig
 from dlm.eval.likelihood import elbo as diffusion_elbo
+from dlm.model.attention import attention_mask as build_attention_mask
 from dlm.model.transformer import Transformer
 from dlm.objectives.autoregressive import Autoregressive
 from dlm.process.absorbing import Absorbing
@@ -39,6 +43,8 @@ def build_objective(cfg: RunConfig, vocab_size: int, mask_id: int | None = None)
 class DiffusionLM(nn.Module):
     """backbone: Transformer; objective: one of dlm.objectives; config: the RunConfig it was built from."""
 
+    supports_kv_cache = True  # accepts cache= (dlm/cache/); samplers may then attach a cache by default
+
     def __init__(self, backbone: Transformer, objective: Any, *, config: RunConfig | None = None,
                  vocab_size: int | None = None, mask_id: int | None = None, tokenizer: Any = None):
         super().__init__()
@@ -64,18 +70,33 @@ class DiffusionLM(nn.Module):
     def is_autoregressive(self) -> bool:
         return isinstance(self.objective, Autoregressive)
 
-    def forward(self, xt: Tensor, t: Tensor | None = None, **backbone_kwargs: Any) -> Prediction:
-        """xt (B, L), t (B,) -> Prediction (log-probs over x0, or SEDD log-score, or next-token log-probs)."""
+    def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
+                label: Tensor | None = None, **backbone_kwargs: Any) -> Prediction:
+        """xt (B, L), t (B,) -> Prediction (log-probs over x0, or SEDD log-score, or next-token log-probs), (B, L, N).
+
+        cache: a dlm.cache.CachePolicy; the backbone then runs on the positions it selects and the rest of the
+        Prediction comes from its store. attention_mask: bool (B, L), False at padding keys (never attended).
+        label: (B,) class ids of a class-conditional backbone (model.num_classes > 0; num_classes = no label).
+        """
         if t is not None and t.dim() == 0:
             t = t.expand(xt.shape[0])
+        if label is not None:
+            backbone_kwargs["label"] = label
+        if cache is not None:
+            return cache.predict(self, xt, t, attention_mask=attention_mask, **backbone_kwargs)
+        mask = build_attention_mask(attention_mask, None, xt.shape[1], causal=self.backbone.causal)
+        if mask is not None:
+            backbone_kwargs["attn_mask"] = mask
         logits = self.backbone(xt, self.objective.condition(t), **backbone_kwargs)
         return self.objective.predict(logits, xt, t)
 
-    def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None,
-             generator: torch.Generator | None = None) -> LossOutput:
-        """One Monte Carlo estimate of the training loss (per-token mean of the bound) on a batch x0 (B, L)."""
+    def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
+             label: Tensor | None = None) -> LossOutput:
+        """One Monte Carlo estimate of the training loss (per-token mean of the bound) on a batch x0 (B, L).
+        label: (B,) class ids for conditional training (apply condition dropout first: dlm.guidance.drop_labels)."""
         self.objective.check_tokens(x0) if self.is_autoregressive else self.process.check_tokens(x0)
-        return self.objective.loss(self, x0, attention_mask, generator=generator)
+        denoiser = self if label is None else functools.partial(self, label=label)
+        return self.objective.loss(denoiser, x0, attention_mask, generator=generator)
 
     @torch.no_grad()
     def elbo(self, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,

@@ -5,7 +5,9 @@ lm-evaluation-harness. Importing this module registers the model (lm-eval has no
     lm_eval.simple_evaluate(model="dlm", model_args="pretrained=DIR,mc_num=128", tasks=[...])
 
 model_args: pretrained (checkpoint dir), mc_num (Monte Carlo samples of t per request), batch_size (rows per
-forward), sampler / steps / block_size / gen_length (generate_until), seed, device, greedy (diffusion is_greedy).
+forward), sampler / steps / block_size / gen_length (generate_until), seed, device, greedy (diffusion is_greedy),
+cfg_scale (masked models: unsupervised classifier-free guidance on the context, whose unconditional branch sees it
+masked, in scoring and generation, as LLaDA's cfg; dlm/guidance/cfg.py).
 Every sequence starts with the tokenizer's BOS, as the training blocks do.
   loglikelihood(context, continuation): log p(c | y) >= -conditional ELBO with only the continuation noised and the
       context clean (likelihood.conditional_elbo; LLaDA arXiv 2502.09992, ALGORITHMS §7.2, with the continuous
@@ -37,6 +39,7 @@ from tqdm.auto import tqdm
 from dlm.data.tokenizer import special_tokens
 from dlm.diffusion_lm import DiffusionLM
 from dlm.eval.likelihood import conditional_elbo_samples
+from dlm.guidance.cfg import prompt_guidance
 from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
 from dlm.sample import generate, get_sampler
@@ -55,7 +58,8 @@ class DLMHarness(TemplateLM):
 
     def __init__(self, pretrained: str, mc_num: int = 128, batch_size: int | str | None = 32,
                  sampler: str = "ancestral", steps: int = 64, block_size: int = 0, gen_length: int = 0,
-                 seed: int = 0, device: str | None = None, greedy: bool = False, max_batch_size: int | None = None):
+                 seed: int = 0, device: str | None = None, greedy: bool = False, max_batch_size: int | None = None,
+                 cfg_scale: float = 0.0):
         """batch_size: rows per forward pass; device and max_batch_size ('auto' batching, unused) come from lm-eval."""
         super().__init__()
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -69,6 +73,9 @@ class DLMHarness(TemplateLM):
         self.batch_size = int(batch_size) if isinstance(batch_size, int) or str(batch_size).isdigit() else 32
         self.sampler, self.steps, self.block_size = sampler, int(steps), int(block_size)
         self.gen_length = int(gen_length)
+        self.cfg_scale = float(cfg_scale)
+        if self.cfg_scale and not isinstance(self.model.process, Absorbing):
+            raise ConfigError("cfg_scale (unsupervised CFG) needs a masked (absorbing) checkpoint")
 
     # --- tokenization ----------------------------------------------------------------------------------------
     @property
@@ -110,9 +117,15 @@ class DLMHarness(TemplateLM):
             pred = self.model(x0, None).log_probs[0, len(context) - 1:-1].argmax(-1)
             return -nll, bool(torch.equal(pred, x0[0, len(context):]))
         generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, context, continuation))
-        samples = conditional_elbo_samples(self.model, self.model.process, x0, target, n_t=self.mc_num,
+        samples = conditional_elbo_samples(self._denoiser(~target), self.model.process, x0, target, n_t=self.mc_num,
                                            generator=generator, batch_size=self.batch_size)
         return -float(samples.mean()), self.greedy and self._greedy_match(x0, target)
+
+    def _denoiser(self, context: torch.Tensor):
+        """The model, or the model guided on the context positions (bool (1, L)) when cfg_scale > 0."""
+        if not self.cfg_scale:
+            return self.model
+        return prompt_guidance(self.model, self.cfg_scale, context, self.model.process.mask_id)
 
     def _greedy_match(self, x0: torch.Tensor, target: torch.Tensor) -> bool:
         """Masked models: unmask the continuation one most-confident argmax at a time (LLaDA suffix_greedy_prediction);
@@ -124,7 +137,7 @@ class DLMHarness(TemplateLM):
         for _ in range(int(target.sum())):
             masked = x == process.mask_id
             t = masked.double().sum(-1) / target.sum(-1)
-            probs = x0_probs(process, self.model(x, t.float()), x, t)
+            probs = x0_probs(process, self._denoiser(~target)(x, t.float()), x, t)
             confidence, token = probs.max(-1)
             position = confidence.masked_fill(~masked, -1.0).argmax(-1)
             x[0, position] = token[0, position]
@@ -178,7 +191,8 @@ class DLMHarness(TemplateLM):
         known = torch.zeros_like(ids, dtype=torch.bool)
         known[:, :len(prompt)] = True
         generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, prompt))
-        x = generate(self.model, self.model.process, sampler, steps=self.steps, prompt=ids, prompt_mask=known,
+        denoiser = self.model if self.model.is_autoregressive else self._denoiser(known)
+        x = generate(denoiser, self.model.process, sampler, steps=self.steps, prompt=ids, prompt_mask=known,
                      generator=generator)
         tokens = x[0, len(prompt):].tolist()
         if self.eot_token_id in tokens:

@@ -4,6 +4,8 @@ A DiT-style transformer (Peebles & Xie, arXiv 2212.09748) as used by SEDD (arXiv
 (arXiv 2406.07524): pre-norm blocks with rotary attention and a GELU MLP. With time conditioning on, each block's
 LayerNorms are modulated by adaLN (shift, scale, gate from the conditioning vector c = MLP(sinusoid(cond)));
 with it off (time-independent models: MDLM default, RADD, AR) blocks are plain pre-norm residual blocks.
+With cfg.num_classes > 0 a class-label embedding is added to every token embedding; the label num_classes is the
+null class ("no label"), so one network is conditional and unconditional (classifier-free guidance, dlm/guidance/).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Transformer(nn.Module):
         self.cfg, self.vocab_in, self.vocab_out = cfg, vocab_in, vocab_out
         self.time_conditioning, self.causal = time_conditioning, causal
         self.embed = nn.Embedding(vocab_in, cfg.d_model)
+        self.label_embed = nn.Embedding(cfg.num_classes + 1, cfg.d_model) if cfg.num_classes > 0 else None
         self.time_embed = TimeEmbedding(cfg.cond_dim) if time_conditioning else None
         self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg, i, time_conditioning) for i in range(cfg.n_layers))
@@ -85,6 +88,8 @@ class Transformer(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         nn.init.normal_(self.embed.weight, std=0.02)
+        if self.label_embed is not None:
+            nn.init.normal_(self.label_embed.weight, std=0.02)
         for block in self.blocks:  # GPT-2 scaled init of residual projections
             nn.init.normal_(block.attn.out.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
         if self.final_adaln is not None:
@@ -95,15 +100,21 @@ class Transformer(nn.Module):
         return [b.adaln for b in self.blocks if b.adaln is not None]
 
     def forward(self, tokens: Tensor, cond: Tensor | None = None, *, positions: Tensor | None = None,
-                attn_mask: Tensor | None = None, kv_cache: KVHook | None = None) -> Tensor:
-        """positions (L,) default arange(L); attn_mask bool (B|1, 1, L, L_keys) True = attend."""
+                attn_mask: Tensor | None = None, kv_cache: KVHook | None = None, label: Tensor | None = None) -> Tensor:
+        """positions (L,) or per row (B, L), default arange(L); attn_mask bool (B|1, 1, L|1, L_keys) True = attend;
+        label (B,) long in [0, num_classes], default num_classes (no label), only for a class-conditional backbone."""
         B, L = tokens.shape
         self._check_input(tokens, cond, positions)
         if positions is None:
             positions = torch.arange(L, device=tokens.device)
-        cos, sin = self.rotary(positions)
+        cos, sin = self.rotary(positions.reshape(-1))
+        if positions.dim() == 2:  # per-row positions (cached decoding): angles (B, 1, L, head_dim)
+            cos, sin = cos.view(B, 1, L, -1), sin.view(B, 1, L, -1)
         c = F.silu(self.time_embed(cond)) if self.time_embed is not None else None
         x = self.embed(tokens)
+        label_vector = self._label_embedding(label, B, tokens.device)
+        if label_vector is not None:
+            x = x + label_vector
         for block in self.blocks:
             x = block(x, c, cos, sin, causal=self.causal, attn_mask=attn_mask, positions=positions, kv_cache=kv_cache)
         x = self.norm(x)
@@ -111,6 +122,20 @@ class Transformer(nn.Module):
             shift, scale = self.final_adaln(c)[:, None].chunk(2, dim=-1)
             x = x * (1 + scale) + shift
         return self.head(x).float()
+
+    def _label_embedding(self, label: Tensor | None, batch: int, device: torch.device) -> Tensor | None:
+        """(B, 1, d) embedding of the class label (the null class when label is None); None without labels."""
+        if self.label_embed is None:
+            if label is not None:
+                raise ConfigError("this backbone has no class labels (model.num_classes = 0); do not pass label")
+            return None
+        n = self.cfg.num_classes
+        if label is None:
+            label = torch.full((batch,), n, dtype=torch.long, device=device)
+        if label.shape != (batch,) or int(label.min()) < 0 or int(label.max()) > n:
+            raise ConfigError(f"label must be a (batch={batch},) tensor of ids in [0, {n}] ({n} = no label), "
+                              f"got shape {tuple(label.shape)}")
+        return self.label_embed(label)[:, None]
 
     def _check_input(self, tokens: Tensor, cond: Tensor | None, positions: Tensor | None) -> None:
         L = tokens.shape[1]

@@ -39,6 +39,7 @@ class AncestralCache(Ancestral):
     saving with NFECounter."""
 
     supports = (Absorbing,)
+    evaluates_row_subsets = True
 
     def predict(self, ctx: SamplingContext, xt: Tensor, t: float) -> Prediction:
         stored = ctx.state.get("ancestral_cache")
@@ -49,7 +50,7 @@ class AncestralCache(Ancestral):
         previous, prediction = stored
         changed = (previous != xt).any(-1)
         if bool(changed.any()):
-            fresh = ctx.predict(xt[changed], t)
+            fresh = ctx.predict(xt[changed], t, rows=changed)
             prediction = Prediction(log_probs=_merge(prediction.log_probs, fresh.log_probs, changed),
                                     log_score=_merge(prediction.log_score, fresh.log_score, changed))
             ctx.state["ancestral_cache"] = (xt.clone(), prediction)

@@ -4,7 +4,9 @@ The denoiser is causal: denoiser(x[:, :l], None).log_probs[:, l - 1] = log p(x^l
 token l, objectives/autoregressive.py). Step i draws position l = i + 1 from it with temperature / top-k / top-p, so a
 length-L sequence takes L - 1 NFE whatever `steps` says. The first token (BOS) must come from the prompt. Prompt
 positions further right are copied when reached (teacher forcing), not conditioned on in advance.
-This version re-reads the whole prefix at every step (O(L^2)); a KV cache belongs in cache/ and plugs in via `cache`.
+With a denoiser that takes a cache (a DiffusionLM) the sampler attaches the standard append-only KV cache
+(dlm/cache/append.py), so each step runs the backbone on the new token only: L forward tokens in all, instead of
+re-reading the prefix at every step (L^2 / 2); kv_cache=False turns it off. The tokens are the same either way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from dlm.cache.append import AppendCache
 from dlm.process.base import Process
 from dlm.registry import SAMPLERS, ConfigError
 from dlm.sample.base import Sampler
@@ -27,6 +30,11 @@ from dlm.utils.categorical import filtered_probs, sample_categorical
 @SAMPLERS.register("autoregressive")
 @dataclass
 class Autoregressive(Sampler):
+    kv_cache: bool = True
+
+    def default_cache(self, denoiser) -> AppendCache | None:
+        return AppendCache() if self.kv_cache and getattr(denoiser, "supports_kv_cache", False) else None
+
     def check(self, process: Process | None) -> None:
         if process is not None:
             raise ConfigError(f"the autoregressive sampler takes process=None (the AR model has no noise process), "
@@ -34,8 +42,8 @@ class Autoregressive(Sampler):
         if self.block_size:
             raise ConfigError("block_size (semi-autoregressive decoding) needs a masked (absorbing) process")
 
-    def initial(self, ctx: SamplingContext, shape: tuple[int, int], device) -> Tensor:
-        return torch.zeros(shape, dtype=torch.long, device=device)
+    def initial(self, ctx: SamplingContext, free: Tensor) -> Tensor:
+        return torch.zeros_like(free, dtype=torch.long)
 
     def blocks(self, editable: Tensor, steps: int) -> list[Block]:
         if bool(editable[:, 0].any()):
@@ -56,7 +64,8 @@ class Autoregressive(Sampler):
             token = log_probs.argmax(-1)
         else:
             law = filtered_probs(log_probs, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
-            token = sample_categorical(law, noise=ctx.uniform(tuple(law.shape), law.device))
+            noise = ctx.uniform(tuple(law.shape), law.device, rows=todo.nonzero()[:, 0])
+            token = sample_categorical(law, noise=noise)
         xs = xt.clone()
         xs[todo, l] = token
         return StepOutput(xs=xs, prediction=prediction)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from dlm.cache.base import CachePolicy, get_cache
 from dlm.denoiser import Denoiser
 from dlm.process.absorbing import Absorbing
 from dlm.process.base import Process
@@ -26,7 +27,7 @@ from dlm.registry import SAMPLERS, ConfigError
 from dlm.sample.context import SamplingContext
 from dlm.sample.denoiser import allowed_x0, mean_rates, reverse_rates, x0_posterior, x0_probs
 from dlm.sample.grids import TimeGrid
-from dlm.sample.noise import NoiseTape
+from dlm.sample.noise import Generators, NoiseTape
 from dlm.sample.semi_ar import Block, block_plan
 from dlm.types import Prediction, StepOutput
 from dlm.utils.categorical import filtered_probs
@@ -53,6 +54,7 @@ class Sampler:
 
     supports: ClassVar[tuple[type, ...]] = (Absorbing, Uniform)
     stages: ClassVar[int] = 1
+    evaluates_row_subsets: ClassVar[bool] = False  # calls the denoiser on some rows only: no cache policy
 
     def __post_init__(self):
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.block_size < 0:
@@ -77,13 +79,20 @@ class Sampler:
     def blocks(self, editable: Tensor, steps: int) -> list[Block]:
         return block_plan(editable, self.block_size, steps)
 
-    def initial(self, ctx: SamplingContext, shape: tuple[int, int], device) -> Tensor:
-        """x_1 ~ pi by inverse CDF (one uniform per position; none when pi is a point mass, e.g. all masks)."""
-        pi = ctx.process.limit(torch.empty(0, dtype=torch.float64, device=device))
-        if float(pi.max()) == 1.0:
-            return torch.full(shape, int(pi.argmax()), dtype=torch.long, device=device)
-        u = ctx.uniform(shape, device)
-        return torch.searchsorted(pi.cumsum(0), u, right=True).clamp_max(len(pi) - 1)
+    def default_cache(self, denoiser: Denoiser) -> CachePolicy | None:
+        """The cache policy this sampler attaches when generate gets none (the AR sampler's KV cache)."""
+        return None
+
+    def initial(self, ctx: SamplingContext, free: Tensor) -> Tensor:
+        """x_1 ~ pi at the free positions (bool (B, L)) by inverse CDF: one uniform per free position, none when pi
+        is a point mass (e.g. all masks). Other positions get an arbitrary id (generate clamps them)."""
+        pi = ctx.process.limit(torch.empty(0, dtype=torch.float64, device=free.device))
+        x = torch.full(free.shape, int(pi.argmax()), dtype=torch.long, device=free.device)
+        if float(pi.max()) == 1.0 or not bool(free.any()):
+            return x
+        u = ctx.uniform((int(free.sum()),), free.device, rows=free.nonzero()[:, 0])
+        x[free] = torch.searchsorted(pi.cumsum(0), u, right=True).clamp_max(len(pi) - 1)
+        return x
 
     # --- what the denoiser says ------------------------------------------------------------------------
     def predict(self, ctx: SamplingContext, xt: Tensor, t: float) -> Prediction:
@@ -96,7 +105,10 @@ class Sampler:
     def x0(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
         """x_theta(x0 | x_t) (B, L, N) float64 after temperature (0 = argmax) / top-k / top-p."""
         prediction = self.predict(ctx, xt, t) if prediction is None else prediction
-        probs = x0_probs(ctx.process, prediction, xt, _times(t, xt))
+        return self.reshape(x0_probs(ctx.process, prediction, xt, _times(t, xt)))
+
+    def reshape(self, probs: Tensor) -> Tensor:
+        """Probabilities (..., N) after temperature (0 = argmax) / top-k / top-p, float64."""
         if not self.reshaped():
             return probs
         if self.temperature == 0:
@@ -161,27 +173,40 @@ def get_sampler(name: str, **options) -> Sampler:
 
 def generate(denoiser: Denoiser, process: Process | None, sampler: str | Sampler, *, steps: int,
              shape: tuple[int, int] | None = None, prompt: Tensor | None = None, prompt_mask: Tensor | None = None,
-             generator: torch.Generator | None = None, cache=None,
+             generator: Generators = None, cache: Any = None, attention_mask: Tensor | None = None,
              on_step: Callable[[int, float, Tensor], None] | None = None, noise: NoiseTape | None = None) -> Tensor:
     """Sample (B, L) token ids by running `sampler` on `denoiser` from the prior of `process`.
 
     shape: (B, L), or taken from prompt_mask. prompt + prompt_mask (bool (B, L) or (1, L)): positions where the mask
     is True are clamped to prompt (any spans: infilling); a prompt without a mask is a prefix of a (B, L) output.
-    generator: torch.Generator for every draw; noise: a NoiseTape to record or replay them (then `generator` is
-    only used while recording). on_step(index, t, x) sees the initial state (0, 1.0, x_1), every step, and the noise
-    removal of each block (t = 0.0). cache is passed to the denoiser as `cache=` when given.
+    generator: torch.Generator for every draw, or a list of B generators, one per row (row b's draws then come from
+    generator b alone); noise: a NoiseTape to record or replay them (then `generator` is only used while
+    recording). on_step(index, t, x) sees the initial state (0, 1.0, x_1), every step, and the noise removal of
+    each block (t = 0.0).
+    cache: a dlm.cache.CachePolicy or a registered name ("dkv_decode", "dkv_greedy", "prefix", "dual", "append"):
+    reset at the start, told where each block begins, and passed to the denoiser as `cache=`; any other object is
+    only passed through. Without one, the sampler may attach its own (the AR sampler's KV cache).
+    attention_mask: bool (B, L), False at padding (rows of different lengths, right-padded): padding is never
+    edited and the denoiser gets attention_mask= so that nothing attends to it.
     """
     sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
     sampler.check(process)
     device = _device(denoiser, prompt, generator)
     prompt, fixed = _clamp(shape, prompt, prompt_mask, device)
-    ctx = SamplingContext(denoiser, process, generator=generator, noise=noise, cache=cache)
-    x = torch.where(fixed, prompt, sampler.initial(ctx, tuple(fixed.shape), device))
+    if attention_mask is not None:
+        attention_mask = attention_mask.to(device).bool().expand_as(fixed)
+        fixed = fixed | ~attention_mask
+    cache = _cache_policy(cache, sampler, denoiser)
+    ctx = SamplingContext(denoiser, process, generator=generator, noise=noise, cache=cache,
+                          attention_mask=attention_mask)
+    x = torch.where(fixed, prompt, sampler.initial(ctx, ~fixed))
     index = 0
     if on_step is not None:
         on_step(index, 1.0, x)
     for block in sampler.blocks(~fixed, steps):
         ctx.editable = block.editable
+        if isinstance(cache, CachePolicy):
+            cache.begin_block(block.editable)
         grid = sampler.grid(block.steps)
         for i in range(grid.steps):
             x = sampler.step(ctx, x, grid, i).xs
@@ -195,11 +220,25 @@ def generate(denoiser: Denoiser, process: Process | None, sampler: str | Sampler
     return x
 
 
-def _device(denoiser, prompt: Tensor | None, generator: torch.Generator | None) -> torch.device:
+def _cache_policy(cache: Any, sampler: Sampler, denoiser: Denoiser) -> Any:
+    """A name -> the registered policy; None -> the sampler's default; a policy is reset for the new run."""
+    if isinstance(cache, str):
+        cache = get_cache(cache)
+    if cache is None:
+        cache = sampler.default_cache(denoiser)
+    if isinstance(cache, CachePolicy):
+        if sampler.evaluates_row_subsets:
+            raise ConfigError(f"sampler {type(sampler).__name__} evaluates the denoiser on changing subsets of rows, "
+                              "which a cache policy cannot serve; use 'ancestral' with the cache")
+        cache.reset()
+    return cache
+
+
+def _device(denoiser, prompt: Tensor | None, generator: Generators) -> torch.device:
     if prompt is not None:
         return prompt.device
     if generator is not None:
-        return generator.device
+        return (generator if isinstance(generator, torch.Generator) else generator[0]).device
     if isinstance(denoiser, torch.nn.Module):
         return next(denoiser.parameters(), torch.empty(0)).device
     return torch.device("cpu")

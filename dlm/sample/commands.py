@@ -2,7 +2,10 @@
 
 Both load a checkpoint with dlm.DiffusionLM.from_pretrained, run dlm.sample.generate with a tqdm bar, print the
 decoded texts, and with `out` write one JSON line per sample holding its text, token ids and every setting.
-An autoregressive checkpoint always uses the "autoregressive" sampler, started from its BOS token.
+An autoregressive checkpoint always uses the "autoregressive" sampler, started from its BOS token (with its exact
+KV cache). cache: a registered cache policy for masked models (dkv_decode, dkv_greedy, prefix, dual; dlm/cache/).
+cfg_scale: classifier-free guidance (dlm/guidance/cfg.py) on the class `label` of a class-conditional checkpoint,
+or, for infilling, on the known text (unsupervised CFG: the unconditional branch sees it masked).
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from dlm.registry import ConfigError
 
 def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
                    length: int = 128, block_size: int = 0, seed: int = 0, temperature: float = 1.0,
-                   top_p: float = 1.0, show_steps: bool = False, out: str = "") -> list[str]:
+                   top_p: float = 1.0, show_steps: bool = False, out: str = "", cache: str = "",
+                   cfg_scale: float = 0.0, label: int = -1) -> list[str]:
     """Unconditional samples. sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal,
-    theta_rk2, confidence. block_size > 0: semi-autoregressive blocks. show_steps: print how sample 0 fills in."""
+    theta_rk2, confidence. block_size > 0: semi-autoregressive blocks. show_steps: print how sample 0 fills in.
+    cache: dkv_decode, dkv_greedy, prefix or dual. label >= 0: the class of a class-conditional checkpoint, guided
+    with cfg_scale (0: plain conditional sampling)."""
     settings = dict(locals())
     model = _load(checkpoint)
     known = torch.zeros(num_samples, length, dtype=torch.bool)
@@ -29,8 +35,10 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
 
 
 def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
-                   seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, out: str = "") -> list[str]:
-    """Fill the <mask:N> spans of `text` (N unknown tokens each), e.g. "To be, or <mask:12> the question"."""
+                   seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, out: str = "", cache: str = "",
+                   cfg_scale: float = 0.0) -> list[str]:
+    """Fill the <mask:N> spans of `text` (N unknown tokens each), e.g. "To be, or <mask:12> the question".
+    cfg_scale > 0: unsupervised classifier-free guidance on the known text."""
     settings = dict(locals())
     from dlm.sample.text_infill import parse_infill_template
 
@@ -74,9 +82,11 @@ def _run(model, settings: dict, prompt: torch.Tensor, known: torch.Tensor) -> li
             recorder(index, t, x[:1])
 
     generator = torch.Generator(device=device).manual_seed(settings["seed"])
+    denoiser = _denoiser(model, settings, known.to(device))
     with torch.no_grad():
-        ids = generate(model, model.process, sampler, steps=settings["steps"], prompt=prompt.to(device),
-                       prompt_mask=known.to(device), generator=generator, on_step=on_step).cpu()
+        ids = generate(denoiser, model.process, sampler, steps=settings["steps"], prompt=prompt.to(device),
+                       prompt_mask=known.to(device), generator=generator, on_step=on_step,
+                       cache=settings.get("cache") or None).cpu()
     bar.close()
     texts = [_decode(model.tokenizer, row.tolist()) for row in ids]
     if recorder is not None:
@@ -88,6 +98,22 @@ def _run(model, settings: dict, prompt: torch.Tensor, known: torch.Tensor) -> li
     if settings.get("out"):
         _write_jsonl(settings["out"], texts, ids, settings)
     return texts
+
+
+def _denoiser(model, settings: dict, known: torch.Tensor):
+    """The model, or the model under classifier-free guidance (label, else the known text) when asked for."""
+    from dlm.guidance import label_guidance, prompt_guidance
+
+    scale, label = settings.get("cfg_scale", 0.0), settings.get("label", -1)
+    if label >= 0:
+        labels = torch.full((known.shape[0],), label, dtype=torch.long, device=known.device)
+        return label_guidance(model, labels, scale)
+    if not scale:
+        return model
+    if getattr(model.process, "mask_id", None) is None or not bool(known.any()):
+        raise ConfigError("cfg_scale needs a condition: --label for a class-conditional checkpoint, or known text "
+                          "(dlm infill) for a masked model")
+    return prompt_guidance(model, scale, known, model.process.mask_id)
 
 
 def _with_bos(model, prompt: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -58,11 +58,11 @@ class Confidence(Sampler):
             return StepOutput(xs=xt)
         t = grid.t(i)
         prediction = self.predict(ctx, xt, t)
-        proposal_law = self.x0(ctx, xt, t, prediction)[masked]  # (n, N), tempered / filtered
-        proposal = self._propose(ctx, proposal_law)
+        probs = x0_probs(ctx.process, prediction, xt, _times(t, xt))[masked]  # (n, N), untempered
+        rows = masked.nonzero()[:, 0]
+        proposal = self._propose(ctx, self.reshape(probs), rows)  # tempered / filtered
         confidence = torch.full(xt.shape, float("-inf"), dtype=torch.float64, device=xt.device)
-        confidence[masked] = self._confidence(ctx, x0_probs(ctx.process, prediction, xt, _times(t, xt))[masked],
-                                              proposal)
+        confidence[masked] = self._confidence(ctx, probs, proposal, rows)
         order = confidence.argsort(dim=-1, descending=True, stable=True)
         rank = torch.empty_like(order).scatter_(-1, order, torch.arange(xt.shape[1], device=xt.device).expand_as(order))
         chosen = (rank < quota.unsqueeze(-1)) & masked
@@ -70,13 +70,14 @@ class Confidence(Sampler):
         xs[masked] = torch.where(chosen[masked], proposal, xt[masked])
         return StepOutput(xs=xs, prediction=prediction)
 
-    def _propose(self, ctx: SamplingContext, law: Tensor) -> Tensor:
-        """One draw per row of law (n, N); temperature 0 made the law one-hot, so take the argmax without noise."""
+    def _propose(self, ctx: SamplingContext, law: Tensor, rows: Tensor) -> Tensor:
+        """One draw per row of law (n, N) (rows: their batch rows); temperature 0 made the law one-hot, so take the
+        argmax without noise."""
         if self.temperature == 0:
             return law.argmax(-1)
-        return sample_categorical(law, noise=ctx.uniform(tuple(law.shape), law.device))
+        return sample_categorical(law, noise=ctx.uniform(tuple(law.shape), law.device, rows=rows))
 
-    def _confidence(self, ctx: SamplingContext, probs: Tensor, proposal: Tensor) -> Tensor:
+    def _confidence(self, ctx: SamplingContext, probs: Tensor, proposal: Tensor, rows: Tensor) -> Tensor:
         """probs: untempered x_theta at the masked positions (n, N); proposal (n,) -> confidence (n,)."""
         if self.remasking == "max_prob":
             return probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)
@@ -85,4 +86,4 @@ class Confidence(Sampler):
             return top[:, 0] - top[:, 1]
         if self.remasking == "entropy":
             return torch.special.xlogy(probs, probs).sum(-1)
-        return ctx.uniform((len(proposal),), probs.device)
+        return ctx.uniform((len(proposal),), probs.device, rows=rows)

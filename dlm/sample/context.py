@@ -13,37 +13,46 @@ from torch import Tensor
 
 from dlm.denoiser import Denoiser, as_prediction
 from dlm.process.base import Process
-from dlm.sample.noise import NoiseTape
+from dlm.sample.noise import Generators, NoiseTape, row_uniform
 from dlm.types import Prediction
-from dlm.utils.categorical import sample_categorical, uniform_noise
+from dlm.utils.categorical import sample_categorical
 
 
 @dataclass
 class SamplingContext:
-    """denoiser: (xt, t) -> Prediction | Tensor; cache is passed through to it when not None.
+    """denoiser: (xt, t) -> Prediction | Tensor; cache and attention_mask are passed through to it when not None.
+    generator: one torch.Generator, or one per batch row (noise.row_uniform).
+    attention_mask: bool (B, L), False at padding (right-padded rows of different lengths).
     editable: bool (B, L), the positions the current block may change (None = all); prompts are never editable.
     state: per-run scratch a sampler may keep between steps (ancestral_cache's stored prediction).
     """
 
     denoiser: Denoiser
     process: Process | None
-    generator: torch.Generator | None = None
+    generator: Generators = None
     noise: NoiseTape | None = None
     cache: Any = None
+    attention_mask: Tensor | None = None
     editable: Tensor | None = None
     state: dict = field(default_factory=dict)
 
-    def predict(self, xt: Tensor, t: float | None) -> Prediction:
-        """One denoiser evaluation at model time t (float32 (B,), or None for time-free AR models)."""
+    def predict(self, xt: Tensor, t: float | None, rows: Tensor | None = None) -> Prediction:
+        """One denoiser evaluation at model time t (float32 (B,), or None for time-free AR models).
+        xt may be a prefix of the columns (AR) or, with rows (bool (B,)), a subset of the rows."""
         time = None if t is None else torch.full((xt.shape[0],), t, dtype=torch.float32, device=xt.device)
-        output = self.denoiser(xt, time) if self.cache is None else self.denoiser(xt, time, cache=self.cache)
-        return as_prediction(output)
+        kwargs = {} if self.cache is None else {"cache": self.cache}
+        if self.attention_mask is not None:
+            mask = self.attention_mask if rows is None else self.attention_mask[rows]
+            kwargs["attention_mask"] = mask[:, :xt.shape[1]]
+        return as_prediction(self.denoiser(xt, time, **kwargs))
 
-    def uniform(self, shape: tuple[int, ...], device: torch.device | str | None = None) -> Tensor:
-        """U(0, 1) float64 noise of `shape`, through the tape when one is given."""
+    def uniform(self, shape: tuple[int, ...], device: torch.device | str | None = None,
+                rows: Tensor | None = None) -> Tensor:
+        """U(0, 1) float64 noise of `shape`, through the tape when one is given. rows (shape[0],): the batch row
+        of each leading entry, which per-row generators need."""
         if self.noise is not None:
-            return self.noise.uniform(shape, generator=self.generator, device=device)
-        return uniform_noise(tuple(shape), generator=self.generator, device=device)
+            return self.noise.uniform(shape, generator=self.generator, device=device, rows=rows)
+        return row_uniform(tuple(shape), generator=self.generator, device=device, rows=rows)
 
     def draw(self, probs: Tensor, current: Tensor) -> Tensor:
         """Sample every editable position from its row of probs (B, L, N) (unnormalized, negatives clipped).
@@ -59,7 +68,8 @@ class SamplingContext:
             uncertain &= self.editable
             out = torch.where(self.editable, out, current)
         if bool(uncertain.any()):
-            rows = probs[uncertain]
+            laws = probs[uncertain]
             out = out.clone()
-            out[uncertain] = sample_categorical(rows, noise=self.uniform(tuple(rows.shape), rows.device))
+            noise = self.uniform(tuple(laws.shape), laws.device, rows=uncertain.nonzero()[:, 0])
+            out[uncertain] = sample_categorical(laws, noise=noise)
         return out

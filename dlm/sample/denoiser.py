@@ -99,6 +99,7 @@ class NFECounter:
 
     def __init__(self, denoiser: Denoiser):
         self.denoiser = denoiser
+        self.supports_kv_cache = getattr(denoiser, "supports_kv_cache", False)  # the wrapped model's, for samplers
         self.calls = 0
         self.rows = 0
 

@@ -1,15 +1,18 @@
 """Semi-autoregressive block decoding around any masked sampler (LLaDA, arXiv 2502.09992, generate.py; ALGORITHMS §7.1).
 
-The editable positions are cut into consecutive blocks of `block_size` columns, left to right. Block k runs a full
-reverse trajectory (its own time grid from 1 to eps, then noise removal) with every other position frozen: earlier
-blocks are finished, later blocks stay masked. `steps` is split evenly over the blocks, so it must be a multiple of
-their number, as in LLaDA.
+Each row's editable positions are cut into consecutive blocks of `block_size` columns, left to right, counted from
+that row's first editable column (so rows with prompts of different lengths each start at their own generation
+region, and a row's blocks do not depend on its batch). Block k runs a full reverse trajectory (its own time grid
+from 1 to eps, then noise removal) with every other position frozen: earlier blocks are finished, later blocks stay
+masked. `steps` is split evenly over the blocks, so it must be a multiple of their number, as in LLaDA; the number
+is the largest any row needs (a row with fewer blocks idles through the last ones).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from dlm.registry import ConfigError
@@ -24,23 +27,21 @@ class Block:
 
 
 def block_plan(editable: Tensor, block_size: int, steps: int) -> list[Block]:
-    """One Block over everything when block_size == 0; else blocks of block_size columns, starting at the first
-    column any row may edit, skipping blocks no row may edit. editable: bool (B, L)."""
+    """One Block over everything when block_size == 0; else, per row, blocks of block_size columns starting at the
+    row's first editable column, skipping blocks the row may not edit. editable: bool (B, L)."""
     if block_size <= 0:
         return [Block(editable, steps)]
-    columns = editable.any(0).nonzero().flatten()
-    if len(columns) == 0:
+    columns = torch.arange(editable.shape[1], device=editable.device)
+    first = torch.where(editable, columns, editable.shape[1]).min(-1).values[:, None]
+    span = torch.where(editable, (columns - first) // block_size, -1)  # (B, L): block of each editable position
+    # number the blocks each row may edit 0, 1, ... (skipping empty ones): rank of the span among the row's spans
+    present = torch.zeros(editable.shape[0], editable.shape[1] + 1, dtype=torch.long, device=editable.device)
+    present.scatter_add_(1, span.clamp_min(0), editable.long()).clamp_(max=1)
+    rank = (present.cumsum(-1) - 1).gather(1, span.clamp_min(0))
+    n_blocks = int(present.sum(-1).max()) if bool(editable.any()) else 0
+    if n_blocks == 0:
         return []
-    start = int(columns[0])
-    spans = [(a, a + block_size) for a in range(start, editable.shape[1], block_size)]
-    spans = [(a, b) for a, b in spans if bool(editable[:, a:b].any())]
-    if steps % len(spans):
-        raise ConfigError(f"steps={steps} must be a multiple of the number of blocks ({len(spans)} blocks of "
+    if steps % n_blocks:
+        raise ConfigError(f"steps={steps} must be a multiple of the number of blocks ({n_blocks} blocks of "
                           f"{block_size} tokens)")
-    blocks = []
-    for a, b in spans:
-        region = editable.clone()
-        region[:, :a] = False
-        region[:, b:] = False
-        blocks.append(Block(region, steps // len(spans)))
-    return blocks
+    return [Block(editable & (rank == k), steps // n_blocks) for k in range(n_blocks)]
