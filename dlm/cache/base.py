@@ -22,6 +22,7 @@ floating-point reduction order of batched kernels (see dlm/cache/__init__.py for
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -39,7 +40,7 @@ OUTPUTS = ("log_probs", "log_score")
 _UNCHECKED = object()  # no model seen yet: check() the first model's process
 
 
-class CachePolicy:
+class CachePolicy(ABC):
     """Subclasses define `select` (what to recompute) and `commit` (what becomes readable), and may `check` the
     process. One policy serves one batch (fixed B) per generate run; `reset` starts over."""
 
@@ -69,16 +70,16 @@ class CachePolicy:
         self.store.reserve(editable.shape[0], editable.shape[1], editable.device)
 
     # --- what subclasses decide -----------------------------------------------------------------------------
-    def check(self, process: Any) -> None:
+    def check(self, process: Any) -> None:  # noqa: B027  (optional hook: every process is fine by default)
         """Raise a one-line ConfigError when this policy cannot serve a model with this process."""
 
+    @abstractmethod
     def select(self, xt: Tensor) -> Tensor:
         """bool (B, L): positions whose queries and keys/values this (non-refresh) call recomputes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def commit(self, xt: Tensor, recomputed: Tensor) -> None:
         """After a call on xt that recomputed `recomputed`: set self.store.valid for the positions later calls read."""
-        raise NotImplementedError
 
     # --- the cached forward ---------------------------------------------------------------------------------
     def refresh_due(self) -> bool:
