@@ -94,7 +94,7 @@ class DiffusionLM(nn.Module):
              label: Tensor | None = None) -> LossOutput:
         """One Monte Carlo estimate of the training loss (per-token mean of the bound) on a batch x0 (B, L).
         label: (B,) class ids for conditional training (apply condition dropout first: dlm.guidance.drop_labels)."""
-        self.objective.check_tokens(x0) if self.is_autoregressive else self.process.check_tokens(x0)
+        self.objective.check_tokens(x0)
         denoiser = self if label is None else functools.partial(self, label=label)
         return self.objective.loss(denoiser, x0, attention_mask, generator=generator)
 

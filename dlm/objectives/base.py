@@ -50,6 +50,10 @@ class Objective(ABC):
     def integrand(self, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         """(B, L) per-token integrand of the continuous-time bound at t (nats); its t-average bounds -log p."""
 
+    def check_tokens(self, x0: Tensor) -> None:
+        """One-line ConfigError for ids outside the data vocabulary (the process knows it)."""
+        self.process.check_tokens(x0)
+
     def sample_times(self, n: int, *, generator: torch.Generator | None, device: torch.device) -> Tensor:
         return sample_t(self.cfg.time_sampler, n, self.cfg.sampling_eps, generator=generator, device=device)
 
