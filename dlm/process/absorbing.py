@@ -39,12 +39,6 @@ class Absorbing(Process):
     def prior(self, shape, *, generator=None, device=None) -> Tensor:
         return torch.full(tuple(shape), self.mask_id, dtype=torch.long, device=device)
 
-    def corrupt(self, x0: Tensor, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """Mask each position independently with probability 1 - alpha_t (MDLM q_xt)."""
-        alpha = self.schedule.alpha(t.to(torch.float64)).reshape(-1, 1)
-        move = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64) >= alpha
-        return torch.where(move, torch.full_like(x0, self.mask_id), x0)
-
     def check_tokens(self, x0: Tensor) -> None:
         super().check_tokens(x0)
         if self.mask_id < self.vocab_size and bool((x0 == self.mask_id).any()):
