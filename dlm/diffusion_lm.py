@@ -15,7 +15,6 @@ import torch
 from torch import Tensor, nn
 
 from dlm.config import RunConfig
-from dlm.eval.likelihood import elbo as diffusion_elbo
 from dlm.model.attention import attention_mask as build_attention_mask
 from dlm.model.transformer import Transformer
 from dlm.objectives.autoregressive import Autoregressive
@@ -84,11 +83,28 @@ class DiffusionLM(nn.Module):
             backbone_kwargs["label"] = label
         if cache is not None:
             return cache.predict(self, xt, t, attention_mask=attention_mask, **backbone_kwargs)
-        mask = build_attention_mask(attention_mask, None, xt.shape[1], causal=self.backbone.causal)
+        return self._forward(xt, t, attention_mask=attention_mask, **backbone_kwargs)
+
+    def _forward(self, tokens: Tensor, t: Tensor | None, *, positions: Tensor | None = None,
+                 length: int | None = None, kv: Any = None, attention_mask: Tensor | None = None,
+                 **backbone_kwargs: Any) -> Prediction:
+        """The one forward pass, shared by the plain call and the cache policies (dlm/cache/base.py).
+
+        tokens (B, n) long: the tokens at `positions` (B, n) of a length-`length` sequence (default: all of it,
+        positions 0..n-1 and length n); t (B,) or None. kv: the backbone's KV hook (a cache policy), whose keys and
+        values of all `length` positions the n queries attend to. attention_mask: bool (B, length), False at
+        padding keys. -> Prediction over the n positions, (B, n, N).
+        """
+        length = tokens.shape[1] if length is None else length
+        mask = build_attention_mask(attention_mask, positions, length, causal=self.backbone.causal)
         if mask is not None:
             backbone_kwargs["attn_mask"] = mask
-        logits = self.backbone(xt, self.objective.condition(t), **backbone_kwargs)
-        return self.objective.predict(logits, xt, t)
+        if positions is not None:
+            backbone_kwargs["positions"] = positions
+        if kv is not None:
+            backbone_kwargs["kv_cache"] = kv
+        logits = self.backbone(tokens, self.objective.condition(t), **backbone_kwargs)
+        return self.objective.predict(logits, tokens, t)
 
     def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
              label: Tensor | None = None) -> LossOutput:
@@ -108,6 +124,8 @@ class DiffusionLM(nn.Module):
             if attention_mask is not None:
                 nll = nll * attention_mask[:, 1:]
             return nll.double().sum(-1)
+        from dlm.eval.likelihood import elbo as diffusion_elbo  # eval/ sits above: imported when used
+
         return diffusion_elbo(self, self.process, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
 
     def generate(self, sampler: Any = "ancestral", *, steps: int = 128, **kwargs: Any) -> Tensor:
@@ -121,15 +139,15 @@ class DiffusionLM(nn.Module):
 
     def save_pretrained(self, path: str, **kwargs: Any) -> None:
         """Write a self-describing Hugging Face checkpoint (safetensors + config + tokenizer)."""
-        from dlm.hf.modeling_dlm import save_diffusion_lm
+        from dlm.pretrained import save_pretrained
 
-        save_diffusion_lm(self, path, **kwargs)
+        save_pretrained(self, path, **kwargs)
 
     @classmethod
     def from_pretrained(cls, path: str, **kwargs: Any) -> DiffusionLM:
-        from dlm.hf.modeling_dlm import load_diffusion_lm
+        from dlm.pretrained import load_pretrained
 
-        return load_diffusion_lm(path, **kwargs)
+        return load_pretrained(cls, path, **kwargs)
 
     def check_config(self) -> None:
         if self.config is None:

@@ -23,20 +23,27 @@ floating-point reduction order of batched kernels (see dlm/cache/__init__.py for
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from dlm.cache.store import KVStore
-from dlm.model.attention import attention_mask
 from dlm.registry import CACHES, ConfigError
 from dlm.types import Prediction
 
-if TYPE_CHECKING:
-    from dlm.diffusion_lm import DiffusionLM
-
 OUTPUTS = ("log_probs", "log_score")
+
+
+class CacheableDenoiser(Protocol):
+    """What a cache policy needs of a model (DiffusionLM is one): its process, and the forward pass on some
+    positions of the sequence with a KV hook (DiffusionLM._forward documents the arguments)."""
+
+    process: Any
+
+    def _forward(self, tokens: Tensor, t: Tensor | None, *, positions: Tensor | None = None,
+                 length: int | None = None, kv: Any = None, attention_mask: Tensor | None = None,
+                 **backbone_kwargs: Any) -> Prediction: ...
 _UNCHECKED = object()  # no model seen yet: check() the first model's process
 
 
@@ -85,7 +92,7 @@ class CachePolicy(ABC):
     def refresh_due(self) -> bool:
         return self.calls == 0 or (self.refresh_every > 0 and self.calls % self.refresh_every == 0)
 
-    def predict(self, model: DiffusionLM, xt: Tensor, t: Tensor | None, *, attention_mask: Tensor | None = None,
+    def predict(self, model: CacheableDenoiser, xt: Tensor, t: Tensor | None, *, attention_mask: Tensor | None = None,
                 **backbone_kwargs: Any) -> Prediction:
         """One cached denoiser call: Prediction with (B, L, N) tensors (see the module docstring).
         attention_mask: bool (B, L), False at padding (never attended, never recomputed after a full call)."""
@@ -112,7 +119,7 @@ class CachePolicy(ABC):
             return k, v
         return self.store.read(layer, self._length)
 
-    def _prepare(self, model: DiffusionLM, batch: int, length: int, device: torch.device) -> None:
+    def _prepare(self, model: CacheableDenoiser, batch: int, length: int, device: torch.device) -> None:
         if model.process is not self.process:
             self.check(model.process)
             self.process = model.process
@@ -122,33 +129,27 @@ class CachePolicy(ABC):
         self.store.reserve(batch, length, device)
         self._length = length
 
-    def _full(self, model: DiffusionLM, xt: Tensor, t: Tensor | None, padding: Tensor | None,
+    def _full(self, model: CacheableDenoiser, xt: Tensor, t: Tensor | None, padding: Tensor | None,
               kwargs: dict[str, Any]) -> Prediction:
         """The uncached forward, with the hook storing every position's keys/values."""
         self._index = None
-        mask = attention_mask(padding, None, xt.shape[1], causal=model.backbone.causal)
-        if mask is not None:
-            kwargs = {**kwargs, "attn_mask": mask}
-        logits = model.backbone(xt, model.objective.condition(t), kv_cache=self, **kwargs)
-        prediction = model.objective.predict(logits, xt, t)
+        prediction = model._forward(xt, t, kv=self, attention_mask=padding, **kwargs)
         self._keep(prediction, None)
         return prediction
 
-    def _partial(self, model: DiffusionLM, xt: Tensor, t: Tensor | None, recompute: Tensor,
+    def _partial(self, model: CacheableDenoiser, xt: Tensor, t: Tensor | None, recompute: Tensor,
                  padding: Tensor | None, kwargs: dict[str, Any]) -> Prediction:
         """Queries at the recomputed positions only; keys/values of every position (fresh or stored)."""
         L = xt.shape[1]
         index = gather_index(recompute, scratch=self.store.capacity)  # (B, n)
         positions = index.clamp_max(L - 1)  # scratch entries compute a throw-away copy of position L - 1
-        tokens = xt.gather(1, positions)
-        mask = attention_mask(padding, positions, L, causal=model.backbone.causal)
         self._index = index
         try:
-            logits = model.backbone(tokens, model.objective.condition(t), positions=positions, attn_mask=mask,
-                                    kv_cache=self, **kwargs)
+            prediction = model._forward(xt.gather(1, positions), t, positions=positions, length=L, kv=self,
+                                        attention_mask=padding, **kwargs)
         finally:
             self._index = None
-        return self._keep(model.objective.predict(logits, tokens, t), index)
+        return self._keep(prediction, index)
 
     def _keep(self, prediction: Prediction, index: Tensor | None) -> Prediction:
         """Store the fresh prediction (all positions, or (B, n, N) at index) -> the full (B, L, N) prediction.
