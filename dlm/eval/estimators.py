@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from dlm.denoiser import Denoiser, as_prediction
-from dlm.eval.likelihood import elbo_samples, integrand, prior_term_per_token
+from dlm.eval.likelihood import elbo_samples, integrand
 from dlm.objectives.time_sampling import sample_u
 from dlm.process.base import Process
 from dlm.registry import ConfigError
@@ -93,7 +93,7 @@ def one_t_per_sequence(denoiser: Denoiser, process: Process, x0: Tensor, weights
     t = ((1 - eps) * u + eps)[torch.randperm(B, generator=generator, device=x0.device)]
     xt = process.corrupt(x0, t, generator=generator)
     per_token = integrand(process, as_prediction(denoiser(xt, t.float())), x0, xt, t)
-    return (per_token * weights).double().sum(-1) + prior_term_per_token(process) * weights.double().sum(-1)
+    return (per_token * weights).double().sum(-1) + process.prior_kl() * weights.double().sum(-1)
 
 
 def bound_samples(denoiser: Denoiser, process: Process, x0: Tensor, weights: Tensor, sampling: TimeSampling, *,

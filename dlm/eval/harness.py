@@ -43,7 +43,6 @@ from dlm.guidance.cfg import prompt_guidance
 from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
 from dlm.sample import generate, get_sampler
-from dlm.sample.denoiser import x0_probs
 
 
 def request_seed(seed: int, *token_lists: list[int]) -> int:
@@ -137,7 +136,7 @@ class DLMHarness(TemplateLM):
         for _ in range(int(target.sum())):
             masked = x == process.mask_id
             t = masked.double().sum(-1) / target.sum(-1)
-            probs = x0_probs(process, self._denoiser(~target)(x, t.float()), x, t)
+            probs = process.x0_probs(self._denoiser(~target)(x, t.float()), x, t)
             confidence, token = probs.max(-1)
             position = confidence.masked_fill(~masked, -1.0).argmax(-1)
             x[0, position] = token[0, position]

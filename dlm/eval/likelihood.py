@@ -1,9 +1,9 @@
 """ELBO / perplexity bound of any denoiser under a process, with Monte Carlo samples of t.
 
     -log p(x0) <= E_{t ~ U(0,1)} E_{x_t ~ q_t(.|x0)} [ sum_l integrand_l(t) ]   (+ a prior term for uniform)
-The integrand is chosen by what the denoiser returns and the process it runs under:
-  log_probs + Absorbing -> masked ELBO (MDLM §1.4);  log_probs + Uniform -> UDLM/Duo ELBO (§3.1);
-  log_score (SEDD)       -> sigma'(t) * score entropy (§2.4, the DSE bound).
+The integrand is the process's own, chosen by what the denoiser returns: log_probs -> process.elbo_integrand (the
+masked ELBO of MDLM §1.4 for absorbing, UDLM/Duo §3.1 for uniform); log_score (SEDD) ->
+process.score_entropy_integrand, sigma'(t) * score entropy (§2.4, the DSE bound); process.prior_kl is the prior term.
 t is drawn stratified over (0, 1] (n_t strata per sequence, each with its own jitter: a low-discrepancy RADD-style
 estimate). For absorbing processes with alpha_1 > 0 (LogLinear eps) the bound misses a term of order eps.
 """
@@ -14,30 +14,15 @@ import torch
 from torch import Tensor
 
 from dlm.denoiser import Denoiser, as_prediction
-from dlm.objectives.masked_elbo import masked_integrand
-from dlm.objectives.score_entropy import score_entropy_integrand
-from dlm.objectives.uniform_elbo import uniform_integrand, uniform_prior_kl
-from dlm.process.absorbing import Absorbing
 from dlm.process.base import Process
 from dlm.types import Prediction
 
 
 def integrand(process: Process, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
-    """(B, L) per-token integrand of the bound at t for this denoiser output and process."""
+    """(B, L) per-token integrand of the bound at t for this denoiser output, the process's own."""
     if prediction.log_score is not None:
-        return score_entropy_integrand(process, prediction.log_score, x0, xt, t)
-    if isinstance(process, Absorbing):
-        return masked_integrand(prediction.log_probs.float(), x0, xt, process.mask_id,
-                                process.schedule.masked_weight(t.float()))
-    return uniform_integrand(prediction.log_probs, x0, xt, process.schedule, t).float()
-
-
-def prior_term_per_token(process: Process) -> float:
-    """KL(q(x_1|x0) || pi) per position: exact for uniform; 0 by convention for absorbing."""
-    if isinstance(process, Absorbing):
-        return 0.0
-    alpha_1 = float(process.schedule.alpha(torch.tensor(1.0, dtype=torch.float64)))
-    return uniform_prior_kl(alpha_1, process.width)
+        return process.score_entropy_integrand(prediction.log_score, x0, xt, t)
+    return process.elbo_integrand(prediction.log_probs, x0, xt, t)
 
 
 def stratified_times(n_t: int, batch: int, *, generator: torch.Generator | None = None,
@@ -66,7 +51,7 @@ def elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, *, n_t: int =
         xt = process.corrupt(x, t, generator=generator)
         per_token = integrand(process, as_prediction(denoiser(xt, t.float())), x, xt, t)
         out.append((per_token * w_rep[start:start + chunk]).double().sum(-1))
-    return torch.cat(out).view(n_t, B) + prior_term_per_token(process) * weights.double().sum(-1)
+    return torch.cat(out).view(n_t, B) + process.prior_kl() * weights.double().sum(-1)
 
 
 def elbo(denoiser: Denoiser, process: Process, x0: Tensor, *, n_t: int = 128,
@@ -106,7 +91,7 @@ def conditional_elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, t
         xt = torch.where(keep, process.corrupt(x, t, generator=generator), x)
         per_token = integrand(process, as_prediction(denoiser(xt, t.float())), x, xt, t)
         out.append((per_token * keep).double().sum(-1))
-    return torch.cat(out).view(n_t, B) + prior_term_per_token(process) * target.double().sum(-1)
+    return torch.cat(out).view(n_t, B) + process.prior_kl() * target.double().sum(-1)
 
 
 def conditional_elbo(denoiser: Denoiser, process: Process, x0: Tensor, target_mask: Tensor, *, n_t: int = 128,

@@ -1,6 +1,6 @@
 """Masked (absorbing) diffusion ELBO with the SUBS parameterization: MDLM (arXiv 2406.07524), MD4 (arXiv 2406.04329).
 
-Continuous time (ALGORITHMS §1.4):
+Continuous time (ALGORITHMS §1.4; the integrand is the process's, process/absorbing.py):
     -log p(x0) <= int_0^1 E_{x_t ~ q_t} [ (-alpha'_t / (1 - alpha_t)) sum_{l: x_t^l = m} -log x_theta^l(x0^l|x_t) ] dt.
 Discrete time with T steps (MD4 §1.8, exact for any schedule): t on {1/T, ..., 1}, s = t - 1/T and weight
     T (alpha_s - alpha_t) / (1 - alpha_t).
@@ -12,10 +12,9 @@ import torch
 from torch import Tensor
 
 from dlm.objectives.base import NEG_INF, Objective
-from dlm.process.absorbing import Absorbing
+from dlm.process.absorbing import Absorbing, masked_integrand
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import Prediction
-from dlm.utils.shapes import per_sequence
 
 
 def subs(logits: Tensor, xt: Tensor, mask_id: int) -> Tensor:
@@ -29,12 +28,6 @@ def subs(logits: Tensor, xt: Tensor, mask_id: int) -> Tensor:
     unmasked = (xt != mask_id).unsqueeze(-1)
     carried = torch.full_like(log_probs, NEG_INF).scatter(-1, xt.unsqueeze(-1), 0.0)
     return torch.where(unmasked, carried, log_probs)
-
-
-def masked_integrand(log_probs: Tensor, x0: Tensor, xt: Tensor, mask_id: int, weight: Tensor) -> Tensor:
-    """weight_b * 1{x_t = m} * -log x_theta(x0).  log_probs (B, L, N), x0/xt (B, L), weight (B,) -> (B, L)."""
-    nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-    return per_sequence(weight.to(nll.dtype), 2) * nll * (xt == mask_id)
 
 
 @OBJECTIVES.register("masked_elbo")

@@ -1,16 +1,24 @@
 """Absorbing (masked) diffusion: each token jumps to the mask id m with probability 1 - alpha_t and stays there.
 
 MDLM (arXiv 2406.07524) §3; MD4 (arXiv 2406.04329); SEDD's absorbing graph (arXiv 2310.16834). pi = onehot(m).
+
+Bounds. The masked ELBO of a mean-parameterized (SUBS) denoiser (ALGORITHMS §1.4):
+    -log p(x0) <= int_0^1 E_{x_t ~ q_t} [ (-alpha'_t / (1 - alpha_t)) sum_{l: x_t^l = m} -log x_theta^l(x0^l|x_t) ] dt.
+SEDD's score entropy (§2.3-2.5), s = log-score, r = 1/expm1(sigma), only at x_t = m:
+    SE = sum_{y != m} exp(s_y) - r s_{x0} + r (log r - 1).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from dlm.process.base import Process
+from dlm.process.base import Process, expm1_sigma
 from dlm.process.schedules import Schedule
 from dlm.registry import PROCESSES, ConfigError
+from dlm.utils.shapes import per_sequence
 
 
 @PROCESSES.register("absorbing")
@@ -39,7 +47,36 @@ class Absorbing(Process):
     def prior(self, shape, *, generator=None, device=None) -> Tensor:
         return torch.full(tuple(shape), self.mask_id, dtype=torch.long, device=device)
 
+    def elbo_integrand(self, log_probs: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """The masked ELBO integrand (module docstring), weight masked_weight(t) = -alpha'/(1 - alpha). -> (B, L)."""
+        return masked_integrand(log_probs.float(), x0, xt, self.mask_id, self.schedule.masked_weight(t.float()))
+
+    supports_score_entropy = True
+
+    def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor) -> Tensor:
+        return absorbing_score_entropy(log_score, x0, xt, sigma, self.mask_id)
+
+    def scale_log_score(self, h: Tensor, sigma: Tensor) -> Tensor:
+        """SEDD's prior scaling: h - log expm1(sigma) - log(N - 1) (an uninformed model: x_theta uniform)."""
+        return h - per_sequence(torch.log(expm1_sigma(sigma)), 3) - math.log(h.shape[-1] - 1)
+
     def check_tokens(self, x0: Tensor) -> None:
         super().check_tokens(x0)
         if self.mask_id < self.vocab_size and bool((x0 == self.mask_id).any()):
             raise ConfigError(f"clean data contains the mask id {self.mask_id}; it may only appear in x_t")
+
+
+def masked_integrand(log_probs: Tensor, x0: Tensor, xt: Tensor, mask_id: int, weight: Tensor) -> Tensor:
+    """weight_b * 1{x_t = m} * -log x_theta(x0).  log_probs (B, L, N), x0/xt (B, L), weight (B,) -> (B, L)."""
+    nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    return per_sequence(weight.to(nll.dtype), 2) * nll * (xt == mask_id)
+
+
+def absorbing_score_entropy(log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor, mask_id: int) -> Tensor:
+    """(B, L, N), (B, L), (B, L), (B,) -> SE (B, L), zero where x_t is not masked."""
+    r = per_sequence(1.0 / expm1_sigma(sigma), 2)
+    score = log_score.exp()
+    pos = score.sum(-1) - score[..., mask_id]
+    neg = r * log_score.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    const = r * (torch.log(r) - 1)
+    return (pos - neg + const) * (xt == mask_id)

@@ -12,6 +12,23 @@ posterior of x0^l given the OTHER positions, p(x0^l | x_t^{-l}): then marginal(x
 = p_t(y | x_t^{-l}) / p_t(z | x_t^{-l}), the exact concrete score. This is what the masked and uniform ELBOs are
 minimized by. For absorbing it coincides with p(x0^l | x_t) at masked positions; for uniform it does not (plugging
 p(x0^l | x_t) in would double-count the evidence of the current token). Oracles in tests follow this definition.
+
+What samplers read from a denoiser (the methods under "reverse"; DICE and the edit code read the same ones). A
+denoiser returns either x_theta (MDLM SUBS, UDLM/Duo, RADD) or SEDD's log concrete score (arXiv 2310.16834); per
+position the two are linked by
+    s_y = bar_y / bar_{x_t},   bar = alpha_t x_theta + (1 - alpha_t) pi = marginal(x_theta, alpha_t)     (mean -> score)
+    x_theta = (s / sum_y s_y - (1 - alpha_t) pi) / alpha_t                                          (score -> mean)
+since sum_y bar_y = 1. For absorbing at a mask s_y = x_theta(y) / expm1(sigma) (ALGORITHMS §2.8). The Bayes
+posterior of x0 itself is normalize(q_t(x_t | x0) x_theta(x0)). The forward generator is sigma'(t) (1 pi^T - I),
+so the reverse rate out of x_t (SEDD §2.2) is
+    R_t(x_t -> y) = sigma'(t) pi_{x_t} s_y   (y != x_t):
+absorbing: x_theta(y) sigma' / expm1(sigma) from a mask and 0 from a clean token; uniform: sigma' s_y / N.
+All of them run in float64 on (B, L, N) tensors, t a (B,) tensor.
+
+The bounds (the methods under "bounds"): `elbo_integrand` is the continuous-time ELBO integrand of a mean-
+parameterized denoiser, `score_entropy` SEDD's score entropy on this graph, `prior_kl` the t = 1 term. The
+objectives and eval/likelihood.py call them, so a new process is one file: subclass Process, define `limit`,
+`prior` and `elbo_integrand` (and `score_entropy` if SEDD should train on it), register it in PROCESSES.
 """
 
 from __future__ import annotations
@@ -23,6 +40,7 @@ from torch import Tensor
 
 from dlm.process.schedules import LogLinear, Schedule
 from dlm.registry import ConfigError
+from dlm.types import Prediction
 from dlm.utils.shapes import per_sequence
 
 
@@ -85,12 +103,106 @@ class Process(ABC):
               device: torch.device | str | None = None) -> Tensor:
         """A draw from the t=1 distribution pi, LongTensor of `shape`."""
 
+    # --- reverse: what samplers read from a denoiser ---------------------------------------------------------
+    def allowed_x0(self, xt: Tensor, t: Tensor) -> Tensor:
+        """bool (B, L, N): the clean tokens x0 compatible with x_t, q_t(x_t | x0) > 0 and x0 not the mask."""
+        return (self.kernel(xt, self.schedule.alpha(t.double())) > 0) & self.clean_mask(xt)
+
+    def project_x0(self, x0_probs: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """Zero every x0 the data cannot be (the mask) or x_t rules out (q_t(x_t | x0) = 0: carry-over of clean
+        tokens under absorbing), then renormalize; float64 (B, L, N). A row left with no mass becomes uniform over
+        the allowed x0."""
+        allowed = self.allowed_x0(xt, t)
+        x0_probs = x0_probs.double().clamp_min(0) * allowed
+        total = x0_probs.sum(-1, keepdim=True)
+        fallback = allowed.double() / allowed.sum(-1, keepdim=True)
+        return torch.where(total > 0, x0_probs / total.clamp_min(1e-300), fallback)
+
+    def x0_from_score(self, score: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """Concrete score (B, L, N) -> x_theta (B, L, N): invert s proportional to alpha x_theta + (1 - alpha) pi."""
+        alpha = per_sequence(self.schedule.alpha(t.double()), 3)
+        bar = score.double() / score.double().sum(-1, keepdim=True)
+        return self.project_x0((bar - (1 - alpha) * self.limit(bar)) / alpha, xt, t)
+
+    def x0_probs(self, prediction: Prediction, xt: Tensor, t: Tensor) -> Tensor:
+        """x_theta(x0^l | x_t) of either output as float64 probabilities (B, L, N), projected onto what x_t allows."""
+        if prediction.log_probs is not None:
+            return self.project_x0(prediction.log_probs.double().exp(), xt, t)
+        return self.x0_from_score(prediction.log_score.double().exp(), xt, t)
+
+    def prediction_score(self, prediction: Prediction, xt: Tensor, t: Tensor) -> Tensor:
+        """s(x_t)_y ~ p_t(x_t^{l <- y}) / p_t(x_t) of either output per position, float64 (B, L, N); 1 at the
+        current token."""
+        if prediction.log_score is not None:
+            return prediction.log_score.double().exp()
+        return self.concrete_score(xt, self.x0_probs(prediction, xt, t), t)
+
+    def reverse_rates(self, score: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """R_t(x_t -> y) = sigma'(t) pi_{x_t} s_y for y != x_t, and 0 at y = x_t (the stay entry).
+        score (B, L, N) concrete score, xt (B, L), t (B,) -> float64 (B, L, N)."""
+        pi_xt = self.limit(score)[xt].unsqueeze(-1)
+        rates = per_sequence(self.schedule.dsigma(t.double()), 3) * pi_xt * score.double()
+        return rates.scatter(-1, xt.unsqueeze(-1), 0.0)
+
+    def mean_rates(self, x0_probs: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """The same rates from x_theta (B, L, N), with sigma' bar = -alpha' x_theta + sigma' (1 - alpha) pi expanded
+        so that alpha_t = 0 (t = 1 under LogLinear(eps=0)) stays finite: R = pi_{x_t} (-alpha' x_theta + sigma'
+        (1 - alpha) pi) / bar_{x_t}, 0 at the current token and out of states pi does not reach (clean tokens under
+        absorbing). -> float64 (B, L, N)."""
+        schedule, t = self.schedule, t.double()
+        alpha, dalpha, dsigma = (per_sequence(f(t), 3) for f in (schedule.alpha, schedule.dalpha, schedule.dsigma))
+        pi = self.limit(x0_probs)
+        leak = torch.where(pi > 0, dsigma * (1 - alpha) * pi, torch.zeros_like(dsigma * pi))
+        bar_xt = self.marginal(x0_probs.double(), alpha.flatten()).gather(-1, xt.unsqueeze(-1))
+        pi_xt = pi[xt].unsqueeze(-1)
+        rates = torch.where(pi_xt > 0, pi_xt * (-dalpha * x0_probs.double() + leak) / bar_xt, 0.0)
+        return rates.scatter(-1, xt.unsqueeze(-1), 0.0)
+
+    def x0_posterior(self, x0_probs: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """Bayes p(x0^l | x_t) = normalize(q_t(x_t | x0) x_theta(x0)): the law of the jump t -> 0.
+        x0_probs (B, L, N) -> float64 (B, L, N)."""
+        joint = self.kernel(xt, self.schedule.alpha(t.double())) * x0_probs.double()
+        return joint / joint.sum(-1, keepdim=True)
+
+    # --- bounds: what the objectives and eval/likelihood.py integrate ---------------------------------------
+    @abstractmethod
+    def elbo_integrand(self, log_probs: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """(B, L) per-token integrand (nats, float32) at t of the continuous-time ELBO of a mean-parameterized
+        denoiser: log_probs = log x_theta (B, L, N), x0 and xt (B, L), t (B,). Its t-average over U(0, 1), plus
+        `prior_kl` per position, bounds -log p(x0)."""
+
+    def prior_kl(self) -> float:
+        """KL(q(x_1 | x0) || pi) per position in nats; 0 when the chain reaches pi exactly at t = 1."""
+        return 0.0
+
+    supports_score_entropy: bool = False  # whether `score_entropy` is defined (SEDD can train on this process)
+
+    def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor) -> Tensor:
+        """SEDD's score entropy SE (B, L) of a log concrete score (B, L, N) at total noise sigma (B,)."""
+        raise ConfigError(f"process {type(self).__name__} defines no score entropy; train it with an ELBO objective")
+
+    def score_entropy_integrand(self, log_score: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """sigma'(t) * SE: the per-token DSE bound integrand (B, L), float32 (SEDD §2.4)."""
+        sigma, dsigma = self.schedule.sigma(t.double()), self.schedule.dsigma(t.double())
+        se = self.score_entropy(log_score.double(), x0, xt, sigma)
+        return (per_sequence(dsigma, 2) * se).float()
+
+    def scale_log_score(self, h: Tensor, sigma: Tensor) -> Tensor:
+        """SEDD's scale_by_sigma: the network output h (B, L, N) shifted by the log score of an uninformed model at
+        total noise sigma (B,), so that h = 0 means "no information". Identity unless the process overrides it."""
+        return h
+
     def check_tokens(self, x0: Tensor) -> None:
         """Raise a one-line ConfigError when data ids fall outside [0, vocab_size)."""
         check_token_range(x0, self.vocab_size)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size}, schedule={self.schedule!r})"
+
+
+def expm1_sigma(sigma: Tensor) -> Tensor:
+    """e^sigma - 1 = (1 - alpha) / alpha, with expm1 where sigma < 0.5 (the SEDD switch)."""
+    return torch.where(sigma < 0.5, torch.expm1(sigma), torch.exp(sigma) - 1)
 
 
 def check_token_range(x0: Tensor, vocab_size: int) -> None:

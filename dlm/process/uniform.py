@@ -2,16 +2,31 @@
 
 D3PM uniform (arXiv 2107.03006), UDLM (arXiv 2412.10193), Duo (arXiv 2506.10892), SEDD's uniform graph.
 q(x_t | x_0) = alpha_t onehot(x_0) + (1 - alpha_t)/N; pi = uniform; width N = vocab_size (no mask token).
+
+Bounds. The UDLM/Duo ELBO (ALGORITHMS §3.1-3.2), with xbar = N alpha_t onehot(x0) + (1 - alpha_t) 1 and
+xbar_theta = N alpha_t x_theta + (1 - alpha_t) 1, at z = x_t:
+    L_t = (alpha'_t / (N alpha_t)) [ N/xbar_z - N/xbar_theta_z
+           - sum_j (xbar_j / xbar_z) (log xbar_theta_z - log xbar_theta_j + log xbar_j - log xbar_z) ].
+Every position contributes. We use the schedule's own alpha and alpha' (the reference hard-codes alpha = 1 - t).
+The sum over j is evaluated in closed form, since xbar takes only two values (as Duo does): no (B, L, N) temporaries
+beyond log xbar_theta. SEDD's score entropy on the uniform graph (§2.3-2.5), s = log-score, e = expm1(sigma):
+    ratio = e/(e + N), neg0 = mean_y s - s_{x_t}/N, pos = mean_y exp(s) - exp(s_{x_t})/N,
+    x_t = x0:  neg = ratio neg0,           const = ((N-1)/N) ratio (log ratio - 1);
+    x_t != x0: neg = s_{x0}/e + neg0,        const = ((-log ratio - 1)/ratio - (N - 2))/N;
+    SE = pos - neg + const.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from dlm.process.base import Process
+from dlm.process.base import Process, expm1_sigma
 from dlm.process.schedules import Schedule
 from dlm.registry import PROCESSES
+from dlm.utils.shapes import per_sequence
 
 
 @PROCESSES.register("uniform")
@@ -25,3 +40,62 @@ class Uniform(Process):
 
     def prior(self, shape, *, generator=None, device=None) -> Tensor:
         return torch.randint(0, self.width, tuple(shape), generator=generator, device=device)
+
+    def elbo_integrand(self, log_probs: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """The UDLM/Duo ELBO integrand L_t (module docstring) -> (B, L) float32."""
+        return uniform_integrand(log_probs, x0, xt, self.schedule, t).float()
+
+    def prior_kl(self) -> float:
+        """KL(q(x_1 | x0) || uniform) per position, exact (alpha_1 > 0 under LogLinear's eps)."""
+        return uniform_prior_kl(float(self.schedule.alpha(torch.tensor(1.0, dtype=torch.float64))), self.width)
+
+    supports_score_entropy = True
+
+    def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor) -> Tensor:
+        return uniform_score_entropy(log_score, x0, xt, sigma)
+
+
+def uniform_integrand(log_probs: Tensor, x0: Tensor, xt: Tensor, schedule: Schedule, t: Tensor) -> Tensor:
+    """log_probs = log x_theta (B, L, N); x0, xt (B, L); t (B,) -> (B, L) nats, float64 inside."""
+    n = log_probs.shape[-1]
+    alpha = per_sequence(schedule.alpha(t.double()), 2)  # (B, 1)
+    dalpha = per_sequence(schedule.dalpha(t.double()), 2)
+    one_minus = 1 - alpha
+    # log xbar_theta_j = log(N alpha x_theta_j + 1 - alpha), (B, L, N)
+    log_bar_theta = torch.logaddexp(log_probs.double() + torch.log(n * alpha).unsqueeze(-1),
+                                    torch.log(one_minus).unsqueeze(-1))
+    log_bar_theta_z = log_bar_theta.gather(-1, xt.unsqueeze(-1)).squeeze(-1)
+    log_bar_theta_x0 = log_bar_theta.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    bar_hi = n * alpha + one_minus  # xbar at x0
+    bar_z = torch.where(xt == x0, bar_hi, one_minus)
+    sum_bar_log_bar = (n - 1) * one_minus * torch.log(one_minus) + bar_hi * torch.log(bar_hi)
+    weighted = (n * (log_bar_theta_z - torch.log(bar_z))
+                - one_minus * log_bar_theta.sum(-1)
+                - n * alpha * log_bar_theta_x0
+                + sum_bar_log_bar) / bar_z
+    first = n / bar_z - n * torch.exp(-log_bar_theta_z)
+    return (dalpha / (n * alpha)) * (first - weighted)
+
+
+def uniform_prior_kl(alpha_1: float, n: int) -> float:
+    """KL(q(x_1 | x0) || uniform) per position, nats: the prior term Duo logs (§3.2), 0 when alpha_1 = 0."""
+    keep = alpha_1 + (1 - alpha_1) / n
+    other = (1 - alpha_1) / n
+    kl = keep * math.log(keep * n)
+    return kl + (n - 1) * other * math.log(other * n) if other > 0 else kl
+
+
+def uniform_score_entropy(log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor) -> Tensor:
+    """(B, L, N), (B, L), (B, L), (B,) -> SE (B, L) at every position."""
+    n = log_score.shape[-1]
+    e = per_sequence(expm1_sigma(sigma), 2)
+    ratio = e / (e + n)
+    s_xt = log_score.gather(-1, xt.unsqueeze(-1)).squeeze(-1)
+    s_x0 = log_score.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    neg0 = log_score.mean(-1) - s_xt / n
+    pos = log_score.exp().mean(-1) - s_xt.exp() / n
+    same = xt == x0
+    neg = torch.where(same, ratio * neg0, s_x0 / e + neg0)
+    const = torch.where(same, (n - 1) / n * ratio * (torch.log(ratio) - 1),
+                        ((-torch.log(ratio) - 1) / ratio - (n - 2)) / n)
+    return pos - neg + const

@@ -5,9 +5,9 @@ from dlm.sample.ancestral import Ancestral, AncestralCache
 from dlm.sample.autoregressive import Autoregressive
 from dlm.sample.base import Sampler, generate, get_sampler
 from dlm.sample.confidence import Confidence, num_transfer_tokens
-from dlm.sample.denoiser import NFECounter
 from dlm.sample.grids import TimeGrid
 from dlm.sample.high_order import ThetaRK2, ThetaTrapezoidal
+from dlm.sample.nfe import NFECounter
 from dlm.sample.noise import NoiseTape
 from dlm.sample.show_steps import StepRecorder
 from dlm.sample.tau_leaping import Euler, TauLeaping

@@ -25,7 +25,6 @@ from dlm.process.base import Process
 from dlm.process.uniform import Uniform
 from dlm.registry import SAMPLERS, ConfigError
 from dlm.sample.context import SamplingContext
-from dlm.sample.denoiser import allowed_x0, mean_rates, reverse_rates, x0_posterior, x0_probs
 from dlm.sample.grids import TimeGrid
 from dlm.sample.noise import Generators, NoiseTape
 from dlm.sample.semi_ar import Block, block_plan
@@ -105,7 +104,7 @@ class Sampler:
     def x0(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
         """x_theta(x0 | x_t) (B, L, N) float64 after temperature (0 = argmax) / top-k / top-p."""
         prediction = self.predict(ctx, xt, t) if prediction is None else prediction
-        return self.reshape(x0_probs(ctx.process, prediction, xt, _times(t, xt)))
+        return self.reshape(ctx.process.x0_probs(prediction, xt, _times(t, xt)))
 
     def reshape(self, probs: Tensor) -> Tensor:
         """Probabilities (..., N) after temperature (0 = argmax) / top-k / top-p, float64."""
@@ -116,11 +115,11 @@ class Sampler:
         return filtered_probs(probs.log(), temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
 
     def rates(self, ctx: SamplingContext, xt: Tensor, t: float) -> Tensor:
-        """Reverse CTMC rates R_t(x_t -> y) (B, L, N), 0 at the current token (denoiser.py)."""
+        """Reverse CTMC rates R_t(x_t -> y) (B, L, N), 0 at the current token (Process.reverse_rates / mean_rates)."""
         prediction = self.predict(ctx, xt, t)
         if prediction.log_score is not None and not self.reshaped():
-            return reverse_rates(ctx.process, prediction.log_score.double().exp(), xt, _times(t, xt))
-        return mean_rates(ctx.process, self.x0(ctx, xt, t, prediction), xt, _times(t, xt))
+            return ctx.process.reverse_rates(prediction.log_score.double().exp(), xt, _times(t, xt))
+        return ctx.process.mean_rates(self.x0(ctx, xt, t, prediction), xt, _times(t, xt))
 
     # --- stepping --------------------------------------------------------------------------------------
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
@@ -137,7 +136,7 @@ class Sampler:
 
     def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
         """Noise removal t -> 0: the Bayes posterior p(x0^l | x_t) per position (SEDD's Denoiser step, §2.6)."""
-        return x0_posterior(ctx.process, self.x0(ctx, x, t), x, _times(t, x))
+        return ctx.process.x0_posterior(self.x0(ctx, x, t), x, _times(t, x))
 
     def finish(self, ctx: SamplingContext, x: Tensor, grid: TimeGrid) -> Tensor:
         """Resolve every position x does not yet determine (masks; all of them for uniform). No NFE if none."""
@@ -154,7 +153,7 @@ class Sampler:
 
 def undetermined_positions(process: Process, x: Tensor, t: float) -> Tensor:
     """bool (B, L): positions where more than one clean token is compatible with x at time t."""
-    return allowed_x0(process, x, _times(t, x)).sum(-1) > 1
+    return process.allowed_x0(x, _times(t, x)).sum(-1) > 1
 
 
 def _times(t: float, like: Tensor) -> Tensor:

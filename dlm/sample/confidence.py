@@ -23,7 +23,6 @@ from dlm.process.absorbing import Absorbing
 from dlm.registry import SAMPLERS, ConfigError
 from dlm.sample.base import Sampler, _times
 from dlm.sample.context import SamplingContext
-from dlm.sample.denoiser import x0_probs
 from dlm.sample.grids import TimeGrid
 from dlm.types import StepOutput
 from dlm.utils.categorical import sample_categorical
@@ -58,7 +57,7 @@ class Confidence(Sampler):
             return StepOutput(xs=xt)
         t = grid.t(i)
         prediction = self.predict(ctx, xt, t)
-        probs = x0_probs(ctx.process, prediction, xt, _times(t, xt))[masked]  # (n, N), untempered
+        probs = ctx.process.x0_probs(prediction, xt, _times(t, xt))[masked]  # (n, N), untempered
         rows = masked.nonzero()[:, 0]
         proposal = self._propose(ctx, self.reshape(probs), rows)  # tempered / filtered
         confidence = torch.full(xt.shape, float("-inf"), dtype=torch.float64, device=xt.device)

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 import dlm
-from dlm.objectives.masked_elbo import MaskedELBO, masked_integrand, subs
-from dlm.objectives.score_entropy import absorbing_score_entropy, uniform_score_entropy
-from dlm.objectives.uniform_elbo import uniform_integrand
+from dlm.objectives.masked_elbo import MaskedELBO, subs
 from dlm.process import Absorbing, LogLinear, Uniform
+from dlm.process.absorbing import absorbing_score_entropy, masked_integrand
+from dlm.process.uniform import uniform_integrand
 from dlm.registry import OBJECTIVES
 
 TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32"]
@@ -98,15 +98,11 @@ def test_score_entropy_vanishes_at_the_true_conditional_score():
         q = process.marginal(F.one_hot(x0, process.width).double(), process.schedule.alpha(t))
         true_log_score = torch.log(q) - torch.log(q.gather(-1, xt[..., None]))
         sigma = process.schedule.sigma(t)
-        if isinstance(process, Absorbing):
-            se = absorbing_score_entropy(true_log_score, x0, xt, sigma, process.mask_id)
-        else:
-            se = uniform_score_entropy(true_log_score, x0, xt, sigma)
+        se = process.score_entropy(true_log_score, x0, xt, sigma)
         torch.testing.assert_close(se, torch.zeros_like(se), atol=1e-9, rtol=0)
         worse = true_log_score + 0.3 * torch.randn(true_log_score.shape, generator=gen, dtype=torch.float64)
         worse = worse.scatter(-1, xt[..., None], 0.0)
-        se_worse = (absorbing_score_entropy(worse, x0, xt, sigma, process.mask_id) if isinstance(process, Absorbing)
-                    else uniform_score_entropy(worse, x0, xt, sigma))
+        se_worse = process.score_entropy(worse, x0, xt, sigma)
         assert torch.all(se_worse >= -1e-12) and se_worse.sum() > 0
 
 

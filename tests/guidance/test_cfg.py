@@ -9,7 +9,6 @@ from dlm.guidance import ClassifierFreeGuidance, guide, label_guidance, prompt_g
 from dlm.objectives.masked_elbo import subs
 from dlm.process import Absorbing, LogLinear, Uniform
 from dlm.sample import generate, get_sampler
-from dlm.sample.denoiser import x0_from_score
 from dlm.sample.exact import all_states, exact_law, state_index, total_variation
 from dlm.types import Prediction
 from tests.cache.helpers import tiny_model
@@ -106,7 +105,7 @@ def test_score_guidance_keeps_zero_at_the_current_token_and_a_normalized_x0():
     xt, t = torch.full((3, 1), V), torch.full((3,), 0.4, dtype=torch.float64)
     guided = ClassifierFreeGuidance(oracle, 2.0, conditional={"label": 1})(xt, t.float())
     assert bool((guided.log_score.gather(-1, xt[..., None]) == 0).all())
-    torch.testing.assert_close(x0_from_score(process, guided.log_score.exp(), xt, t)[0, 0, :V], tilted(1, 2.0),
+    torch.testing.assert_close(process.x0_from_score(guided.log_score.exp(), xt, t)[0, 0, :V], tilted(1, 2.0),
                                rtol=0, atol=1e-9)
 
 
