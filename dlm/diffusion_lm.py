@@ -14,29 +14,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+import dlm.objectives  # noqa: F401  (fills OBJECTIVES: every objective builds itself, from_config)
 from dlm.config import RunConfig
 from dlm.model.attention import attention_mask as build_attention_mask
 from dlm.model.transformer import Transformer
-from dlm.objectives.autoregressive import Autoregressive
-from dlm.process.absorbing import Absorbing
-from dlm.process.schedules import build_schedule
-from dlm.registry import OBJECTIVES, PROCESSES, ConfigError
+from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import LossOutput, Prediction
 
 
 def build_objective(cfg: RunConfig, vocab_size: int, mask_id: int | None = None):
-    """RunConfig + vocabulary -> the configured objective (holding its process)."""
-    factory = OBJECTIVES.get_factory(cfg.objective.name)
-    if factory is Autoregressive:
-        return Autoregressive(vocab_size, cfg.objective)
-    sched = cfg.process.schedule
-    schedule = build_schedule(sched.name, eps=sched.eps, sigma_min=sched.sigma_min, sigma_max=sched.sigma_max)
-    process_cls = PROCESSES.get_factory(cfg.process.name)
-    if process_cls is Absorbing:
-        process = Absorbing(vocab_size, schedule, mask_id=mask_id)
-    else:
-        process = process_cls(vocab_size, schedule)
-    return factory(process, cfg.objective)
+    """RunConfig + vocabulary -> the configured objective (holding its process): the objective builds itself."""
+    return OBJECTIVES.get_factory(cfg.objective.name).from_config(cfg, vocab_size, mask_id)
 
 
 class DiffusionLM(nn.Module):
@@ -64,10 +52,6 @@ class DiffusionLM(nn.Module):
     @property
     def process(self):
         return self.objective.process
-
-    @property
-    def is_autoregressive(self) -> bool:
-        return isinstance(self.objective, Autoregressive)
 
     def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
                 label: Tensor | None = None, **backbone_kwargs: Any) -> Prediction:
@@ -117,16 +101,8 @@ class DiffusionLM(nn.Module):
     @torch.no_grad()
     def elbo(self, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
              attention_mask: Tensor | None = None) -> Tensor:
-        """(B,) upper bound on -log p(x0) in nats (exact NLL for the autoregressive baseline)."""
-        if self.is_autoregressive:
-            self.objective.check_tokens(x0)
-            nll = self.objective.token_nll(self, x0)
-            if attention_mask is not None:
-                nll = nll * attention_mask[:, 1:]
-            return nll.double().sum(-1)
-        from dlm.eval.likelihood import elbo as diffusion_elbo  # eval/ sits above: imported when used
-
-        return diffusion_elbo(self, self.process, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
+        """(B,) upper bound on -log p(x0) in nats (exact NLL for the autoregressive baseline): the objective's."""
+        return self.objective.elbo(self, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
 
     def generate(self, sampler: Any = "ancestral", *, steps: int = 128, **kwargs: Any) -> Tensor:
         """Convenience for dlm.sample.generate(self, self.process, sampler, steps=..., ...)."""

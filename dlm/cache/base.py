@@ -4,7 +4,8 @@
 `policy.predict(model, xt, t)`, which
   1. asks the policy for recompute (B, L) bool: every position on the first call of a block (`begin_block`) and every
      `refresh_every` calls, otherwise what the subclass's `select` says;
-  2. all positions: the plain forward, with the KV hook storing every key/value (logits bit-identical to the
+  2. runs the model's one forward pass (`_forward`, the CacheableDenoiser protocol below) with itself as the KV hook.
+     All positions: the plain forward, the hook storing every key/value (logits bit-identical to the
      uncached call); otherwise, per row, gathers the n_b recomputed positions into index (B, n), n = max_b n_b, rows
      padded with the store's scratch slot, and runs the backbone on those tokens at their absolute positions (rotary):
      their queries attend to the keys/values of ALL L positions, fresh ones scattered into the store by the hook

@@ -45,7 +45,7 @@ class ReferenceLM:
         from dlm.diffusion_lm import DiffusionLM
 
         model = DiffusionLM.from_pretrained(path, map_location=device).eval()
-        if not model.is_autoregressive:
+        if not model.objective.exact_likelihood:
             raise ConfigError(f"reference {path} is a diffusion model; generative perplexity needs an "
                               "autoregressive checkpoint (objective autoregressive) or a HF causal LM")
         return cls(str(path), model.tokenizer, lambda ids: model(ids, None).log_probs, model.config.data.seq_len,
@@ -159,12 +159,12 @@ def sample_texts(model, *, num_samples: int, length: int, steps: int, sampler: s
 
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    sampler = "autoregressive" if model.is_autoregressive else sampler
+    sampler = model.objective.required_sampler or sampler
     chunks = []
     for start in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - start)
-        prompt = torch.full((n, 1), special_tokens(model.tokenizer).bos, device=device) \
-            if model.is_autoregressive else None
+        prompt = torch.full((n, model.objective.context_tokens), special_tokens(model.tokenizer).bos,
+                            device=device) if model.objective.context_tokens else None
         chunks.append(generate(model, model.process, sampler, steps=steps, shape=(n, length), prompt=prompt,
                                generator=generator).cpu())
     ids = torch.cat(chunks)

@@ -111,7 +111,7 @@ class DLMHarness(TemplateLM):
         x0 = torch.tensor([context + continuation], device=self._device)
         target = torch.zeros_like(x0, dtype=torch.bool)
         target[:, len(context):] = True
-        if self.model.is_autoregressive:
+        if self.model.objective.exact_likelihood:
             nll = float(self.model.elbo(x0, attention_mask=target))
             pred = self.model(x0, None).log_probs[0, len(context) - 1:-1].argmax(-1)
             return -nll, bool(torch.equal(pred, x0[0, len(context):]))
@@ -183,14 +183,14 @@ class DLMHarness(TemplateLM):
         new = min(int(self.gen_length or gen_kwargs.get("max_gen_toks", 256)), self.max_length - 1)
         prompt = self._with_prefix(self.tok_encode(context), self.max_length - new)
         temperature = float(gen_kwargs.get("temperature", 0.0)) if gen_kwargs.get("do_sample", False) else 0.0
-        options = {"temperature": temperature} | ({} if self.model.is_autoregressive else
-                                                  {"block_size": self.block_size})
-        sampler = get_sampler("autoregressive" if self.model.is_autoregressive else self.sampler, **options)
+        required = self.model.objective.required_sampler  # the AR baseline's own, without semi-AR blocks
+        options = {"temperature": temperature} | ({} if required else {"block_size": self.block_size})
+        sampler = get_sampler(required or self.sampler, **options)
         ids = torch.tensor([prompt + [0] * new], device=self._device)
         known = torch.zeros_like(ids, dtype=torch.bool)
         known[:, :len(prompt)] = True
         generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, prompt))
-        denoiser = self.model if self.model.is_autoregressive else self._denoiser(known)
+        denoiser = self._denoiser(known)  # the model itself unless cfg_scale (masked models only, checked above)
         x = generate(denoiser, self.model.process, sampler, steps=self.steps, prompt=ids, prompt_mask=known,
                      generator=generator)
         tokens = x[0, len(prompt):].tolist()

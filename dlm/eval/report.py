@@ -54,8 +54,8 @@ def checkpoint_info(path: str, model) -> dict[str, Any]:
             digest.update(chunk)
     cfg = model.config
     return {"checkpoint": str(Path(path).resolve()), "weights_sha256": digest.hexdigest(),
-            "objective": cfg.objective.name, "process": "none" if model.is_autoregressive else cfg.process.name,
-            "schedule": cfg.process.schedule.name, "autoregressive": model.is_autoregressive,
+            "objective": cfg.objective.name, "process": "none" if model.process is None else cfg.process.name,
+            "schedule": cfg.process.schedule.name, "autoregressive": model.objective.causal,
             "parameters": model.num_parameters(), "train_seq_len": cfg.data.seq_len}
 
 

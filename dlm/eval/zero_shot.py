@@ -80,7 +80,7 @@ def _encode_prefix(tokenizer, rows: list[str], tokens: int, chunk: int = 1000) -
 
 def time_sampling(model: DiffusionLM, estimator: str, n_t: int) -> TimeSampling:
     """The estimator settings for this model: exact for AR; mdlm uses the objective's time_sampler and eps."""
-    if model.is_autoregressive:
+    if model.objective.exact_likelihood:
         return TimeSampling("exact", 1, "none", 0.0)
     cfg = model.objective.cfg
     if estimator == "many":
@@ -90,7 +90,7 @@ def time_sampling(model: DiffusionLM, estimator: str, n_t: int) -> TimeSampling:
 
 def scored_tokens(model: DiffusionLM, mask: Tensor) -> Tensor:
     """(B,) tokens each block contributes: every non-pad token, minus the unscored first one for AR."""
-    return (mask[:, 1:] if model.is_autoregressive else mask).sum(-1)
+    return mask[:, model.objective.context_tokens:].sum(-1)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dlm.config import ObjectiveConfig
+from dlm.config import ObjectiveConfig, RunConfig
 from dlm.objectives.base import Denoiser, reduce_per_token
 from dlm.process.base import check_token_range
 from dlm.registry import OBJECTIVES, ConfigError
@@ -18,10 +18,15 @@ from dlm.types import LossOutput, Prediction
 
 @OBJECTIVES.register("autoregressive")
 class Autoregressive:
-    """Not a diffusion objective: there is no process and no time. `process` is None."""
+    """Not a diffusion objective: there is no process and no time. It declares what the library needs to know
+    (objectives/base.py): causal attention, no process, the 'autoregressive' sampler, one BOS of context, and an
+    exact likelihood."""
 
     causal = True
     process = None
+    required_sampler = "autoregressive"
+    context_tokens = 1
+    exact_likelihood = True
 
     def __init__(self, vocab_size: int, cfg: ObjectiveConfig):
         if cfg.time_conditioning:
@@ -29,6 +34,11 @@ class Autoregressive:
         self.vocab_size, self.cfg = vocab_size, cfg
         self.time_conditioning = False
         self.input_width = self.output_width = vocab_size
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, vocab_size: int, mask_id: int | None = None) -> Autoregressive:
+        """cfg.process is not used: there is no process (and no mask)."""
+        return cls(vocab_size, cfg.objective)
 
     def condition(self, t: Tensor | None) -> None:
         return None
@@ -40,6 +50,16 @@ class Autoregressive:
         """(B, L) -> (B, L-1) exact -log p(x^l | x^{<l}) for l = 1..L-1."""
         log_probs = denoiser(x0, None).log_probs[:, :-1]
         return -log_probs.gather(-1, x0[:, 1:].unsqueeze(-1)).squeeze(-1)
+
+    def elbo(self, denoiser: Denoiser, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
+             attention_mask: Tensor | None = None) -> Tensor:
+        """(B,) exact -log p(x^1..x^{L-1} | x^0) in nats (n_t and generator are unused: nothing is random);
+        attention_mask (B, L) selects the scored tokens (its first column is the context)."""
+        self.check_tokens(x0)
+        nll = self.token_nll(denoiser, x0)
+        if attention_mask is not None:
+            nll = nll * attention_mask[:, 1:]
+        return nll.double().sum(-1)
 
     def loss(self, denoiser: Denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:

@@ -1,19 +1,32 @@
 """Objective = parameterization of the backbone output + the training loss it defines.
 
-An objective owns the process; the backbone never sees the mask id, sigma scaling or the process.
+An objective owns the process; the backbone never sees the mask id, sigma scaling or the process. It also says what
+the rest of the library needs to know about it, so nothing else tests for a family (the autoregressive baseline,
+objectives/autoregressive.py, declares the same attributes):
+  causal            the backbone's attention mask (False: bidirectional);
+  process           the noise process (None: no diffusion, no time);
+  required_sampler  the sampler it always decodes with (None: the caller's choice among the diffusion samplers);
+  context_tokens    leading positions that are context, a BOS the prompt supplies: never scored, never sampled;
+  exact_likelihood  whether `elbo` is the exact -log p(x0) (no Monte Carlo, no bound);
+  from_config       RunConfig + vocabulary -> the objective with its process (the build step);
+  elbo              (B,) bound on -log p(x0), nats.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from dlm.config import ObjectiveConfig
+from dlm.config import ObjectiveConfig, RunConfig
 from dlm.denoiser import Denoiser
+from dlm.eval.likelihood import elbo as process_elbo
 from dlm.objectives.time_sampling import sample_t
 from dlm.process.base import Process
+from dlm.process.schedules import build_schedule
+from dlm.registry import PROCESSES
 from dlm.types import LossOutput, Prediction
 
 NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (ALGORITHMS §11.2)
@@ -23,10 +36,21 @@ class Objective(ABC):
     """Subclasses set `causal`, and define `predict` (logits -> Prediction) and `integrand` (the bound at t)."""
 
     causal: bool = False
+    required_sampler: ClassVar[str | None] = None
+    context_tokens: ClassVar[int] = 0
+    exact_likelihood: ClassVar[bool] = False
 
     def __init__(self, process: Process, cfg: ObjectiveConfig):
         self.process, self.cfg = process, cfg
         self.time_conditioning = cfg.time_conditioning
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, vocab_size: int, mask_id: int | None = None) -> Objective:
+        """The configured process (cfg.process: name + schedule) over vocab_size tokens, and this objective on it."""
+        sched = cfg.process.schedule
+        schedule = build_schedule(sched.name, eps=sched.eps, sigma_min=sched.sigma_min, sigma_max=sched.sigma_max)
+        process = PROCESSES.get_factory(cfg.process.name).build(vocab_size, schedule, mask_id=mask_id)
+        return cls(process, cfg.objective)
 
     @property
     def input_width(self) -> int:
@@ -56,6 +80,12 @@ class Objective(ABC):
 
     def sample_times(self, n: int, *, generator: torch.Generator | None, device: torch.device) -> Tensor:
         return sample_t(self.cfg.time_sampler, n, self.cfg.sampling_eps, generator=generator, device=device)
+
+    def elbo(self, denoiser: Denoiser, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
+             attention_mask: Tensor | None = None) -> Tensor:
+        """(B,) Monte Carlo upper bound on -log p(x0) in nats: the process's continuous-time bound of this
+        parameterization, n_t stratified times per sequence (dlm/eval/likelihood.py)."""
+        return process_elbo(denoiser, self.process, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
 
     def loss(self, denoiser: Denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:

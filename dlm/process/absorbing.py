@@ -33,6 +33,10 @@ class Absorbing(Process):
             raise ConfigError(f"mask_id {self.mask_id} must lie in [0, vocab_size={vocab_size}]")
         self.width = vocab_size + 1 if self.mask_id == vocab_size else vocab_size
 
+    @classmethod
+    def build(cls, vocab_size: int, schedule: Schedule, *, mask_id: int | None = None) -> Absorbing:
+        return cls(vocab_size, schedule, mask_id=mask_id)
+
     def limit(self, like: Tensor) -> Tensor:
         pi = torch.zeros(self.width, dtype=like.dtype, device=like.device)
         pi[self.mask_id] = 1

@@ -56,6 +56,12 @@ class Process(ABC):
         self.vocab_size = vocab_size
         self.schedule = schedule or LogLinear()
 
+    @classmethod
+    def build(cls, vocab_size: int, schedule: Schedule, *, mask_id: int | None = None) -> Process:
+        """The build step (Objective.from_config): mask_id is a tokenizer's own mask token, for processes that have
+        one (Absorbing); the others ignore it."""
+        return cls(vocab_size, schedule)
+
     # --- the two primitives -------------------------------------------------------------------------------
     @abstractmethod
     def limit(self, like: Tensor) -> Tensor:

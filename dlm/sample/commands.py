@@ -11,7 +11,6 @@ or, for infilling, on the known text (unsupervised CFG: the unconditional branch
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -64,17 +63,16 @@ def _run(model, settings: dict, prompt: torch.Tensor, known: torch.Tensor) -> li
     from dlm.sample.show_steps import StepRecorder, render_text, token_decoder
 
     device = next(model.parameters()).device
-    if model.is_autoregressive:
-        prompt, known = _with_bos(model, prompt, known)
+    objective = model.objective
+    if objective.context_tokens:
+        prompt, known = _with_bos(model, prompt, known, objective.context_tokens)
     options = {"temperature": settings["temperature"], "top_p": settings["top_p"]}
     if settings.get("block_size"):
         options["block_size"] = settings["block_size"]
-    sampler = get_sampler("autoregressive" if model.is_autoregressive else settings["sampler"], **options)
+    sampler = get_sampler(objective.required_sampler or settings["sampler"], **options)
     recorder = StepRecorder() if settings.get("show_steps") else None
-    length = prompt.shape[1]
-    blocks = math.ceil(length / settings["block_size"]) if settings.get("block_size") else 1
-    bar = tqdm(total=(length - 1 if model.is_autoregressive else settings["steps"]) + blocks, unit="step",
-               desc="sampling", file=sys.stderr)
+    plan = sampler.blocks(~known, settings["steps"])  # what generate will run: steps per block, + 1 finish each
+    bar = tqdm(total=sum(block.steps for block in plan) + len(plan), unit="step", desc="sampling", file=sys.stderr)
 
     def on_step(index: int, t: float, x: torch.Tensor) -> None:
         bar.update(1 if index else 0)
@@ -116,14 +114,14 @@ def _denoiser(model, settings: dict, known: torch.Tensor):
     return prompt_guidance(model, scale, known, model.process.mask_id)
 
 
-def _with_bos(model, prompt: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prepend the BOS token an autoregressive model starts from."""
+def _with_bos(model, prompt: torch.Tensor, known: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prepend the n BOS tokens of context an autoregressive model starts from (objective.context_tokens)."""
     from dlm.data.tokenizer import special_tokens
 
     bos = special_tokens(model.tokenizer).bos if model.tokenizer is not None else None
     if bos is None:
         raise ConfigError("an autoregressive checkpoint needs a tokenizer with a BOS (or CLS) token to start from")
-    column = torch.full((prompt.shape[0], 1), bos, dtype=torch.long)
+    column = torch.full((prompt.shape[0], n), bos, dtype=torch.long)
     return torch.cat([column, prompt], 1), torch.cat([torch.ones_like(column, dtype=torch.bool), known], 1)
 
 

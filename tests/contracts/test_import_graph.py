@@ -106,6 +106,38 @@ def test_dlm_import_graph_is_acyclic():
     assert cycle is None, "import cycle among dlm modules: " + " -> ".join(cycle)
 
 
+# The layers of README "Architecture", lowest first: a module imports only from its own layer or lower ones (within a
+# layer, the acyclic graph above orders them). The longest matching prefix decides a module's layer; commands.py of
+# any package is on top.
+LAYERS = [
+    ["dlm.registry", "dlm.types", "dlm.config", "dlm.utils", "dlm.denoiser"],
+    ["dlm.model", "dlm.process", "dlm.data", "dlm.pretrained"],
+    ["dlm.eval.likelihood"],
+    ["dlm.objectives"],
+    ["dlm.cache", "dlm.sample", "dlm.guidance", "dlm.edit", "dlm.image", "dlm.tasks"],
+    ["dlm.diffusion_lm"],
+    ["dlm", "dlm.hf", "dlm.eval", "dlm.train", "dlm.cli"],  # and every package's commands.py
+]
+
+
+def layer_of(module: str) -> int:
+    if module.endswith(".commands"):  # the typed CLI commands load checkpoints: the top layer
+        return len(LAYERS) - 1
+    matches = [(len(prefix), i) for i, names in enumerate(LAYERS) for prefix in names
+               if module == prefix or module.startswith(prefix + ".")]
+    assert matches, f"{module} is in no layer of README 'Architecture': add it to LAYERS and the README map"
+    return max(matches)[1]
+
+
+def test_imports_point_down_the_layers():
+    graph = import_graph()
+    # an import-free package __init__ (dlm/eval/__init__.py) is only a namespace: any layer may pass through it
+    namespaces = {m for m, edges in graph.items() if not edges and (ROOT / m[4:].replace(".", "/")).is_dir()}
+    upward = [f"{m} (layer {layer_of(m)}) -> {e} (layer {layer_of(e)})" for m, edges in sorted(graph.items())
+              for e in sorted(edges - namespaces) if layer_of(e) > layer_of(m)]
+    assert not upward, "imports against the layering:\n" + "\n".join(upward)
+
+
 def test_diffusion_lm_does_not_import_eval_at_top_level():
     tree = ast.parse((ROOT / "diffusion_lm.py").read_text())
     top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]

@@ -44,7 +44,7 @@ def _direct_ll(model, context: list[int], continuation: list[int]) -> float:
     x0 = torch.tensor([prefix + continuation])
     target = torch.zeros_like(x0, dtype=torch.bool)
     target[:, len(prefix):] = True
-    if model.is_autoregressive:
+    if model.objective.exact_likelihood:
         return -float(model.elbo(x0, attention_mask=target))
     gen = torch.Generator().manual_seed(request_seed(0, prefix, continuation))
     return -float(conditional_elbo(model, model.process, x0, target, n_t=MC, generator=gen))

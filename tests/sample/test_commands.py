@@ -1,6 +1,7 @@
 """`dlm sample` / `dlm infill` command functions against a stand-in checkpoint (an exact toy model)."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,12 +22,13 @@ def word_tokenizer() -> PreTrainedTokenizerFast:
 
 
 class StandIn(torch.nn.Module):
-    """What the commands use of a DiffusionLM: process, tokenizer, is_autoregressive, parameters, __call__."""
+    """What the commands use of a DiffusionLM: process, objective, tokenizer, parameters, __call__."""
 
     def __init__(self, autoregressive: bool):
         super().__init__()
         self.anchor = torch.nn.Parameter(torch.zeros(()))
-        self.is_autoregressive = autoregressive
+        self.objective = SimpleNamespace(required_sampler="autoregressive" if autoregressive else None,
+                                         context_tokens=int(autoregressive))
         self.process = None if autoregressive else Absorbing(3)
         self.denoiser = causal_oracle if autoregressive else TOY.denoiser(self.process)
         self.tokenizer = word_tokenizer()

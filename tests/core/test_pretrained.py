@@ -1,0 +1,42 @@
+"""dlm/pretrained.py (the checkpoint format below DiffusionLM) names the AutoModel class of dlm/hf/ without importing
+it, and builds whatever class loads it; the objectives build themselves and their process from a RunConfig."""
+
+import json
+
+import pytest
+import torch
+
+import dlm
+from dlm.hf import DLMForDiffusionLM
+from dlm.objectives import ScoreEntropy
+from dlm.pretrained import ARCHITECTURE, load_pretrained
+from dlm.process import LogLinear, Uniform
+from dlm.registry import ConfigError
+
+TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32"]
+
+
+def test_config_names_the_automodel_class_and_loads_the_calling_class(tmp_path):
+    assert ARCHITECTURE == DLMForDiffusionLM.__name__
+    model = dlm.DiffusionLM.from_config(dlm.load_config(None, TINY), vocab_size=11, mask_id=3)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [ARCHITECTURE]
+
+    class Subclass(dlm.DiffusionLM):
+        pass
+
+    loaded = load_pretrained(Subclass, tmp_path)
+    assert type(loaded) is Subclass and loaded.process.mask_id == 3 and loaded.process.width == 11
+    x = torch.randint(0, 11, (2, 8)).masked_fill(torch.rand(2, 8) < 0.5, 3)
+    t = torch.full((2,), 0.5)
+    torch.testing.assert_close(loaded.eval()(x, t).log_probs, model.eval()(x, t).log_probs, rtol=0, atol=0)
+
+
+def test_score_entropy_needs_a_process_that_defines_it():
+    class NoScore(Uniform):
+        supports_score_entropy = False
+
+    cfg = dlm.load_config(None, TINY + ["objective.name=score_entropy", "objective.time_conditioning=true"])
+    with pytest.raises(ConfigError, match="score_entropy needs a process that defines it"):
+        ScoreEntropy(NoScore(5, LogLinear()), cfg.objective)
+    assert ScoreEntropy(Uniform(5, LogLinear()), cfg.objective).process.width == 5
