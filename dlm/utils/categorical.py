@@ -32,15 +32,6 @@ def sample_categorical(probs: Tensor, *, generator: torch.Generator | None = Non
     return (probs.double().clamp_min(0) / exponential).argmax(dim=-1)
 
 
-def sample_from_logits(logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                       generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
-    """Draw from softmax(logits / temperature) restricted to the top-k / nucleus top-p set. temperature 0 = argmax."""
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    return sample_categorical(filtered_probs(logits, temperature=temperature, top_k=top_k, top_p=top_p),
-                              generator=generator, noise=noise)
-
-
 def filtered_probs(logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     """softmax(logits / temperature) in float64 with everything outside top-k and the top-p nucleus zeroed."""
     scaled = logits.double() / temperature
