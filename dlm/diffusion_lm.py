@@ -33,12 +33,11 @@ class DiffusionLM(nn.Module):
     supports_kv_cache = True  # accepts cache= (dlm/cache/); samplers may then attach a cache by default
 
     def __init__(self, backbone: Transformer, objective: Any, *, config: RunConfig | None = None,
-                 vocab_size: int | None = None, mask_id: int | None = None, tokenizer: Any = None):
+                 vocab_size: int | None = None, tokenizer: Any = None):
         super().__init__()
         self.backbone, self.objective = backbone, objective
         self.config = config
         self.vocab_size = vocab_size
-        self.mask_id = mask_id
         self.tokenizer = tokenizer
 
     @classmethod
@@ -47,11 +46,16 @@ class DiffusionLM(nn.Module):
         objective = build_objective(cfg, vocab_size, mask_id)
         backbone = Transformer(cfg.model, objective.input_width, objective.output_width,
                                time_conditioning=objective.time_conditioning, causal=objective.causal)
-        return cls(backbone, objective, config=cfg, vocab_size=vocab_size, mask_id=mask_id, tokenizer=tokenizer)
+        return cls(backbone, objective, config=cfg, vocab_size=vocab_size, tokenizer=tokenizer)
 
     @property
     def process(self):
         return self.objective.process
+
+    @property
+    def mask_id(self) -> int | None:
+        """The process's mask id (one source of truth); None without a mask (uniform, autoregressive)."""
+        return getattr(self.process, "mask_id", None)
 
     def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
                 label: Tensor | None = None, **backbone_kwargs: Any) -> Prediction:

@@ -23,6 +23,7 @@ floating-point reduction order of batched kernels (see dlm/cache/__init__.py for
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
@@ -207,5 +208,17 @@ def gather_index(recompute: Tensor, *, scratch: int) -> Tensor:
 
 
 def get_cache(name: str, **options: Any) -> CachePolicy:
-    """Build a registered cache policy by name, e.g. get_cache("dkv_decode", refresh_every=4)."""
-    return CACHES.get_factory(name)(**options)
+    """Build a registered cache policy by name, e.g. get_cache("dkv_decode", refresh_every=4). The name may carry
+    integer options as on the command line (`dlm sample --cache dkv_decode:refresh_every=8`), comma-separated."""
+    name, _, spec = name.partition(":")
+    for item in filter(None, spec.split(",")):
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or not value.lstrip("-").isdigit():
+            raise ConfigError(f"cache option '{item}' must be key=<integer>, e.g. dkv_decode:refresh_every=8")
+        options.setdefault(key, int(value))
+    factory = CACHES.get_factory(name)
+    known = sorted(inspect.signature(factory).parameters)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"cache '{name}' has no option {unknown[0]!r}; options: {', '.join(known)}")
+    return factory(**options)

@@ -25,8 +25,8 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
                    cfg_scale: float = 0.0, label: int = -1) -> list[str]:
     """Unconditional samples. sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal,
     theta_rk2, confidence. block_size > 0: semi-autoregressive blocks. show_steps: print how sample 0 fills in.
-    cache: dkv_decode, dkv_greedy, prefix or dual. label >= 0: the class of a class-conditional checkpoint, guided
-    with cfg_scale (0: plain conditional sampling)."""
+    cache: dkv_decode, dkv_greedy, prefix or dual, options after a colon (dkv_decode:refresh_every=8).
+    label >= 0: the class of a class-conditional checkpoint, guided with cfg_scale (0: plain conditional sampling)."""
     settings = dict(locals())
     model = _load(checkpoint)
     known = torch.zeros(num_samples, length, dtype=torch.bool)

@@ -153,3 +153,16 @@ def test_cache_errors():
             model(torch.full((3, 6), V), cache=policy)
     with pytest.raises(ConfigError, match="refresh_every"):
         get_cache("dkv_decode", refresh_every=-1)
+
+
+def test_get_cache_reads_options_from_the_name_as_the_cli_gives_them():
+    from dlm.cache import DKVGreedy, get_cache
+    from dlm.registry import ConfigError
+
+    policy = get_cache("dkv_greedy:refresh_every=8,window=3")
+    assert isinstance(policy, DKVGreedy) and (policy.refresh_every, policy.window) == (8, 3)
+    assert get_cache("dkv_decode").refresh_every == 16
+    with pytest.raises(ConfigError, match="has no option 'windw'; options: refresh_every, window"):
+        get_cache("dkv_greedy:windw=3")
+    with pytest.raises(ConfigError, match="must be key=<integer>"):
+        get_cache("dkv_decode:refresh_every=often")
