@@ -25,23 +25,33 @@ def _split_list(value: str, what: str) -> list[str]:
 
 def ppl_command(checkpoint: str, datasets: str = "ptb,wikitext2", data_dir: str = "", n_t: int = 1,
                 estimator: str = "mdlm", batch_size: int = 16, seq_len: int = 0, max_blocks: int = 0, seed: int = 0,
-                out: str = "", mode: str = "", device: str = "") -> dict:
+                out: str = "", mode: str = "", device: str = "", text_field: str = "", doc_split: str = "",
+                no_header: bool = False, exclude_oov: bool = False, oov_warn: float = 1e-3,
+                threads: int = 0) -> dict:
     """Zero-shot perplexity bound (exact for AR) with Monte Carlo standard errors, per checkpoint and dataset.
 
     checkpoint: one or more dlm checkpoint dirs, comma-separated (an AR one among them adds the diffusion/AR
-    ratio). datasets: ptb, wikitext2, wikitext103, wikitext2-raw, wikitext103-raw, lm1b, lambada, ag_news, pubmed,
-    arxiv (name@split for another split), local .txt/.jsonl/.csv files or hf:NAME[:CONFIG]. data_dir: read the
-    named corpora from local copies (layout of ../shared/data) instead of Hugging Face. estimator: mdlm (one t per
-    sequence, n_t passes) or many (n_t stratified t per sequence). seq_len / mode: default to the model's training
-    data config. max_blocks: blocks per dataset (0 = all). out: results JSON (default eval_results/ppl_<time>.json).
+    ratio, over the same scored tokens). datasets: ptb, wikitext2, wikitext103, wikitext2-raw, wikitext103-raw,
+    lm1b, lambada, ag_news, pubmed, arxiv (name@split for another split, name[@split]=PATH to read a named corpus
+    from a local file), local .txt/.jsonl/.csv files or hf:NAME[:CONFIG]. data_dir: read the named corpora from
+    local copies (layout of ../shared/data) instead of Hugging Face. estimator: mdlm (one t per sequence, n_t
+    passes) or many (n_t stratified t per sequence). seq_len / mode: default to the model's training data config.
+    max_blocks: blocks per dataset (0 = all). out: results JSON (default eval_results/ppl_<time>.json).
+    text_field: .jsonl field / .csv column(s) of local files ("title,description" joins columns; 0, 1, ... for a
+    CSV without header); doc_split: line | blank_line | file for .txt files; no_header: the CSV's first row is
+    data (both default to the checkpoint's data config). exclude_oov: leave <unk> tokens out of the score
+    (context); oov_warn: warn when the OOV rate exceeds it. threads: CPU intra-op threads (0 = automatic).
     """
     arguments = dict(locals())
+    from dlm.eval.corpora import TextFormat
     from dlm.eval.report import format_table, provenance, write_json
     from dlm.eval.zero_shot import evaluate_checkpoints
 
     table = evaluate_checkpoints(_split_list(checkpoint, "checkpoint"), _split_list(datasets, "datasets"),
                                  data_dir=data_dir, estimator=estimator, n_t=n_t, batch_size=batch_size,
-                                 seq_len=seq_len, mode=mode, max_blocks=max_blocks, seed=seed, device=device)
+                                 seq_len=seq_len, mode=mode, max_blocks=max_blocks, seed=seed, device=device,
+                                 exclude_oov=exclude_oov, oov_warn=oov_warn, threads=threads,
+                                 text_format=TextFormat(text_field, doc_split, not no_header))
     payload = {"provenance": provenance("dlm eval ppl", arguments), **table}
     path = out or _default_out("ppl")
     write_json(path, payload)
@@ -52,20 +62,21 @@ def ppl_command(checkpoint: str, datasets: str = "ptb,wikitext2", data_dir: str 
 
 def genppl_command(checkpoint: str, reference: str, num_samples: int = 16, length: int = 0, steps: int = 128,
                    sampler: str = "ancestral", seed: int = 0, out: str = "", batch_size: int = 16,
-                   device: str = "") -> dict:
+                   device: str = "", threads: int = 0) -> dict:
     """Generative perplexity of unconditional samples under a reference causal LM, with their unigram entropy.
 
     reference: a dlm autoregressive checkpoint dir or a Hugging Face causal LM name/dir. length defaults to the
     model's training seq_len. Reports MDLM's token-weighted gen_ppl and SEDD's per-sample mean beside it.
+    threads: CPU intra-op threads (0 = automatic).
     """
     arguments = dict(locals())
-    import torch
-
     from dlm.diffusion_lm import DiffusionLM
+    from dlm.eval.device import resolve_device, set_cpu_threads
     from dlm.eval.generative import ReferenceLM, generative_perplexity, sample_texts, unigram_entropy
     from dlm.eval.report import checkpoint_info, provenance, write_json
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
+    runtime = {"device": str(device), **set_cpu_threads(device, threads)}
     model = DiffusionLM.from_pretrained(checkpoint, map_location=device).eval()
     model.check_config()
     length = length or model.config.data.seq_len
@@ -75,7 +86,8 @@ def genppl_command(checkpoint: str, reference: str, num_samples: int = 16, lengt
               **generative_perplexity(samples.texts, ReferenceLM.load(reference, device), batch_size=batch_size),
               "entropy": unigram_entropy(samples.ids), "length": length, "steps": steps, "sampler": samples.sampler,
               "seed": seed}
-    payload = {"provenance": provenance("dlm eval genppl", arguments), "result": result, "samples": samples.texts}
+    payload = {"provenance": provenance("dlm eval genppl", arguments), "runtime": runtime, "result": result,
+               "samples": samples.texts}
     path = out or _default_out("genppl")
     write_json(path, payload)
     print(f"gen_ppl {result['gen_ppl']:.3f} (per-sample mean {result['gen_ppl_sample_mean']:.3f}) under "
@@ -109,7 +121,7 @@ def lm_eval_command(model_args: str, tasks: str, include_path: str = "", limit: 
         manager = TaskManager(include_path=include_path or None)
     results = lm_eval.simple_evaluate(model="dlm", model_args=model_args, tasks=names,
                                       limit=limit or None, task_manager=manager, log_samples=log_samples)
-    payload = {"provenance": provenance("dlm lm-eval", arguments),
+    payload = {"provenance": provenance("dlm lm-eval", arguments), "model": results.get("config", {}),
                "results": results["results"], "configs": results.get("configs", {}),
                "versions": results.get("versions", {}), "n-shot": results.get("n-shot", {})}
     if log_samples:
@@ -117,6 +129,9 @@ def lm_eval_command(model_args: str, tasks: str, include_path: str = "", limit: 
     path = output_path or _default_out("lm_eval")
     write_json(path, payload)
     print(make_table(results))
+    model = payload["model"]
+    print(f"OOV {100 * model.get('oov_rate', 0.0):.2f}% of {model.get('continuation_tokens', 0)} scored tokens"
+          + (" (excluded)" if model.get("exclude_oov") else "") + f"; cpu threads {model.get('cpu_threads')}")
     print(f"results: {path}")
     return payload
 

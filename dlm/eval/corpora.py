@@ -9,8 +9,13 @@ are the tokenized v1 configs (with <unk>); MDLM and SEDD score the raw v1 config
 
 Local copies (``data_dir``, laid out as ../shared/data, see its SOURCES.md) rebuild the Hugging Face rows:
 PTB lines stripped; WikiText lines with their newline, blank lines as ""; the WikiText-103 HF rows CSV as stored;
-LM1B lines; scientific_papers JSON lines with article = "\\n".join(article_text). Any other name that is a local
-.txt / .jsonl / .csv file (optionally .gz) or ``hf:NAME[:CONFIG]`` is read by dlm.data (no detokenizer).
+LM1B lines; scientific_papers JSON lines with article = "\\n".join(article_text); the AG News CSV (class, title,
+description; no header) with text = title + " " + description, as the HF builder.
+``name[@split]=PATH`` reads a named corpus from any local file: the corpus's reader for that file format (else the
+user-file reading below), its detokenizer and split name. Any other name that is a local .txt / .jsonl / .csv
+file (optionally .gz) or ``hf:NAME[:CONFIG]`` is read by dlm.data (no detokenizer), as TextFormat says: the
+text field (CSV: comma-separated columns are joined by a space; a headerless CSV names columns 0, 1, ...), how a
+.txt splits into documents, whether a CSV has a header row. Unset fields fall back to the checkpoint's data config.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 from dlm.config import DataConfig
 from dlm.data.sources import load_documents
+from dlm.data.text_files import file_format
 from dlm.eval.detokenizers import get_detokenizer
 from dlm.registry import ConfigError
 
@@ -36,7 +42,8 @@ SPLIT_NAMES = {"validation": "validation", "valid": "validation", "val": "valida
 @dataclass(frozen=True)
 class Corpus:
     """hf: (dataset path, config); column: the text column; split: MDLM's evaluation split;
-    local: split -> (file under data_dir, reader name); detokenizer: a name in DETOKENIZERS or ""."""
+    local: split -> (file under data_dir, reader name); detokenizer: a name in DETOKENIZERS or "";
+    readers: file format -> reader for name=PATH, beyond the formats of the local copies."""
 
     name: str
     hf: tuple[str, str | None]
@@ -44,17 +51,43 @@ class Corpus:
     split: str
     detokenizer: str
     local: dict[str, tuple[str, str]] = field(default_factory=dict)
+    readers: dict[str, str] = field(default_factory=dict)
+
+    def reader_for(self, path: Path) -> str | None:
+        """The reader of a user's copy at `path`: by its format; a file without a known suffix gets the corpus's
+        reader when it has only one. None: read it as a user file."""
+        readers = {file_format(relative.partition("!")[2] or relative): reader
+                   for relative, reader in self.local.values()} | self.readers
+        fmt = file_format(path)
+        if fmt is None and len(set(readers.values())) == 1:
+            return next(iter(readers.values()))
+        return readers.get(fmt)
 
 
 @dataclass(frozen=True)
 class EvalTexts:
-    """Detokenized rows of one split of one corpus, and where they came from."""
+    """Detokenized rows of one split of one corpus, where they came from and how a local file was read."""
 
     name: str
     split: str
     rows: list[str]
     source: str
     detokenizer: str
+    reading: dict[str, str | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """How user files are read; "" / None fall back to the checkpoint's data config (text_field, doc_split).
+
+    text_field: .jsonl field or .csv column(s), "title,description" joins columns with a space, and a headerless CSV
+    names its columns 0, 1, ...; doc_split: .txt documents (line | blank_line | file); csv_header: the first CSV
+    row names the columns (False: it is data).
+    """
+
+    text_field: str = ""
+    doc_split: str = ""
+    csv_header: bool = True
 
 
 def _wikitext(config: str, folder: str, valid: str, test: str, reader: str) -> dict:
@@ -62,7 +95,7 @@ def _wikitext(config: str, folder: str, valid: str, test: str, reader: str) -> d
     if valid:
         local["validation"] = (f"{folder}/{valid}", reader)
     return {"hf": ("Salesforce/wikitext", config), "column": "text", "split": "validation",
-            "detokenizer": "wikitext", "local": local}
+            "detokenizer": "wikitext", "local": local, "readers": {"txt": "hf_lines", "csv": "csv_rows"}}
 
 
 def _papers(subset: str) -> dict:
@@ -87,7 +120,8 @@ CORPORA: dict[str, Corpus] = {c.name: c for c in [
            {"validation": ("lm1b/1b_benchmark.dev.tokens.gz", "stripped_lines")}),
     Corpus("lambada", ("EleutherAI/lambada_openai", "default"), "text", "test", "lambada",
            {"test": ("lambada/lambada_test.jsonl", "jsonl_text")}),
-    Corpus("ag_news", ("fancyzhx/ag_news", None), "text", "test", ""),
+    Corpus("ag_news", ("fancyzhx/ag_news", None), "text", "test", "",
+           {"test": ("ag_news/test.csv", "ag_news_csv"), "train": ("ag_news/train.csv", "ag_news_csv")}),
     Corpus("pubmed", **_papers("pubmed")),
     Corpus("arxiv", **_papers("arxiv")),
 ]}
@@ -126,12 +160,32 @@ def _papers_rows(text: str) -> list[str]:
     return ["\n".join(json.loads(line)["article_text"]) for line in _lines(text) if line.strip()]
 
 
+def csv_columns(text: str, fields: list[str], header: bool, where: str = "the CSV file") -> list[str]:
+    """Rows of a CSV: the named columns joined by a space (header=False: columns are named 0, 1, ...)."""
+    csv.field_size_limit(2**31 - 1)
+    table = list(csv.reader(io.StringIO(text, newline=""), skipinitialspace=True))
+    names = table[0] if header and table else [str(i) for i in range(max(map(len, table), default=0))]
+    missing = [f for f in fields if f not in names]
+    if missing:
+        hint = "pass --csv-header false for a file without a header row; " if header else ""
+        raise ConfigError(f"{where} has no column '{missing[0]}' (columns: {', '.join(names)}); {hint}"
+                          "choose the text column(s) with --text-field")
+    columns = [names.index(f) for f in fields]
+    return [" ".join(row[c] for c in columns if c < len(row)) for row in table[1 if header else 0:]]
+
+
+def _ag_news_rows(text: str) -> list[str]:
+    """The AG News CSV: class, title, description without a header -> title + " " + description (HF's text)."""
+    return csv_columns(text, ["1", "2"], header=False, where="the AG News CSV")
+
+
 READERS: dict[str, Callable[[str], list[str]]] = {
     "stripped_lines": lambda text: [line.strip() for line in _lines(text)],
     "hf_lines": _hf_lines,
     "csv_rows": _csv_rows,
     "jsonl_text": lambda text: [json.loads(line)["text"] for line in _lines(text) if line.strip()],
     "papers": _papers_rows,
+    "ag_news_csv": _ag_news_rows,
 }
 
 
@@ -143,32 +197,72 @@ def parse_name(spec: str) -> tuple[str, str]:
     return ALIASES.get(name, name), SPLIT_NAMES.get(split, "")
 
 
-def load_eval_texts(spec: str, *, data_dir: str = "", data_cfg: DataConfig | None = None) -> EvalTexts:
-    """Detokenized rows of `spec` ('name' or 'name@split'): a corpus in CORPORA, a local file or hf:NAME[:CONFIG].
+def load_eval_texts(spec: str, *, data_dir: str = "", data_cfg: DataConfig | None = None,
+                    text_format: TextFormat | None = None) -> EvalTexts:
+    """Detokenized rows of `spec`: 'name', 'name@split' or 'name[@split]=PATH' for a corpus in CORPORA, a local
+    file or hf:NAME[:CONFIG].
 
     data_dir: read the named corpora from local copies under it instead of Hugging Face.
-    data_cfg: text_field / doc_split for user files (default DataConfig()).
+    data_cfg: text_field / doc_split for user files where text_format leaves them unset (default DataConfig()).
     """
+    spec, _, path = spec.partition("=")
     name, split = parse_name(spec)
     corpus = CORPORA.get(name)
+    fmt = _resolve_format(text_format or TextFormat(), data_cfg or DataConfig())
     if corpus is None:
-        return _user_texts(name, split or "test", data_cfg or DataConfig())
+        if path:
+            raise ConfigError(f"'{spec}={path}': only the named corpora ({', '.join(CORPORA)}) take =PATH; "
+                              "pass the file path alone")
+        return _user_texts(name, split or "test", fmt)
     split = split or corpus.split
-    if data_dir:
-        rows, source = _local_rows(corpus, split, Path(data_dir).expanduser())
+    if path:
+        rows, source, reading = _override_rows(corpus, split, Path(path).expanduser(), fmt)
+    elif data_dir:
+        (rows, source), reading = _local_rows(corpus, split, Path(data_dir).expanduser()), {}
     else:
-        rows, source = _hf_rows(corpus, split)
+        (rows, source), reading = _hf_rows(corpus, split), {}
     detok = get_detokenizer(corpus.detokenizer)
-    return EvalTexts(name, split, [detok(r) for r in rows] if detok else rows, source, corpus.detokenizer)
+    return EvalTexts(name, split, [detok(r) for r in rows] if detok else rows, source, corpus.detokenizer, reading)
 
 
-def _user_texts(name: str, split: str, cfg: DataConfig) -> EvalTexts:
+def _resolve_format(fmt: TextFormat, cfg: DataConfig) -> TextFormat:
+    return TextFormat(fmt.text_field or cfg.text_field, fmt.doc_split or cfg.doc_split, fmt.csv_header)
+
+
+def _user_texts(name: str, split: str, fmt: TextFormat) -> EvalTexts:
     if not (name.startswith("hf:") or "/" in name or "." in name):
         raise ConfigError(f"unknown zero-shot dataset '{name}'; choose one of: {', '.join(CORPORA)}, "
                           "a local .txt/.jsonl/.csv file or hf:NAME[:CONFIG]")
-    rows = load_documents(name, split, cfg)
     where = name if name.startswith("hf:") else str(Path(name).expanduser().resolve())
-    return EvalTexts(name, split, rows, where, "")
+    return EvalTexts(name, split, _user_rows(name, split, fmt), where, "", _reading(name, fmt))
+
+
+def _user_rows(name: str, split: str, fmt: TextFormat) -> list[str]:
+    """Non-blank documents of a user file or HF dataset; CSVs without a header or with joined columns read here."""
+    fields = [f.strip() for f in fmt.text_field.split(",") if f.strip()]
+    if file_format(name) == "csv" and (not fmt.csv_header or len(fields) > 1):
+        rows = csv_columns(_read_bytes(Path(name).expanduser()), fields, fmt.csv_header, where=name)
+        return [row for row in rows if row.strip()]
+    return load_documents(name, split, DataConfig(text_field=fmt.text_field, doc_split=fmt.doc_split))
+
+
+def _reading(name: str, fmt: TextFormat) -> dict[str, str | bool]:
+    """The reading settings that applied to this file, for the results."""
+    kind = "hf" if name.startswith("hf:") else file_format(name)
+    out: dict[str, str | bool] = {"text_field": fmt.text_field} if kind in ("hf", "jsonl", "csv") else {}
+    if kind == "txt":
+        out["doc_split"] = fmt.doc_split
+    if kind == "csv":
+        out["csv_header"] = fmt.csv_header
+    return out
+
+
+def _override_rows(corpus: Corpus, split: str, path: Path, fmt: TextFormat) -> tuple[list[str], str, dict]:
+    """A named corpus read from the user's file: the corpus's reader for that file format, else as a user file."""
+    reader = corpus.reader_for(path)
+    if reader is None:
+        return _user_rows(str(path), split, fmt), str(path.resolve()), _reading(str(path), fmt)
+    return READERS[reader](_read_bytes(path)), str(path.resolve()), {"reader": reader}
 
 
 def _local_rows(corpus: Corpus, split: str, data_dir: Path) -> tuple[list[str], str]:

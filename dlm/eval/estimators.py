@@ -86,25 +86,30 @@ class NLLEstimate:
 
 @torch.no_grad()
 def one_t_per_sequence(denoiser: Denoiser, process: Process, x0: Tensor, weights: Tensor, *, time_sampler: str,
-                       eps: float, generator: torch.Generator | None = None) -> Tensor:
-    """(B,) bounds b_i with one t per row: t = (1 - eps) u + eps, u stratified over the batch then shuffled."""
+                       eps: float, generator: torch.Generator | None = None, clean: Tensor | None = None) -> Tensor:
+    """(B,) bounds b_i with one t per row: t = (1 - eps) u + eps, u stratified over the batch then shuffled.
+    clean: bool (B, L) context positions never noised (and unscored: zero weight), as in conditional_elbo."""
     B = x0.shape[0]
     u = sample_u(time_sampler, B, generator=generator, device=x0.device)
     t = ((1 - eps) * u + eps)[torch.randperm(B, generator=generator, device=x0.device)]
     xt = process.corrupt(x0, t, generator=generator)
+    xt = xt if clean is None else torch.where(clean, x0, xt)
     per_token = integrand(process, as_prediction(denoiser(xt, t.float())), x0, xt, t)
     return (per_token * weights).double().sum(-1) + process.prior_kl() * weights.double().sum(-1)
 
 
 def bound_samples(denoiser: Denoiser, process: Process, x0: Tensor, weights: Tensor, sampling: TimeSampling, *,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """(K, B) draws of the per-block bound b_i (nats) for a diffusion denoiser; weights (B, L) marks scored tokens."""
+                  generator: torch.Generator | None = None, clean: Tensor | None = None) -> Tensor:
+    """(K, B) draws of the per-block bound b_i (nats) for a diffusion denoiser; weights (B, L) marks scored tokens,
+    clean (B, L) the unscored context kept clean (b_i then bounds -log p(scored | clean))."""
     if sampling.estimator == "many":
-        return elbo_samples(denoiser, process, x0, n_t=sampling.n_t, generator=generator, attention_mask=weights)
+        return elbo_samples(denoiser, process, x0, n_t=sampling.n_t, generator=generator, attention_mask=weights,
+                            clean=clean)
     if sampling.estimator != "mdlm":
         raise ConfigError(f"estimator '{sampling.estimator}' does not draw t; use mdlm or many")
     return torch.stack([one_t_per_sequence(denoiser, process, x0, weights, time_sampler=sampling.time_sampler,
-                                           eps=sampling.eps, generator=generator) for _ in range(sampling.n_t)])
+                                           eps=sampling.eps, generator=generator, clean=clean)
+                        for _ in range(sampling.n_t)])
 
 
 def summarize(samples: Tensor, tokens: Tensor, estimator: str) -> NLLEstimate:

@@ -1,28 +1,36 @@
 """lm-eval-harness model `dlm`: masked, uniform, score-entropy and autoregressive checkpoints under EleutherAI's
-lm-evaluation-harness. Importing this module registers the model (lm-eval has no plugin discovery):
+lm-evaluation-harness. lm-eval (0.4.x) finds models only in its own registry, so the model exists once this module
+is imported; the `dlm-lm-eval` console script (installed with dlm[eval]) is `lm_eval` with it imported:
 
+    dlm-lm-eval --model dlm --model_args pretrained=DIR,mc_num=128 --tasks lambada_openai
     import dlm.eval.harness, lm_eval
     lm_eval.simple_evaluate(model="dlm", model_args="pretrained=DIR,mc_num=128", tasks=[...])
 
 model_args: pretrained (checkpoint dir), mc_num (Monte Carlo samples of t per request), batch_size (rows per
-forward), sampler / steps / block_size / gen_length (generate_until), seed, device, greedy (diffusion is_greedy),
-cfg_scale (masked models: unsupervised classifier-free guidance on the context, whose unconditional branch sees it
-masked, in scoring and generation, as LLaDA's cfg; dlm/guidance/cfg.py).
-Every sequence starts with the tokenizer's BOS, as the training blocks do.
+forward), sampler / steps (default: one per generated token) / block_size / gen_length (generate_until), seed,
+device (cuda without CUDA falls back to cpu), threads (CPU intra-op threads; 0 = eval.device's default), greedy
+(diffusion is_greedy for loglikelihood requests), cfg_scale (masked models: unsupervised classifier-free guidance on
+the context, whose unconditional branch sees it masked, in scoring and generation, as LLaDA's cfg; guidance/cfg.py).
+Every sequence is laid out like one of the model's training blocks (eval/layout.py): [BOS] + context + continuation,
+never a real token at position L-1, where training blocks always hold EOS, and the block's EOS there when the
+sequence fills the block. Every family gets the same tokens at the same positions.
   loglikelihood(context, continuation): log p(c | y) >= -conditional ELBO with only the continuation noised and the
       context clean (likelihood.conditional_elbo; LLaDA arXiv 2502.09992, ALGORITHMS §7.2, with the continuous
       stratified t in place of LLaDA's mask count); exact for the AR baseline. Each request draws from its own
       generator seeded by request_seed(seed, context ids, continuation ids): results do not depend on batching.
-  loglikelihood_rolling(text): the document through disjoint windows of the model's length L (lm-eval's rolling
-      windows: every token scored once; BOS + the first L - 1 tokens, then BOS + 1 token of context + L - 2 new
-      ones, the last window with as much preceding text as fits), summing the conditional ELBO of each window:
-      a bound on the log-likelihood of this windowed model (exact for AR).
+      is_greedy for masked models (greedy=true): unmasking the continuation one most confident argmax at a time
+      (the confidence sampler through dlm.sample.generate, LLaDA's suffix greedy check) reproduces it.
+  loglikelihood_rolling(text): the document through disjoint windows of the layout's room R (L-2 tokens after BOS;
+      lm-eval's rolling windows: every token scored once; BOS + the first R tokens, then BOS + 1 token of context +
+      R - 1 new ones, the last window with as much preceding text as fits), summing the conditional ELBO of each
+      window: a bound on the log-likelihood of this windowed model (exact for AR). No greedy check here.
   generate_until(context, gen_kwargs): dlm.sample.generate with the prompt clamped and gen_length new positions
       (semi-AR with block_size), cut at EOS and at the first stop string.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -38,11 +46,15 @@ from tqdm.auto import tqdm
 
 from dlm.data.tokenizer import special_tokens
 from dlm.diffusion_lm import DiffusionLM
+from dlm.eval.device import resolve_device, set_cpu_threads
+from dlm.eval.layout import BlockLayout
 from dlm.eval.likelihood import conditional_elbo_samples
+from dlm.eval.oov import oov_id, warn_oov
 from dlm.guidance.cfg import prompt_guidance
 from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
 from dlm.sample import generate, get_sampler
+from dlm.sample.confidence import Confidence
 
 
 def request_seed(seed: int, *token_lists: list[int]) -> int:
@@ -56,17 +68,21 @@ class DLMHarness(TemplateLM):
     """lm-eval LM over a dlm checkpoint; see the module docstring for the meaning of each request type."""
 
     def __init__(self, pretrained: str, mc_num: int = 128, batch_size: int | str | None = 32,
-                 sampler: str = "ancestral", steps: int = 64, block_size: int = 0, gen_length: int = 0,
+                 sampler: str = "ancestral", steps: int = 0, block_size: int = 0, gen_length: int = 0,
                  seed: int = 0, device: str | None = None, greedy: bool = False, max_batch_size: int | None = None,
-                 cfg_scale: float = 0.0):
+                 cfg_scale: float = 0.0, threads: int = 0, exclude_oov: bool = False):
         """batch_size: rows per forward pass; device and max_batch_size ('auto' batching, unused) come from lm-eval."""
         super().__init__()
-        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._device = resolve_device(device)
+        self.threads = set_cpu_threads(self._device, int(threads))
         self.model = DiffusionLM.from_pretrained(str(pretrained), map_location=self._device).eval()
         if self.model.tokenizer is None:
             raise ConfigError(f"checkpoint {pretrained} has no tokenizer; lm-eval needs one")
         self.tokenizer = self.model.tokenizer
         self.specials = special_tokens(self.tokenizer)
+        self.layout = BlockLayout.of(self.model)
+        self.unk, self.exclude_oov = oov_id(self.tokenizer), str(exclude_oov).lower() in ("true", "1", "yes")
+        self.oov_tokens = self.continuation_tokens = 0
         self.max_length = self.model.config.data.seq_len
         self.mc_num, self.seed, self.greedy = int(mc_num), int(seed), bool(greedy)
         self.batch_size = int(batch_size) if isinstance(batch_size, int) or str(batch_size).isdigit() else 32
@@ -83,7 +99,7 @@ class DLMHarness(TemplateLM):
 
     @property
     def prefix_token_id(self) -> int:
-        return self.specials.bos if self.specials.bos is not None else self.specials.eos
+        return self.layout.start_id
 
     def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs: Any) -> list[int]:
         return self.tokenizer(string, add_special_tokens=False)["input_ids"]
@@ -96,29 +112,27 @@ class DLMHarness(TemplateLM):
         return str(getattr(self.tokenizer, "name_or_path", "dlm"))
 
     # --- scoring -------------------------------------------------------------------------------------------------
-    def _with_prefix(self, context: list[int], room: int) -> list[int]:
-        """[BOS] + the last room - 1 tokens of context (which may already start with BOS)."""
-        body = context[1:] if context[:1] == [self.prefix_token_id] else context
-        return [self.prefix_token_id, *body[max(0, len(body) - (room - 1)):]]
-
     @torch.no_grad()
-    def score(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
-        """(log p(continuation | BOS + context) lower bound, exact for AR; is_greedy), context cut on the left."""
-        if len(continuation) > self.max_length - 1:
-            raise ConfigError(f"a continuation of {len(continuation)} tokens does not fit the model's "
-                              f"{self.max_length}-token window")
-        context = self._with_prefix(context, self.max_length - len(continuation))
-        x0 = torch.tensor([context + continuation], device=self._device)
-        target = torch.zeros_like(x0, dtype=torch.bool)
-        target[:, len(context):] = True
+    def score(self, context: list[int], continuation: list[int], *, greedy: bool = False) -> tuple[float, bool]:
+        """(log p(continuation | context) lower bound, exact for AR; is_greedy) with the request laid out like a
+        training block (layout.place: the context cut on the left). greedy=False skips the is_greedy check."""
+        placed = self.layout.place(context, continuation)
+        x0, target = placed.tensor(self._device), placed.target(self._device)
+        self.continuation_tokens += len(continuation)
+        self.oov_tokens += sum(token == self.unk for token in continuation)
+        if self.exclude_oov and self.unk is not None:
+            target &= x0 != self.unk  # unknown tokens become context
         if self.model.objective.exact_likelihood:
             nll = float(self.model.elbo(x0, attention_mask=target))
-            pred = self.model(x0, None).log_probs[0, len(context) - 1:-1].argmax(-1)
-            return -nll, bool(torch.equal(pred, x0[0, len(context):]))
-        generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, context, continuation))
+            if not greedy:
+                return -nll, False
+            pred = self.model(x0, None).log_probs[0, placed.start - 1:placed.stop - 1].argmax(-1)
+            return -nll, bool(torch.equal(pred[target[0, placed.start:placed.stop]], x0[target]))
+        seed = request_seed(self.seed, placed.ids[:placed.start], continuation)
+        generator = torch.Generator(device=self._device).manual_seed(seed)
         samples = conditional_elbo_samples(self._denoiser(~target), self.model.process, x0, target, n_t=self.mc_num,
                                            generator=generator, batch_size=self.batch_size)
-        return -float(samples.mean()), self.greedy and self._greedy_match(x0, target)
+        return -float(samples.mean()), greedy and self.greedy and self._greedy_match(x0, target)
 
     def _denoiser(self, context: torch.Tensor):
         """The model, or the model guided on the context positions (bool (1, L)) when cfg_scale > 0."""
@@ -127,25 +141,19 @@ class DLMHarness(TemplateLM):
         return prompt_guidance(self.model, self.cfg_scale, context, self.model.process.mask_id)
 
     def _greedy_match(self, x0: torch.Tensor, target: torch.Tensor) -> bool:
-        """Masked models: unmask the continuation one most-confident argmax at a time (LLaDA suffix_greedy_prediction);
-        True iff that reproduces it. False for uniform processes, which have no masks to fill."""
-        process = self.model.process
-        if not isinstance(process, Absorbing):
+        """Masked models: unmask the continuation one most-confident argmax at a time (the confidence sampler with
+        one step per token; LLaDA suffix_greedy_prediction); True iff that reproduces it. False for uniform
+        processes, which have no masks to fill."""
+        if not isinstance(self.model.process, Absorbing):
             return False
-        x = torch.where(target, torch.full_like(x0, process.mask_id), x0)
-        for _ in range(int(target.sum())):
-            masked = x == process.mask_id
-            t = masked.double().sum(-1) / target.sum(-1)
-            probs = process.x0_probs(self._denoiser(~target)(x, t.float()), x, t)
-            confidence, token = probs.max(-1)
-            position = confidence.masked_fill(~masked, -1.0).argmax(-1)
-            x[0, position] = token[0, position]
+        x = generate(self._denoiser(~target), self.model.process, Confidence(temperature=0.0),
+                     steps=int(target.sum()), prompt=x0, prompt_mask=~target)
         return bool(torch.equal(x, x0))
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs: Any) -> list[tuple[float, bool]]:
         out = []
         for (strings, context, continuation) in tqdm(requests, desc="loglikelihood", disable=disable_tqdm):
-            result = self.score(context, continuation)
+            result = self.score(context, continuation, greedy=True)
             self.cache_hook.add_partial("loglikelihood", strings, result)
             out.append(result)
         return out
@@ -160,9 +168,9 @@ class DLMHarness(TemplateLM):
         return out
 
     def rolling_windows(self, text: str) -> list[tuple[list[int], list[int]]]:
-        """(context, continuation) token windows covering `text` once; context + continuation fits max_length."""
-        # max_seq_len L - 1 and context_len 2: after BOS takes one slot, later windows keep one token of context
-        windows = get_rolling_token_windows(self.tok_encode(text), self.prefix_token_id, self.max_length - 1, 2)
+        """(context, continuation) token windows covering `text` once; each fits the layout."""
+        # max_seq_len = the layout's room and context_len 2: later windows keep one token of context after BOS
+        windows = get_rolling_token_windows(self.tok_encode(text), self.prefix_token_id, self.layout.room, 2)
         return [make_disjoint_window(window) for window in windows]
 
     # --- generation ----------------------------------------------------------------------------------------------
@@ -180,23 +188,35 @@ class DLMHarness(TemplateLM):
         """Continue `context`: gen_length new tokens (or gen_kwargs max_gen_toks), cut at EOS and stop strings."""
         until = gen_kwargs.get("until") or []
         until = [until] if isinstance(until, str) else list(until)
-        new = min(int(self.gen_length or gen_kwargs.get("max_gen_toks", 256)), self.max_length - 1)
-        prompt = self._with_prefix(self.tok_encode(context), self.max_length - new)
+        new = min(int(self.gen_length or gen_kwargs.get("max_gen_toks", 256)), self.layout.room)
+        placed = self.layout.place(self.tok_encode(context), [0] * new)
         temperature = float(gen_kwargs.get("temperature", 0.0)) if gen_kwargs.get("do_sample", False) else 0.0
         required = self.model.objective.required_sampler  # the AR baseline's own, without semi-AR blocks
         options = {"temperature": temperature} | ({} if required else {"block_size": self.block_size})
         sampler = get_sampler(required or self.sampler, **options)
-        ids = torch.tensor([prompt + [0] * new], device=self._device)
-        known = torch.zeros_like(ids, dtype=torch.bool)
-        known[:, :len(prompt)] = True
-        generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, prompt))
+        ids, known = placed.tensor(self._device), ~placed.target(self._device)
+        generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, placed.ids[:placed.start]))
         denoiser = self._denoiser(known)  # the model itself unless cfg_scale (masked models only, checked above)
-        x = generate(denoiser, self.model.process, sampler, steps=self.steps, prompt=ids, prompt_mask=known,
-                     generator=generator)
-        tokens = x[0, len(prompt):].tolist()
+        x = generate(denoiser, self.model.process, sampler, steps=self.steps or self.default_steps(new), prompt=ids,
+                     prompt_mask=known, generator=generator)
+        tokens = x[0, placed.start:placed.stop].tolist()
         if self.eot_token_id in tokens:
             tokens = tokens[:tokens.index(self.eot_token_id)]
         text = self.tok_decode(tokens)
         for stop in until:
             text = text.split(stop)[0] if stop else text
         return text
+
+    def default_steps(self, new: int) -> int:
+        """One reverse step per generated token, rounded up to a multiple of the semi-AR block count."""
+        blocks = -(-new // self.block_size) if self.block_size else 1
+        return -(-new // blocks) * blocks
+
+    def get_model_info(self) -> dict[str, Any]:
+        """Merged by lm-eval into results['config'] after the run: block layout, CPU threads, OOV count of the
+        continuations (a warning above 0.1%)."""
+        if not self.exclude_oov:
+            warn_oov("the lm-eval continuations", self.oov_tokens, self.continuation_tokens)
+        return {"dlm_layout": dataclasses.asdict(self.layout), **self.threads, "oov_tokens": self.oov_tokens,
+                "continuation_tokens": self.continuation_tokens, "exclude_oov": self.exclude_oov,
+                "oov_rate": self.oov_tokens / max(self.continuation_tokens, 1)}

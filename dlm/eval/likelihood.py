@@ -36,8 +36,9 @@ def stratified_times(n_t: int, batch: int, *, generator: torch.Generator | None 
 @torch.no_grad()
 def elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, *, n_t: int = 128,
                  generator: torch.Generator | None = None, attention_mask: Tensor | None = None,
-                 batch_size: int | None = None) -> Tensor:
-    """(n_t, B) per-sequence bounds, nats: one stratified t per row; their mean over n_t is `elbo`."""
+                 batch_size: int | None = None, clean: Tensor | None = None) -> Tensor:
+    """(n_t, B) per-sequence bounds, nats: one stratified t per row; their mean over n_t is `elbo`.
+    clean: bool (B, L) positions never noised (context; give them zero weight in attention_mask)."""
     process.check_tokens(x0)
     B, L = x0.shape
     times = stratified_times(n_t, B, generator=generator, device=x0.device)
@@ -46,9 +47,11 @@ def elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, *, n_t: int =
     out = []
     x0_rep = x0.repeat(n_t, 1)
     w_rep = weights.repeat(n_t, 1)
+    clean_rep = None if clean is None else clean.expand(B, L).repeat(n_t, 1)
     for start in range(0, n_t * B, chunk):
         x, t = x0_rep[start:start + chunk], times[start:start + chunk]
         xt = process.corrupt(x, t, generator=generator)
+        xt = xt if clean_rep is None else torch.where(clean_rep[start:start + chunk], x, xt)
         per_token = integrand(process, as_prediction(denoiser(xt, t.float())), x, xt, t)
         out.append((per_token * w_rep[start:start + chunk]).double().sum(-1))
     return torch.cat(out).view(n_t, B) + process.prior_kl() * weights.double().sum(-1)

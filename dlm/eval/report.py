@@ -41,7 +41,7 @@ def provenance(command: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
     return {"command": command, "arguments": arguments, "dlm_version": dlm.__version__, "git": git_commit(),
             "torch_version": torch.__version__, "python": sys.version.split()[0], "host": platform.node(),
-            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -76,10 +76,11 @@ def _finite(value: Any) -> Any:
 
 
 def ar_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each diffusion row, ppl / ppl of the AR row on the same tokens (equal blocks_sha1).
+    """For each diffusion row, ppl / ppl of the AR row on the same scored tokens (equal blocks_sha1, which covers
+    the token ids, the padding and the scored positions): exp((NLL_diffusion - NLL_AR) / n) over the same n tokens.
 
-    Returns rows {checkpoint, dataset, reference, ratio, ratio_se} (ratio_se by the delta method, the two
-    estimates being independent; the AR perplexity is exact so only the diffusion se enters).
+    Returns rows {checkpoint, dataset, reference, ratio, ratio_se, num_tokens} (ratio_se by the delta method, the
+    two estimates being independent; the AR perplexity is exact so only the diffusion se enters).
     """
     ar = {r["blocks_sha1"]: r for r in rows if r.get("autoregressive")}
     out = []
@@ -89,8 +90,23 @@ def ar_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         ratio = row["ppl"] / ref["ppl"]
         out.append({"checkpoint": row["checkpoint"], "dataset": row["dataset"], "reference": ref["checkpoint"],
-                    "ratio": ratio, "ratio_se": ratio * math.hypot(row["nll_se"], ref["nll_se"])})
+                    "ratio": ratio, "ratio_se": ratio * math.hypot(row["nll_se"], ref["nll_se"]),
+                    "num_tokens": row["num_tokens"]})
     return out
+
+
+CORPUS_KEYS = ("dataset", "split", "source", "blocks_sha1", "num_tokens", "num_blocks", "num_rows", "scored_positions",
+               "oov_tokens", "oov_stream_tokens", "oov_rate", "exclude_oov")
+
+
+def corpus_summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per dataset and scored token set (models with another tokenizer or length get their own): what
+    was scored, how many tokens, the OOV count, and which checkpoints."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        entry = groups.setdefault((row["dataset"], row["blocks_sha1"]), {k: row.get(k) for k in CORPUS_KEYS})
+        entry.setdefault("checkpoints", []).append(row["checkpoint"])
+    return list(groups.values())
 
 
 def _short_name(checkpoint: str) -> str:
@@ -99,15 +115,25 @@ def _short_name(checkpoint: str) -> str:
 
 
 def format_table(rows: list[dict[str, Any]], ratios: list[dict[str, Any]] | None = None) -> str:
-    """Plain-text table: model, dataset, split, PPL ± se, bits/token, tokens, estimator, and the AR ratio."""
+    """Plain-text table: one line per dataset and token set (tokens, scored positions, OOV rate), then per model
+    PPL ± se, bits/token, estimator and the ratio to the AR model on the same tokens."""
     ratio_of = {(r["checkpoint"], r["dataset"]): r for r in ratios or []}
-    header = ["model", "dataset", "split", "ppl", "± se", "bits/tok", "tokens", "estimator", "/AR"]
-    lines = [header]
-    for row in rows:
-        ratio = ratio_of.get((row["checkpoint"], row["dataset"]))
-        lines.append([_short_name(row["checkpoint"]), row["dataset"], row["split"], f"{row['ppl']:.3f}",
-                      f"{row['ppl_se']:.3f}", f"{row['bits_per_token']:.4f}", str(row["num_tokens"]),
-                      f"{row['estimator']}(n_t={row['n_t']})",
-                      f"{ratio['ratio']:.3f}±{ratio['ratio_se']:.3f}" if ratio else "-"])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    header = ["model", "ppl", "± se", "bits/tok", "estimator", "/AR"]
+    out = []
+    for corpus in corpus_summaries(rows):
+        oov = corpus.get("oov_rate") or 0.0
+        out.append(f"{corpus['dataset']} ({corpus['split']}): {corpus['num_tokens']} scored tokens in "
+                   f"{corpus['num_blocks']} blocks, OOV {100 * oov:.2f}%"
+                   + (" (excluded)" if corpus.get("exclude_oov") else "") + f"; {corpus['scored_positions']}")
+        lines = [header]
+        for row in rows:
+            if (row["dataset"], row["blocks_sha1"]) != (corpus["dataset"], corpus["blocks_sha1"]):
+                continue
+            ratio = ratio_of.get((row["checkpoint"], row["dataset"]))
+            lines.append(["  " + _short_name(row["checkpoint"]), f"{row['ppl']:.3f}", f"{row['ppl_se']:.3f}",
+                          f"{row['bits_per_token']:.4f}", f"{row['estimator']}(n_t={row['n_t']})",
+                          f"{ratio['ratio']:.3f}±{ratio['ratio_se']:.3f}" if ratio else "-"])
+        lines[0] = ["  " + lines[0][0], *lines[0][1:]]
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        out += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    return "\n".join(out)

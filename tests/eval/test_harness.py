@@ -1,6 +1,10 @@
 """lm-eval end-to-end on the offline toy tasks (tests/eval/fixtures): the harness numbers equal direct calls of
 conditional_elbo / the exact AR likelihood / generate."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,11 +43,13 @@ def _ids(model, text: str) -> list[int]:
 
 
 def _direct_ll(model, context: list[int], continuation: list[int]) -> float:
-    """-bound (exact for AR) of continuation | BOS + context, with the harness's per-request seed."""
-    prefix = [model.tokenizer.bos_token_id, *context]
-    x0 = torch.tensor([prefix + continuation])
+    """-bound (exact for AR) of continuation | BOS + context placed like a training block of 64: at most 62 tokens
+    after BOS, and the block's EOS at 63 when they fill it; with the harness's per-request seed."""
+    prefix = [model.tokenizer.bos_token_id, *context[max(0, len(context) - (62 - len(continuation))):]]
+    ids = prefix + continuation
+    x0 = torch.tensor([ids + [model.tokenizer.eos_token_id] * (len(ids) == 63)])
     target = torch.zeros_like(x0, dtype=torch.bool)
-    target[:, len(prefix):] = True
+    target[:, len(prefix):len(ids)] = True
     if model.objective.exact_likelihood:
         return -float(model.elbo(x0, attention_mask=target))
     gen = torch.Generator().manual_seed(request_seed(0, prefix, continuation))
@@ -71,19 +77,19 @@ def test_loglikelihood_rolling_matches_direct_calls(run):
         text = sample["arguments"][0][0]
         ll = sample["filtered_resps"][0]
         ids = _ids(model, text)
-        if len(ids) <= 63:  # one window: the whole document given BOS
+        if len(ids) <= 62:  # one window: the whole document given BOS
             assert ll == pytest.approx(_direct_ll(model, [], ids), rel=1e-5)
         else:
             assert ll == pytest.approx(_rolling_direct(model, ids), rel=1e-5)
 
 
 def _rolling_direct(model, ids: list[int]) -> float:
-    """Disjoint windows of 64 = BOS + context + predicted tokens: the first predicts 63 tokens, later ones 62
-    given the one before (the last one: the rest, given as many preceding tokens as fit)."""
+    """Disjoint windows of 63 = BOS + context + predicted tokens (+ the block's EOS at 63): the first predicts 62
+    tokens, later ones 61 given the one before (the last one: the rest, given as many preceding tokens as fit)."""
     total, start = 0.0, 0
     while start < len(ids):
-        pred = ids[start:start + (63 if start == 0 else 62)]
-        total += _direct_ll(model, ids[max(0, start - (63 - len(pred))):start], pred)
+        pred = ids[start:start + (62 if start == 0 else 61)]
+        total += _direct_ll(model, ids[max(0, start - (62 - len(pred))):start], pred)
         start += len(pred)
     return total
 
@@ -140,3 +146,127 @@ def test_masked_is_greedy_follows_most_confident_unmasking(checkpoints):
     requests = [Instance("loglikelihood", {}, ("ROMEO:\nBut soft", c), 0) for c in (greedy, other)]
     results = harness.loglikelihood(requests, disable_tqdm=True)
     assert [flag for _, flag in results] == [True, False]
+
+
+LONG = ("MENENIUS:\nEither you must confess yourselves wondrous malicious, or be accused of folly. I shall tell "
+        "you a pretty tale: it may be you have heard it; but, since it serves my purpose, I will venture to stale 't a "
+        "little")
+
+
+def _eos_at_last_position(model) -> None:
+    """Make the AR model put p(EOS) ~ 1 at position L-1 (as wrap-mode training teaches it), whatever the input."""
+    predict, eos = model.objective.predict, model.tokenizer.eos_token_id
+
+    def predict_eos_last(logits, xt, t):
+        if logits.shape[1] == 64:  # position 62 predicts the token at 63 = L-1
+            logits = logits.clone()
+            logits[:, 62] = -30.0
+            logits[:, 62, eos] = 30.0
+        return predict(logits, xt, t)
+
+    model.objective.predict = predict_eos_last
+
+
+def test_requests_are_placed_like_training_blocks_for_every_family(checkpoints):
+    """An AR model that always predicts EOS at L-1 scores a window-filling request and a rolling document exactly
+    as when the request is placed like a training block ([BOS] + 62 tokens + [EOS]) and as the unmodified model:
+    no real token is ever scored at L-1. Diffusion requests use the same layout (the EOS at L-1 is clean context)."""
+    plain = DLMHarness(str(checkpoints["ar"]), device="cpu")
+    eos_last = DLMHarness(str(checkpoints["ar"]), device="cpu")
+    _eos_at_last_position(eos_last.model)
+    model = plain.model
+    context, continuation = _ids(model, LONG[:-7]), _ids(model, LONG[-7:])
+    assert len(context) + len(continuation) > 63  # the request overflows the window: the context is cut
+    ll, _ = eos_last.score(context, continuation)
+    assert ll == pytest.approx(_direct_ll(model, context, continuation), rel=1e-6)
+    assert ll == pytest.approx(plain.score(context, continuation)[0], rel=1e-6)
+    rolling = [Instance("loglikelihood_rolling", {}, (LONG,), 0)]
+    assert eos_last.loglikelihood_rolling(rolling, disable_tqdm=True)[0] == pytest.approx(
+        plain.loglikelihood_rolling(rolling, disable_tqdm=True)[0], rel=1e-6)
+    assert eos_last.loglikelihood_rolling(rolling, disable_tqdm=True)[0] == pytest.approx(
+        _rolling_direct(model, _ids(model, LONG)), rel=1e-6)
+    mdlm = DLMHarness(str(checkpoints["mdlm"]), mc_num=MC, device="cpu")
+    assert mdlm.score(context, continuation)[0] == pytest.approx(_direct_ll(mdlm.model, context, continuation),
+                                                                 rel=1e-5)
+
+
+def test_greedy_check_runs_on_loglikelihood_requests_only(checkpoints, monkeypatch):
+    harness = DLMHarness(str(checkpoints["mdlm"]), mc_num=2, device="cpu", greedy=True)
+    calls = []
+    original = harness._greedy_match
+    monkeypatch.setattr(harness, "_greedy_match", lambda x0, target: calls.append(1) or original(x0, target))
+    harness.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (LONG,), 0)], disable_tqdm=True)
+    assert calls == []  # rolling windows never need is_greedy
+    harness.loglikelihood([Instance("loglikelihood", {}, ("ROMEO:\nBut soft", " what"), 0)], disable_tqdm=True)
+    assert calls == [1]
+
+
+def test_generation_steps_default_to_one_per_new_token(checkpoints):
+    assert DLMHarness(str(checkpoints["mdlm"]), device="cpu").default_steps(16) == 16
+    assert DLMHarness(str(checkpoints["mdlm"]), device="cpu", block_size=4).default_steps(10) == 12  # 3 blocks
+    kwargs = {"until": ["\n"], "max_gen_toks": 12}
+    default = DLMHarness(str(checkpoints["mdlm"]), device="cpu").generate_text("ROMEO:\nBut", dict(kwargs))
+    explicit = DLMHarness(str(checkpoints["mdlm"]), device="cpu", steps=12).generate_text("ROMEO:\nBut", dict(kwargs))
+    assert default == explicit
+
+
+def test_oov_tokens_are_counted_and_can_be_excluded(checkpoints):
+    harness = DLMHarness(str(checkpoints["ar"]), device="cpu")
+    excluded = DLMHarness(str(checkpoints["ar"]), device="cpu", exclude_oov="true")
+    model = harness.model
+    unk = model.tokenizer.unk_token_id
+    context, continuation = _ids(model, "ROMEO:\nBut soft"), _ids(model, " what € light")  # '€' is not in the vocab
+    assert continuation.count(unk) == 1
+    full, _ = harness.score(context, continuation)
+    part, _ = excluded.score(context, continuation)
+    x = torch.tensor([[model.tokenizer.bos_token_id, *context, *continuation]])
+    with torch.no_grad():
+        nll = model.objective.token_nll(model, x)[0]  # position l-1 predicts token l
+    unk_cost = float(nll[len(context) + continuation.index(unk)])
+    assert part == pytest.approx(full + unk_cost, rel=1e-6) and unk_cost > 1
+    info = harness.get_model_info()
+    assert (info["oov_tokens"], info["continuation_tokens"], info["exclude_oov"]) == (1, len(continuation), False)
+    assert info["cpu_threads"] >= 1 and info["dlm_layout"]["end_id"] == model.tokenizer.eos_token_id
+
+
+def _lm_eval_arguments(checkpoint, out: Path) -> list[str]:
+    """lm_eval's own flags, with its default device made explicit: cuda:0, absent on a CPU machine."""
+    return ["--model", "dlm", "--model_args", f"pretrained={checkpoint}", "--tasks", "dlm_toy_loglikelihood",
+            "--include_path", str(REPO / "tests/eval/fixtures"), "--device", "cuda:0", "--output_path", str(out)]
+
+
+def _check_lm_eval_output(out: Path, stderr: str) -> None:
+    (result,) = out.glob("**/results_*.json")
+    saved = json.loads(result.read_text())
+    assert saved["results"]["dlm_toy_loglikelihood"]["perplexity,none"] > 1
+    assert saved["config"]["cpu_threads"] >= 1 and saved["config"]["oov_tokens"] == 0
+    if not torch.cuda.is_available():
+        assert "CUDA is not available; evaluating on cpu" in stderr
+
+
+def test_lm_eval_entry_is_the_lm_eval_command_line_with_dlm_registered(checkpoints, tmp_path, monkeypatch, capsys):
+    """dlm.eval.lm_eval_entry.main (the dlm-lm-eval script) in-process; lm-eval's own ~10k task YAMLs are not indexed
+    to keep it fast (the slow test below runs the installed script as a user would)."""
+    from lm_eval.tasks import TaskManager
+
+    from dlm.eval.lm_eval_entry import main
+
+    init = TaskManager.__init__
+    no_defaults = lambda self, *a, **k: init(self, *a, **(k | {"include_defaults": False}))  # noqa: E731
+    monkeypatch.setattr(TaskManager, "__init__", no_defaults)
+    monkeypatch.setattr(sys, "argv", ["dlm-lm-eval", *_lm_eval_arguments(checkpoints["ar"], tmp_path / "out")])
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    assert main() == 0
+    _check_lm_eval_output(tmp_path / "out", capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_installed_dlm_lm_eval_script_runs_a_local_task_offline_on_cpu(checkpoints, tmp_path):
+    script = Path(sys.executable).with_name("dlm-lm-eval")
+    assert script.is_file(), "reinstall dlm (pip install -e '.[eval]') to get the dlm-lm-eval console script"
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(script), *_lm_eval_arguments(checkpoints["ar"], tmp_path / "out")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _check_lm_eval_output(tmp_path / "out", done.stderr)

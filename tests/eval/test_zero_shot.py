@@ -51,7 +51,8 @@ def test_autoregressive_perplexity_is_exact_through_the_same_pipeline(checkpoint
     model = dlm.DiffusionLM.from_pretrained(checkpoints["ar"]).eval()
     row = zero_shot_perplexity(model, _texts(), progress=False)
     blocks = make_blocks(ROWS, model.tokenizer, 64)
-    direct = model.elbo(blocks.ids).sum() / (blocks.ids.shape[0] * (blocks.ids.shape[1] - 1))
+    with torch.no_grad():  # -log p(x^l | x^{<l}) for l = 1..62: the block's BOS and closing EOS are not scored
+        direct = model.objective.token_nll(model, blocks.ids)[:, :-1].sum() / (blocks.ids.shape[0] * 62)
     assert row["nll"] == pytest.approx(float(direct), rel=1e-6) and row["nll_se"] == 0.0
     assert (row["estimator"], row["se_method"]) == ("exact", "exact")
 
@@ -70,7 +71,7 @@ def test_ppl_command_writes_a_reproducible_self_describing_results_file(checkpoi
                 "mode", "seed", "blocks_sha1"):
         assert key in mdlm_ptb, key
     assert (mdlm_ptb["split"], mdlm_ptb["seq_len"], mdlm_ptb["num_blocks"]) == ("test", 64, 8)
-    assert mdlm_ptb["num_tokens"] == 8 * 64 and rows[("ar", "ptb")]["num_tokens"] == 8 * 63
+    assert mdlm_ptb["num_tokens"] == rows[("ar", "ptb")]["num_tokens"] == 8 * 62  # positions 1..62 for both
     assert mdlm_ptb["blocks_sha1"] == rows[("ar", "ptb")]["blocks_sha1"]
     ratio = {r["dataset"]: r for r in saved["ratios"]}["ptb"]
     assert ratio["ratio"] == pytest.approx(mdlm_ptb["ppl"] / rows[("ar", "ptb")]["ppl"])
@@ -96,5 +97,6 @@ def test_pad_mode_scores_only_real_tokens(checkpoints):
     model = dlm.DiffusionLM.from_pretrained(checkpoints["mdlm"]).eval()
     row = zero_shot_perplexity(model, _texts([r for r in ROWS if r][:8]), mode="pad", progress=False, n_t=2)
     blocks = make_blocks([r for r in ROWS if r][:8], model.tokenizer, 64, mode="pad")
-    assert row["num_tokens"] == int(blocks.mask.sum()) < blocks.mask.numel()
+    assert row["num_tokens"] == int(blocks.scored.sum()) == int(blocks.mask.sum()) - 8 < blocks.mask.numel()
+    assert not blocks.scored[:, 0].any() and not (blocks.scored & ~blocks.mask).any()  # BOS and pads never count
     assert row["mode"] == "pad" and row["se_method"] == "independent_draws" and torch.isfinite(torch.tensor(row["nll"]))
