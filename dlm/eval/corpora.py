@@ -160,14 +160,17 @@ def _papers_rows(text: str) -> list[str]:
     return ["\n".join(json.loads(line)["article_text"]) for line in _lines(text) if line.strip()]
 
 
-def csv_columns(text: str, fields: list[str], header: bool, where: str = "the CSV file") -> list[str]:
-    """Rows of a CSV: the named columns joined by a space (header=False: columns are named 0, 1, ...)."""
+def csv_columns(text: str, fields: list[str], header: bool, where: str = "the CSV file",
+                skip_space: bool = False) -> list[str]:
+    """Rows of a CSV: the named columns joined by a space (header=False: columns are named 0, 1, ...); a file with
+    one column uses it whatever its name. skip_space: drop spaces after each comma (csv skipinitialspace)."""
     csv.field_size_limit(2**31 - 1)
-    table = list(csv.reader(io.StringIO(text, newline=""), skipinitialspace=True))
+    table = list(csv.reader(io.StringIO(text, newline=""), skipinitialspace=skip_space))
     names = table[0] if header and table else [str(i) for i in range(max(map(len, table), default=0))]
+    fields = names[:1] if len(names) == 1 else fields
     missing = [f for f in fields if f not in names]
     if missing:
-        hint = "pass --csv-header false for a file without a header row; " if header else ""
+        hint = "pass --no-header for a file without a header row; " if header else ""
         raise ConfigError(f"{where} has no column '{missing[0]}' (columns: {', '.join(names)}); {hint}"
                           "choose the text column(s) with --text-field")
     columns = [names.index(f) for f in fields]
@@ -176,7 +179,7 @@ def csv_columns(text: str, fields: list[str], header: bool, where: str = "the CS
 
 def _ag_news_rows(text: str) -> list[str]:
     """The AG News CSV: class, title, description without a header -> title + " " + description (HF's text)."""
-    return csv_columns(text, ["1", "2"], header=False, where="the AG News CSV")
+    return csv_columns(text, ["1", "2"], header=False, where="the AG News CSV", skip_space=True)
 
 
 READERS: dict[str, Callable[[str], list[str]]] = {
@@ -238,9 +241,9 @@ def _user_texts(name: str, split: str, fmt: TextFormat) -> EvalTexts:
 
 
 def _user_rows(name: str, split: str, fmt: TextFormat) -> list[str]:
-    """Non-blank documents of a user file or HF dataset; CSVs without a header or with joined columns read here."""
-    fields = [f.strip() for f in fmt.text_field.split(",") if f.strip()]
-    if file_format(name) == "csv" and (not fmt.csv_header or len(fields) > 1):
+    """Non-blank documents of a user file or HF dataset (CSVs read here: header or not, columns joined)."""
+    if file_format(name) == "csv":
+        fields = [f.strip() for f in fmt.text_field.split(",") if f.strip()]
         rows = csv_columns(_read_bytes(Path(name).expanduser()), fields, fmt.csv_header, where=name)
         return [row for row in rows if row.strip()]
     return load_documents(name, split, DataConfig(text_field=fmt.text_field, doc_split=fmt.doc_split))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from dlm.config import DataConfig
-from dlm.eval.corpora import load_eval_texts, parse_name
+from dlm.eval.corpora import TextFormat, load_eval_texts, parse_name
 from dlm.registry import ConfigError
 
 
@@ -70,3 +70,44 @@ def test_names_and_errors(tmp_path):
         load_eval_texts("nonsense")
     with pytest.raises(ConfigError, match="not found"):
         load_eval_texts("ptb", data_dir=str(tmp_path))
+
+
+AG_NEWS = ('"3","Wall St. Bears Claw Back","Reuters - Short-sellers are seeing green again."\n'
+           '"4","Mars Rover Finds Water","Scientists said, on Tuesday, that water once flowed."\n')
+
+
+def test_headerless_csv_with_joined_columns_and_sentence_per_line_txt(tmp_path):
+    (tmp_path / "news.csv").write_text(AG_NEWS)
+    with pytest.raises(ConfigError, match="--no-header"):  # the first row is data, not column names
+        load_eval_texts(str(tmp_path / "news.csv"))
+    texts = load_eval_texts(str(tmp_path / "news.csv"), text_format=TextFormat(text_field="1,2", csv_header=False))
+    assert texts.rows == ["Wall St. Bears Claw Back Reuters - Short-sellers are seeing green again.",
+                          "Mars Rover Finds Water Scientists said, on Tuesday, that water once flowed."]
+    assert texts.reading == {"text_field": "1,2", "csv_header": False}
+    (tmp_path / "h.csv").write_text("title,body\nA,b c\nD,e\n")
+    assert load_eval_texts(str(tmp_path / "h.csv"), text_format=TextFormat(text_field="title,body")).rows == \
+        ["A b c", "D e"]
+    (tmp_path / "lines.txt").write_text("one sentence.\nanother one.\nand a third.\n")
+    assert len(load_eval_texts(str(tmp_path / "lines.txt")).rows) == 1  # the checkpoint default: blank_line
+    lines = load_eval_texts(str(tmp_path / "lines.txt"), text_format=TextFormat(doc_split="line"))
+    assert lines.rows == ["one sentence.", "another one.", "and a third."] and lines.reading == {"doc_split": "line"}
+    (tmp_path / "q.jsonl").write_text('{"question": "why?", "text": "no"}\n')
+    assert load_eval_texts(str(tmp_path / "q.jsonl"), text_format=TextFormat(text_field="question")).rows == ["why?"]
+
+
+def test_named_corpora_read_from_a_local_copy(tmp_path, shared_data):
+    (tmp_path / "ag_news").mkdir()
+    (tmp_path / "ag_news" / "test.csv").write_text(AG_NEWS)
+    for texts in (load_eval_texts(f"ag_news={tmp_path / 'ag_news' / 'test.csv'}"),
+                  load_eval_texts("ag_news", data_dir=str(tmp_path))):  # HF's text = title + " " + description
+        assert (texts.name, texts.split, len(texts.rows)) == ("ag_news", "test", 2)
+        assert texts.rows[0] == "Wall St. Bears Claw Back Reuters - Short-sellers are seeing green again."
+    (tmp_path / "heldout").write_text("But now , it 's looking like the page .\nEverybody is aware .\n")
+    lm1b = load_eval_texts(f"lm1b@test={tmp_path / 'heldout'}")  # no suffix: LM1B's only reader
+    assert (lm1b.split, lm1b.detokenizer, lm1b.rows[0]) == ("test", "lm1b", "But now, it's looking like the page.")
+    raw = (shared_data / "wikitext-2-raw" / "wiki.test.raw").read_text()
+    (tmp_path / "wiki.test.tokens").write_text(raw)
+    assert load_eval_texts(f"wikitext103@test={tmp_path / 'wiki.test.tokens'}").rows == \
+        load_eval_texts("wikitext2-raw@test", data_dir=str(shared_data)).rows  # the HF rows layout
+    with pytest.raises(ConfigError, match="only the named corpora"):
+        load_eval_texts(f"mine={tmp_path / 'heldout'}")

@@ -9,9 +9,14 @@ import pytest
 import torch
 
 import dlm
+from dlm import cli
 from dlm.eval.commands import ppl_command
 from dlm.eval.corpora import EvalTexts
+from dlm.eval.device import THREAD_ENV, available_cores, set_cpu_threads
 from dlm.eval.estimators import TimeSampling
+from dlm.eval.likelihood import conditional_elbo_samples
+from dlm.eval.oov import text_oov, warn_oov
+from dlm.eval.report import ar_ratios
 from dlm.eval.zero_shot import evaluate_blocks, make_blocks, zero_shot_perplexity
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,3 +105,91 @@ def test_pad_mode_scores_only_real_tokens(checkpoints):
     assert row["num_tokens"] == int(blocks.scored.sum()) == int(blocks.mask.sum()) - 8 < blocks.mask.numel()
     assert not blocks.scored[:, 0].any() and not (blocks.scored & ~blocks.mask).any()  # BOS and pads never count
     assert row["mode"] == "pad" and row["se_method"] == "independent_draws" and torch.isfinite(torch.tensor(row["nll"]))
+
+
+def test_diffusion_rows_bound_the_tokens_the_ar_row_scores_given_the_same_context(checkpoints):
+    """Both families score positions 1..L-2 of each wrap block; the diffusion bound keeps BOS and the block's EOS
+    clean: it equals the conditional ELBO of those tokens given them, draw for draw."""
+    mdlm = dlm.DiffusionLM.from_pretrained(checkpoints["mdlm"]).eval()
+    ar = dlm.DiffusionLM.from_pretrained(checkpoints["ar"]).eval()
+    rows = {name: zero_shot_perplexity(model, _texts(), max_blocks=8, estimator="many", n_t=4, seed=5,
+                                       progress=False) for name, model in (("mdlm", mdlm), ("ar", ar))}
+    assert rows["mdlm"]["blocks_sha1"] == rows["ar"]["blocks_sha1"]
+    assert rows["mdlm"]["num_tokens"] == rows["ar"]["num_tokens"] == 8 * 62
+    blocks = make_blocks(ROWS, mdlm.tokenizer, 64, max_blocks=8)
+    assert blocks.scored[:, 1:63].all() and not blocks.scored[:, [0, 63]].any()
+    samples = conditional_elbo_samples(mdlm, mdlm.process, blocks.ids, blocks.scored, n_t=4,
+                                       generator=torch.Generator().manual_seed(5))
+    assert rows["mdlm"]["nll"] == pytest.approx(float(samples.mean(0).sum()) / (8 * 62), rel=1e-9)
+    (ratio,) = ar_ratios([{**rows["mdlm"], "checkpoint": "m"},
+                          {**rows["ar"], "checkpoint": "a", "autoregressive": True}])
+    assert ratio["ratio"] == pytest.approx(math.exp(rows["mdlm"]["nll"] - rows["ar"]["nll"]))
+    assert ratio["num_tokens"] == 8 * 62
+
+
+def test_oov_tokens_are_counted_warned_and_can_be_excluded(checkpoints, capsys):
+    model = dlm.DiffusionLM.from_pretrained(checkpoints["ar"]).eval()
+    assert text_oov(model.tokenizer, "a€b☃c") == (2, 5)  # the char vocabulary has neither € nor ☃
+    rows = ["First Citizen: € hear me ☃ speak."] * 12
+    texts = _texts(rows)
+    kept = zero_shot_perplexity(model, texts, progress=False)
+    blocks = make_blocks(rows, model.tokenizer, 64)
+    unknown = int((blocks.ids[:, 1:63] == model.tokenizer.unk_token_id).sum())
+    assert kept["oov_tokens"] == unknown > 0 and kept["oov_rate"] == pytest.approx(unknown / kept["num_tokens"])
+    dropped = zero_shot_perplexity(model, texts, progress=False, exclude_oov=True)
+    assert dropped["num_tokens"] == kept["num_tokens"] - unknown and dropped["exclude_oov"]
+    assert "excluded" in dropped["scored_positions"] and dropped["blocks_sha1"] != kept["blocks_sha1"]
+    with torch.no_grad():
+        nll = model.objective.token_nll(model, blocks.ids)[:, :-1]  # positions 1..62
+    known = blocks.ids[:, 1:63] != model.tokenizer.unk_token_id
+    assert dropped["nll"] == pytest.approx(float(nll[known].sum()) / int(known.sum()), rel=1e-6)
+    assert warn_oov("toy", unknown, kept["num_tokens"]) and "--exclude-oov" in capsys.readouterr().err
+    assert not warn_oov("toy", 0, kept["num_tokens"])
+
+
+def test_num_rows_counts_the_rows_scored(checkpoints):
+    model = dlm.DiffusionLM.from_pretrained(checkpoints["ar"]).eval()
+    rows = ["a" * 30] * 10  # 31 stream tokens each (with EOS): two rows per block of 62
+    row = zero_shot_perplexity(model, _texts(rows), max_blocks=2, progress=False)
+    assert (row["num_rows"], row["num_rows_loaded"], row["num_blocks"]) == (4, 10, 2)
+    padded = zero_shot_perplexity(model, _texts(rows), mode="pad", max_blocks=3, progress=False)
+    assert (padded["num_rows"], padded["num_blocks"]) == (3, 3)
+
+
+def test_cpu_threads_default_and_are_recorded(checkpoints, tmp_path, monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        for name in THREAD_ENV:
+            monkeypatch.delenv(name, raising=False)
+        cores = available_cores()
+        assert set_cpu_threads(torch.device("cpu")) == {"cpu_threads": max(1, min(4, cores // 2)),
+                                                        "cpu_threads_source": "default"}
+        assert torch.get_num_threads() == max(1, min(4, cores // 2))
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_cpu_threads(torch.device("cpu"))["cpu_threads_source"] == "environment"
+        (tmp_path / "t.txt").write_text("ab " * 200)
+        payload = ppl_command(str(checkpoints["ar"]), datasets=str(tmp_path / "t.txt"), threads=1, device="cpu",
+                              out=str(tmp_path / "o.json"))
+        assert payload["runtime"] == {"device": "cpu", "cpu_threads": 1, "cpu_threads_source": "argument"}
+        assert payload["provenance"]["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_eval_ppl_scores_local_files_with_flags_alone(checkpoints, tmp_path, capsys):
+    news = "".join(f'"{i % 4 + 1}","Headline {i}","Body of story {i}, with a comma."\n' for i in range(40))
+    (tmp_path / "test.csv").write_text(news)
+    (tmp_path / "lines.txt").write_text("".join(f"sentence number {i}.\n" for i in range(40)))
+    base = ["eval", "ppl", "--checkpoint", str(checkpoints["ar"]), "--device", "cpu"]
+    out = str(tmp_path / "o.json")
+    assert cli.main([*base, "--datasets", str(tmp_path / "test.csv"), "--out", out]) == 2  # headerless: one line
+    assert "--no-header" in capsys.readouterr().err
+    assert cli.main([*base, "--datasets", f"{tmp_path / 'test.csv'},ag_news={tmp_path / 'test.csv'}",
+                     "--no-header", "--text-field", "1,2", "--out", out]) == 0
+    user, named = json.loads(Path(out).read_text())["rows"]
+    assert (user["text_field"], user["csv_header"], named["dataset"], named["reader"]) == ("1,2", False, "ag_news",
+                                                                                         "ag_news_csv")
+    assert user["blocks_sha1"] == named["blocks_sha1"]  # both read "Headline i Body of story i, with a comma."
+    assert cli.main([*base, "--datasets", str(tmp_path / "lines.txt"), "--doc-split", "line", "--out", out]) == 0
+    (row,) = json.loads(Path(out).read_text())["rows"]
+    assert (row["num_rows_loaded"], row["doc_split"]) == (40, "line")
