@@ -67,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     command = _commands()[args.pop("command")]
     if isinstance(command, dict):
         command = command[args.pop("subcommand")]
+    return report_errors(lambda: command(**args))
+
+
+def report_errors(run: Callable[[], Any]) -> int:
+    """run(); a ConfigError prints `error: <one line>` on stderr and gives exit status 2 (else 0)."""
     try:
-        command(**args)
+        run()
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -20,14 +20,9 @@ def main() -> int:
     except ImportError:
         print("error: dlm-lm-eval needs lm-eval: pip install 'dlm[eval]' (or pip install lm-eval)", file=sys.stderr)
         return 2
-    from dlm.registry import ConfigError
+    from dlm.cli import report_errors
 
-    try:
-        cli_evaluate()
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return report_errors(cli_evaluate)
 
 
 if __name__ == "__main__":
