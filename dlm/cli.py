@@ -23,10 +23,11 @@ def _commands() -> dict[str, Any]:
     """Subcommand name -> typed function, or -> {name: typed function} for a command group (`dlm eval ppl`)."""
     from dlm.eval.commands import EVAL_COMMANDS, LM_EVAL_COMMAND
     from dlm.sample.commands import infill_command, sample_command
+    from dlm.tasks.commands import TASK_COMMANDS
     from dlm.train.commands import train_command
 
     return {"train": train_command, "sample": sample_command, "infill": infill_command, "eval": EVAL_COMMANDS,
-            "lm-eval": LM_EVAL_COMMAND}
+            "lm-eval": LM_EVAL_COMMAND, "task": TASK_COMMANDS}
 
 
 def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> None:
@@ -36,6 +37,8 @@ def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> N
         flag = "--" + name.replace("_", "-")
         if name == "overrides":  # free `section.key=value` arguments
             parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.lr=3e-4")
+        elif param.kind is inspect.Parameter.POSITIONAL_ONLY:  # `dlm task train <task>`
+            parser.add_argument(name, type=kind)
         elif kind is bool:
             parser.add_argument(flag, action="store_true", default=param.default, help=f"(default: {param.default})")
         else:
@@ -63,11 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    parsed, extra = parser.parse_known_args(argv)
+    args = vars(parsed)
+    # `dlm task train <task> --config c a.b=1`: argparse ends the positionals at the first flag; later overrides
+    if extra and (args.get("overrides") is None or any(e.startswith("-") or "=" not in e for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args["overrides"] = [*args["overrides"], *extra]
     command = _commands()[args.pop("command")]
     if isinstance(command, dict):
         command = command[args.pop("subcommand")]
-    return report_errors(lambda: command(**args))
+    positional = [args.pop(name) for name, param in inspect.signature(command).parameters.items()
+                  if param.kind is inspect.Parameter.POSITIONAL_ONLY]
+    return report_errors(lambda: command(*positional, **args))
 
 
 def report_errors(run: Callable[[], Any]) -> int:

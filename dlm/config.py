@@ -59,6 +59,9 @@ class ObjectiveConfig:
     time_sampler: str = "stratified"  # stratified | uniform | vdm
     sampling_eps: float = 1e-3  # training t ~ U[sampling_eps, 1]
     discrete_steps: int = 0  # T > 0: discrete-time ELBO on the grid {1/T, ..., 1} (masked_elbo only)
+    condition_prefix: int = 0  # N > 0: positions [0, N) (a task's prompt) are never corrupted and never scored
+    token_reweight_gamma: float = 0.0  # > 0: MGDM token reweighting alpha (1 - p)^gamma (masked_elbo only)
+    token_reweight_alpha: float = 0.25
 
 
 @dataclass(frozen=True)

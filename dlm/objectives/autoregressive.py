@@ -63,7 +63,8 @@ class Autoregressive:
 
     def loss(self, denoiser: Denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:
-        mask = None if attention_mask is None else attention_mask[:, 1:]
+        mask = torch.ones_like(x0[:, 1:], dtype=torch.bool) if attention_mask is None else attention_mask[:, 1:].bool()
+        mask[:, : max(self.cfg.condition_prefix - 1, 0)] = False  # output l predicts token l + 1: prompt unscored
         return reduce_per_token(self.token_nll(denoiser, x0), mask)
 
     def check_tokens(self, x0: Tensor) -> None:

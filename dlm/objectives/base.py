@@ -92,8 +92,20 @@ class Objective(ABC):
         """One Monte Carlo draw of t and x_t per sequence; per-token mean over non-pad tokens (MDLM reduction)."""
         t = self.sample_times(x0.shape[0], generator=generator, device=x0.device)
         xt = self.process.corrupt(x0, t, generator=generator)
+        scored = attention_mask
+        if self.cfg.condition_prefix > 0:
+            xt, scored = clamp_prefix(x0, xt, attention_mask, self.cfg.condition_prefix)
         per_token = self.integrand(denoiser(xt, t), x0, xt, t)
-        return reduce_per_token(per_token, attention_mask)
+        return reduce_per_token(per_token, scored)
+
+
+def clamp_prefix(x0: Tensor, xt: Tensor, attention_mask: Tensor | None, prefix: int) -> tuple[Tensor, Tensor]:
+    """Conditional training on a fixed-length prompt (MGDM's src_mask, arXiv 2410.14157): positions [0, prefix) keep
+    x0 and leave the loss, which then bounds -log p(x^{>=prefix} | x^{<prefix}). -> (xt (B, L), scored bool (B, L))."""
+    condition = torch.zeros_like(x0, dtype=torch.bool)
+    condition[:, :prefix] = True
+    scored = ~condition if attention_mask is None else attention_mask.bool() & ~condition
+    return torch.where(condition, x0, xt), scored
 
 
 def reduce_per_token(per_token: Tensor, attention_mask: Tensor | None) -> LossOutput:

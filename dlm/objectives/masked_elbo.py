@@ -4,6 +4,9 @@ Continuous time (ALGORITHMS §1.4; the integrand is the process's, process/absor
     -log p(x0) <= int_0^1 E_{x_t ~ q_t} [ (-alpha'_t / (1 - alpha_t)) sum_{l: x_t^l = m} -log x_theta^l(x0^l|x_t) ] dt.
 Discrete time with T steps (MD4 §1.8, exact for any schedule): t on {1/T, ..., 1}, s = t - 1/T and weight
     T (alpha_s - alpha_t) / (1 - alpha_t).
+Optional MGDM token reweighting (Ye et al., arXiv 2410.14157; objective.token_reweight_gamma > 0): each
+masked token's -log p with p = x_theta(x0 | x_t) is multiplied by alpha (1 - p)^gamma (a focal loss, not detached),
+which weights the tokens the model finds hard more. The loss is then no longer a bound.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ def subs(logits: Tensor, xt: Tensor, mask_id: int) -> Tensor:
     unmasked = (xt != mask_id).unsqueeze(-1)
     carried = torch.full_like(log_probs, NEG_INF).scatter(-1, xt.unsqueeze(-1), 0.0)
     return torch.where(unmasked, carried, log_probs)
+
+
+def token_reweighting(log_probs: Tensor, x0: Tensor, alpha: float, gamma: float) -> Tensor:
+    """MGDM's per-token weight alpha * (1 - x_theta(x0))^gamma.  log_probs (B, L, N), x0 (B, L) -> (B, L)."""
+    p = log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()
+    return alpha * (1 - p).pow(gamma)
 
 
 @OBJECTIVES.register("masked_elbo")
@@ -60,4 +69,8 @@ class MaskedELBO(Objective):
         return t
 
     def integrand(self, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
-        return masked_integrand(prediction.log_probs, x0, xt, self.mask_id, self.weight(t))
+        per_token = masked_integrand(prediction.log_probs, x0, xt, self.mask_id, self.weight(t))
+        if self.cfg.token_reweight_gamma > 0:
+            per_token = per_token * token_reweighting(prediction.log_probs, x0, self.cfg.token_reweight_alpha,
+                                                      self.cfg.token_reweight_gamma)
+        return per_token

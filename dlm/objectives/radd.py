@@ -25,6 +25,9 @@ class RADD(MaskedELBO):
     def __init__(self, process, cfg):
         if cfg.time_conditioning:
             raise ConfigError("objective 'radd' is time-independent: set objective.time_conditioning=false")
+        if cfg.condition_prefix or cfg.token_reweight_gamma:
+            raise ConfigError("objective 'radd' supports neither condition_prefix nor token reweighting; "
+                              "use masked_elbo")
         super().__init__(process, cfg)
 
     def loss(self, denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
