@@ -47,6 +47,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", default="runs/reasoning")
     parser.add_argument("--out", default="benchmarks/reasoning.json")
     parser.add_argument("--plot", default="benchmarks/reasoning.png")
+    parser.add_argument("--merge", default="", help="comma list of result JSONs to combine into --out and plot; no "
+                        "training (for runs made in separate invocations)")
     return parser.parse_args()
 
 
@@ -103,6 +105,13 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        parts = [json.loads(Path(name).read_text()) for name in args.merge.split(",")]
+        points = [point for part in parts for point in part["points"]]
+        merged = {"settings": [part["settings"] for part in parts], "points": points}
+        out.write_text(json.dumps(merged, indent=2) + "\n")
+        plot(merged["points"], args.plot)
+        return
     points: list[dict] = []
     settings = {**vars(args),
                 "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}

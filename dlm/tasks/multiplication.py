@@ -12,6 +12,7 @@ Row: compact digits without spaces ('#' for '####'): "5632*7434|" + answer.
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 
@@ -48,11 +49,11 @@ def chain_of_thought(a: int, b: int, n: int) -> str:
 
 
 class Multiplication(Task):
-    digits: int
-    cot: bool
+    """n x n multiplication, with the chain of thought in the answer when cot=True."""
 
-    def __init__(self):
-        n = self.digits
+    def __init__(self, name: str, digits: int, cot: bool):
+        self.name, self.digits, self.cot = name, digits, cot
+        n = digits
         self.alphabet = "0123456789*+()#|_"
         self.prompt_len = 2 * n + 2
         self.answer_len = len(self.answer_text(self._answer(0, 0)))
@@ -102,21 +103,7 @@ class Multiplication(Task):
         return examples
 
 
-@TASKS.register("mult4x4")
-class Mult4x4(Multiplication):
-    name, digits, cot = "mult4x4", 4, False
-
-
-@TASKS.register("mult5x5")
-class Mult5x5(Multiplication):
-    name, digits, cot = "mult5x5", 5, False
-
-
-@TASKS.register("mult4x4_cot")
-class Mult4x4CoT(Multiplication):
-    name, digits, cot = "mult4x4_cot", 4, True
-
-
-@TASKS.register("mult5x5_cot")
-class Mult5x5CoT(Multiplication):
-    name, digits, cot = "mult5x5_cot", 5, True
+for _n in (4, 5):
+    for _cot in (False, True):
+        _name = f"mult{_n}x{_n}" + ("_cot" if _cot else "")
+        TASKS.register(_name)(functools.partial(Multiplication, _name, _n, _cot))
