@@ -89,8 +89,8 @@ def plot(points: list[dict], path: str) -> None:
             rows = sorted((p for p in points if p["task"] == task and p["family"] == family), key=lambda p: p["tokens"])
             x = [p["tokens"] / 1e6 for p in rows]
             y = [100 * p["accuracy"] for p in rows]
-            lo = [100 * (p["accuracy"] - p["wilson95"][0]) for p in rows]
-            hi = [100 * (p["wilson95"][1] - p["accuracy"]) for p in rows]
+            lo = [max(0.0, 100 * (p["accuracy"] - p["wilson95"][0])) for p in rows]
+            hi = [max(0.0, 100 * (p["wilson95"][1] - p["accuracy"])) for p in rows]
             ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=family)
         ax.set(title=task, xlabel="training tokens (M)", ylabel="solved (%)", ylim=(-2, 102))
         ax.grid(alpha=0.3)
