@@ -70,7 +70,7 @@ def solve(model, task: Task, questions: Sequence[str], *, sampler: str = "confid
         raise ConfigError("the checkpoint has no tokenizer; train it with `dlm task train`")
     device = next(model.parameters()).device
     ids, mask = encode_prompts(task, model.tokenizer, questions)
-    name = "autoregressive" if model.is_autoregressive else sampler
+    name = model.objective.required_sampler or sampler  # the AR baseline always decodes left to right
     out = generate(model, model.process, get_sampler(name, temperature=temperature), steps=steps or task.answer_len,
                    prompt=ids.to(device), prompt_mask=mask.to(device), generator=generator)
     return decode_answers(task, model.tokenizer, out.cpu())
@@ -102,7 +102,7 @@ def evaluate(model, task: Task, examples: Sequence[Example], *, sampler: str = "
     return {**_score([ok for *_, ok in results]),
             "by_difficulty": {key: _score(buckets[key]) for key in sorted(buckets)},
             "samples_per_s": len(results) / max(elapsed, 1e-9), "elapsed_s": elapsed,
-            "sampler": "autoregressive" if model.is_autoregressive else sampler,
+            "sampler": model.objective.required_sampler or sampler,
             "steps": steps or task.answer_len, "temperature": temperature,
             "examples": [{"question": ex.question, "answer": answer, "correct": ok} for ex, answer, ok in results[:5]]}
 

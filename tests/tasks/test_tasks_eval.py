@@ -2,6 +2,7 @@
 tiny model's `dlm task train` + `dlm task eval` run end to end in seconds."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -27,7 +28,7 @@ class SudokuOracle(torch.nn.Module):
     """A masked-diffusion denoiser that knows the rules: it reads the clamped puzzle and puts all mass on its
     solution. With it, clamping, decoding and checking must give 100%."""
 
-    is_autoregressive = False
+    objective = SimpleNamespace(required_sampler=None)  # a diffusion denoiser: the caller picks the sampler
 
     def __init__(self, task, corrupt=False):
         super().__init__()
