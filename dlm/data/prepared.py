@@ -156,7 +156,7 @@ def prepared_folder(source: str) -> str | None:
 def prepared_sources(cfg: DataConfig, packing: Packing) -> tuple[PreparedRows, TokenSource | None]:
     """(train rows, validation rows or None) of ``cfg.source = prepared:DIR``.
 
-    Validation: data.val_source when it is ``prepared:DIR2`` (its valid split, else its train split); None when
+    Validation: data.val_source when it is ``prepared:DIR2`` (its valid, else test, else train split); None when
     it is any other source (the caller packs it in memory); else DIR's valid split; else the last
     data.val_fraction of DIR's train documents, which training then does not see.
     """
@@ -166,8 +166,8 @@ def prepared_sources(cfg: DataConfig, packing: Packing) -> tuple[PreparedRows, T
         if prepared_folder(cfg.val_source) is None:
             return PreparedRows(train, packing), None
         other = PreparedCorpus(prepared_folder(cfg.val_source))
-        return PreparedRows(train, packing), PreparedRows(other.split("valid" if "valid" in other.splits
-                                                                      else "train"), packing)
+        held = next(name for name in ("valid", "test", "train") if name in other.splits or name == "train")
+        return PreparedRows(train, packing), PreparedRows(other.split(held), packing)
     if "valid" in corpus.splits:
         return PreparedRows(train, packing), PreparedRows(corpus.split("valid"), packing)
     if not 0.0 < cfg.val_fraction < 1.0:

@@ -163,3 +163,18 @@ def test_prepare_cli_and_its_errors(corpus_file, tmp_path, capsys):
         tokenizer_from_config(cfg)
     with pytest.raises(ConfigError, match="not a prepared corpus"):
         PreparedCorpus(tmp_path)
+
+
+def test_tiktoken_and_the_fast_tokenizer_write_the_same_shards(shared_gpt2, tmp_path):
+    pytest.importorskip("tiktoken")
+    docs = read_documents(CORPUS_DIR / "tinyshakespeare.txt")[:100] + ["a <|endoftext|> inside", "  tabs\tand  spaces "]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    assert prepare(str(path), "gpt2", tmp_path / "tk", encoder="tiktoken")["encoder"] == "tiktoken"
+    assert prepare(str(path), "gpt2", tmp_path / "hf", encoder="hf")["encoder"] == "hf"
+    tk, hf = stream_of(tmp_path / "tk"), stream_of(tmp_path / "hf")
+    assert np.array_equal(tk[0], hf[0]) and np.array_equal(tk[1], hf[1])
+    tok = PreparedCorpus(tmp_path / "hf").tokenizer()
+    assert tok.decode(tk[0][tk[1][-3] : tk[1][-2] - 1]) == docs[-2]  # the special token's text stays text
+    with pytest.raises(ConfigError, match="encoder tiktoken needs"):
+        prepare(str(path), "byte", tmp_path / "x", encoder="tiktoken")
