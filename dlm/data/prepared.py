@@ -94,9 +94,9 @@ class PreparedCorpus:
 
     def tokenizer(self):
         """The tokenizer the shards were written with (transformers PreTrainedTokenizerFast, offline)."""
-        from transformers import PreTrainedTokenizerFast
+        from transformers import AutoTokenizer
 
-        return PreTrainedTokenizerFast.from_pretrained(str(self.folder / TOKENIZER_DIR))
+        return AutoTokenizer.from_pretrained(str(self.folder / TOKENIZER_DIR), local_files_only=True)
 
     def split(self, name: str) -> PreparedSplit:
         if name not in self.splits:

@@ -178,3 +178,14 @@ def test_tiktoken_and_the_fast_tokenizer_write_the_same_shards(shared_gpt2, tmp_
     assert tok.decode(tk[0][tk[1][-3] : tk[1][-2] - 1]) == docs[-2]  # the special token's text stays text
     with pytest.raises(ConfigError, match="encoder tiktoken needs"):
         prepare(str(path), "byte", tmp_path / "x", encoder="tiktoken")
+
+
+@pytest.mark.parametrize("spec", ["byte", "bert-base-uncased"])
+def test_the_prepared_tokenizer_is_the_one_named(spec, corpus_file, tmp_path, shared_file):
+    if spec == "bert-base-uncased":
+        shared_file("tokenizers/bert-base-uncased/vocab.txt")
+    prepare(str(corpus_file), spec, tmp_path / "p")
+    built, loaded = build_tokenizer(spec), tokenizer_from_config(DataConfig(source=f"prepared:{tmp_path / 'p'}",
+                                                                            tokenizer=spec))
+    assert len(loaded) == len(built) and loaded.special_tokens_map == built.special_tokens_map
+    assert loaded(DOCS[4])["input_ids"] == built(DOCS[4])["input_ids"]
