@@ -162,7 +162,8 @@ def _prepare_splits(source: str, spec: str, tok: PreTrainedTokenizerFast, out: P
                 "splits": {}}
     with tempfile.TemporaryDirectory(prefix="cache-", dir=out) as cache:
         for split in names:
-            dataset = text_dataset(source, split, text_field, doc_split, cache_dir=cache)
+            dataset = text_dataset(source, split, text_field, doc_split, cache_dir=cache,
+                                   num_proc=num_proc if num_proc > 1 else None)
             writer = ShardWriter(tok, Path(cache), split, dtype, encoder)
             manifest["splits"][split] = _prepare_split(dataset, writer, out, num_proc)
     if not any(s["documents"] for s in manifest["splits"].values()):

@@ -49,17 +49,19 @@ def splits_of(source: str) -> list[str]:
 
 def text_dataset(
     source: str, split: str, text_field: str = TEXT, doc_split: str = "blank_line", *, streaming: bool = False,
-    cache_dir: str | None = None,
+    cache_dir: str | None = None, num_proc: int | None = None,
 ) -> Any:
     """`split` of `source` as a datasets.Dataset (streaming=False) or IterableDataset with the column "text".
 
-    Rows may be blank or None (csv cells): consumers drop them, as load_documents does.
+    cache_dir: where local files are converted to Arrow (hub datasets always use the HF cache, so a download is
+    kept); num_proc: processes that download and convert a hub dataset. Rows may be blank or None (csv cells):
+    consumers drop them, as load_documents does.
     """
     datasets = _datasets(source)
     split = canonical_split(split)
     try:
         if source.startswith("hf:"):
-            ds = _hf(datasets, source, split, streaming, cache_dir)
+            ds = _hf(datasets, source, split, streaming, num_proc)
         else:
             ds = _local(datasets, source, split, text_field, doc_split, streaming, cache_dir)
     except ConfigError:
@@ -75,13 +77,14 @@ def text_dataset(
     return ds.rename_column(column, TEXT) if column != TEXT else ds
 
 
-def _hf(datasets: Any, source: str, split: str, streaming: bool, cache_dir: str | None) -> Any:
+def _hf(datasets: Any, source: str, split: str, streaming: bool, num_proc: int | None) -> Any:
     name, config = _hf_name(source)
     available = datasets.get_dataset_split_names(name, config)
     key = next((s for s in _HF_SPLIT_NAMES[split] if s in available), None)
     if key is None:
         raise ConfigError(f"HF dataset '{source}' has no {split} split (has: {', '.join(available)})")
-    return datasets.load_dataset(name, config, split=key, streaming=streaming, cache_dir=cache_dir)
+    kwargs = {} if streaming else {"num_proc": num_proc}
+    return datasets.load_dataset(name, config, split=key, streaming=streaming, **kwargs)
 
 
 def _local(datasets: Any, source: str, split: str, text_field: str, doc_split: str, streaming: bool,

@@ -189,3 +189,9 @@ def test_the_prepared_tokenizer_is_the_one_named(spec, corpus_file, tmp_path, sh
                                                                             tokenizer=spec))
     assert len(loaded) == len(built) and loaded.special_tokens_map == built.special_tokens_map
     assert loaded(DOCS[4])["input_ids"] == built(DOCS[4])["input_ids"]
+
+
+def test_an_unreachable_hub_dataset_is_one_line_and_writes_nothing(offline, tmp_path):
+    with pytest.raises(ConfigError, match="cannot load HF dataset 'hf:no-such/dataset'") as err:
+        prepare("hf:no-such/dataset", "byte", tmp_path / "p")
+    assert "\n" not in str(err.value) and not (tmp_path / "p").exists()
