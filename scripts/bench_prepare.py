@@ -16,8 +16,10 @@ L=1024, --loader-batches batches, sha256 check at open) runs in a fresh process 
 peak RSS: constant memory means the 100 MB and 1 GB corpora give the same peak. --loader-replicate K also
 builds a K-times larger prepared corpus by copying the large one's shards (no re-tokenizing) for that test.
 
+Needs tiktoken (dlm[prepare]) and psutil.
+
     nice -n 10 .venv/bin/python scripts/bench_prepare.py --size-mb 1000 --num-proc 2
-    .venv/bin/python scripts/bench_prepare.py --smoke        # seconds: tiny sizes, writes to --out-json only
+    .venv/bin/python scripts/bench_prepare.py --smoke --out-json /tmp/smoke.json   # a minute: tiny sizes
 """
 
 from __future__ import annotations
