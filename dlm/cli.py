@@ -21,13 +21,14 @@ from dlm.registry import ConfigError
 
 def _commands() -> dict[str, Any]:
     """Subcommand name -> typed function, or -> {name: typed function} for a command group (`dlm eval ppl`)."""
+    from dlm.data.commands import DATA_COMMANDS
     from dlm.eval.commands import EVAL_COMMANDS, LM_EVAL_COMMAND
     from dlm.sample.commands import infill_command, sample_command
     from dlm.tasks.commands import TASK_COMMANDS
     from dlm.train.commands import train_command
 
     return {"train": train_command, "sample": sample_command, "infill": infill_command, "eval": EVAL_COMMANDS,
-            "lm-eval": LM_EVAL_COMMAND, "task": TASK_COMMANDS}
+            "lm-eval": LM_EVAL_COMMAND, "task": TASK_COMMANDS, "data": DATA_COMMANDS}
 
 
 def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> None:

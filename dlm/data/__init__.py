@@ -1,30 +1,41 @@
-"""Data: sources -> documents -> tokenizer -> packed (N, L) token rows -> deterministic rank-sharded batches.
+"""Data: sources -> documents -> tokenizer -> (L,) token rows (a TokenSource) -> deterministic rank-sharded batches.
 
-Typical use::
+Sources: in memory (named corpora, local files, hf:NAME[:CONFIG]; packed by build_splits), ``prepared:DIR``
+(memory-mapped shards written by `dlm data prepare`, any size in constant memory) and ``stream:<hf:... | files>``
+(a datasets IterableDataset tokenized on the fly). Typical use::
 
     tokenizer = tokenizer_from_config(cfg.data)
-    train_ids, train_mask, val_ids, val_mask = build_splits(cfg.data, tokenizer)
-    train = TokenBatches(train_ids, train_mask, batch_size, shuffle=True, seed=seed, rank=rank, world_size=world)
+    train, val = build_batches(cfg.data, tokenizer, batch_size, seed=seed, rank=rank, world_size=world)
 """
 
 from dlm.config import DataConfig
 from dlm.data.batches import TokenBatches
-from dlm.data.packing import Ragged, pad, wrap
+from dlm.data.packing import Packing, Ragged, pad, wrap
+from dlm.data.prepare import prepare
+from dlm.data.prepared import PreparedCorpus, PreparedRows
+from dlm.data.rows import TensorRows, TokenSource
 from dlm.data.sources import LocalSource, load_documents
-from dlm.data.splits import build_splits, encode, split_documents, tokenizer_from_config
+from dlm.data.splits import build_batches, build_splits, encode, split_documents, tokenizer_from_config
 from dlm.data.text_files import read_documents
 from dlm.data.tokenizer import build_tokenizer, special_tokens
 
 __all__ = [
     "DataConfig",
     "LocalSource",
+    "Packing",
+    "PreparedCorpus",
+    "PreparedRows",
     "Ragged",
+    "TensorRows",
     "TokenBatches",
+    "TokenSource",
+    "build_batches",
     "build_splits",
     "build_tokenizer",
     "encode",
     "load_documents",
     "pad",
+    "prepare",
     "read_documents",
     "special_tokens",
     "split_documents",

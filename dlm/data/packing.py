@@ -38,6 +38,33 @@ class Ragged:
         return cls(tokens, np.concatenate([empty, *(p.lengths for p in parts)]))
 
 
+@dataclass(frozen=True)
+class Packing:
+    """How rows are cut: data.seq_len / mode / add_bos_eos and the tokenizer's special ids."""
+
+    seq_len: int
+    mode: str  # wrap | pad
+    add_bos_eos: bool
+    bos: int | None
+    eos: int
+    pad_id: int | None
+
+    @property
+    def body(self) -> int:
+        """Corpus tokens per row: seq_len minus the BOS and EOS added per row."""
+        return self.seq_len - 2 if self.add_bos_eos else self.seq_len
+
+    def frame(self, body: np.ndarray) -> np.ndarray:
+        """(n, body) stream tokens -> (n, seq_len) int64 rows: inside [BOS] ... [EOS] when add_bos_eos."""
+        return frame(body, self.bos, self.eos) if self.add_bos_eos else np.ascontiguousarray(body, dtype=np.int64)
+
+
+def frame(rows: np.ndarray, bos: int, eos: int) -> np.ndarray:
+    """(n, b) -> (n, b + 2) int64: every row between a BOS and an EOS column (MDLM wrap)."""
+    column = np.ones((len(rows), 1), dtype=np.int64)
+    return np.concatenate([column * bos, rows, column * eos], axis=1)
+
+
 def _ragged(docs_ids: DocIds | Ragged) -> Ragged:
     return docs_ids if isinstance(docs_ids, Ragged) else Ragged.from_lists(docs_ids)
 
@@ -65,7 +92,7 @@ def wrap(docs_ids: DocIds | Ragged, seq_len: int, bos: int | None, eos: int, add
     stream[~is_eos] = tokens
     rows = stream[: len(stream) // body * body].reshape(-1, body)
     if add_bos_eos:
-        rows = np.concatenate([np.full((len(rows), 1), bos), rows, np.full((len(rows), 1), eos)], axis=1)
+        rows = frame(rows, bos, eos)
     return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
 
 

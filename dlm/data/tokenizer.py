@@ -110,6 +110,22 @@ def _gpt2() -> PreTrainedTokenizerFast:
     return _wrap(tok, bos_token=GPT2_EOS, eos_token=GPT2_EOS, unk_token=GPT2_EOS, pad_token=GPT2_PAD)
 
 
+def gpt2_tiktoken():
+    """GPT-2's BPE as a tiktoken Encoding built from the local files (same ids as 'gpt2' for ordinary text, ~6x
+    faster), or None when tiktoken or the files are missing. Used by `dlm data prepare` where it is installed."""
+    folder = data_dir() / "tokenizers" / "gpt2"
+    try:
+        import tiktoken
+        from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+        from tiktoken_ext.openai_public import r50k_pat_str
+    except ImportError:
+        return None
+    if not ((folder / "encoder.json").is_file() and (folder / "vocab.bpe").is_file()):
+        return None
+    ranks = data_gym_to_mergeable_bpe_ranks(str(folder / "vocab.bpe"), str(folder / "encoder.json"))
+    return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={GPT2_EOS: 50256})
+
+
 def _bert() -> PreTrainedTokenizerFast:
     """bert-base-uncased WordPiece (30522 tokens; bos = [CLS], eos = [SEP], pad = [PAD], mask = [MASK])."""
     from transformers import BertTokenizerFast

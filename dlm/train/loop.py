@@ -30,7 +30,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from dlm.config import RunConfig, save_config
-from dlm.data import TokenBatches, build_splits, tokenizer_from_config
+from dlm.data import TokenBatches, build_batches, tokenizer_from_config
 from dlm.diffusion_lm import DiffusionLM
 from dlm.registry import ConfigError
 from dlm.train.checkpoint import (
@@ -133,19 +133,16 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
                           "or choose another train.out_dir")
     state = load_trainer_state(latest_checkpoint(root)) if resume else None
     tokenizer = tokenizer_from_config(cfg.data)
-    train_ids, train_mask, val_ids, val_mask = build_splits(cfg.data, tokenizer)
     tc = cfg.train
-    batches = TokenBatches(train_ids, train_mask, tc.batch_size, shuffle=True, seed=tc.seed, rank=dist.rank,
-                           world_size=dist.world_size)
-    val_batches = TokenBatches(val_ids, val_mask, tc.batch_size, shuffle=False, rank=dist.rank,
-                               world_size=dist.world_size)
+    batches, val_batches = build_batches(cfg.data, tokenizer, tc.batch_size, seed=tc.seed, rank=dist.rank,
+                                         world_size=dist.world_size)
     torch.manual_seed(tc.seed)  # the same initialization on every rank (inside train()'s fork_rng)
     model = DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer).to(dist.device)
     parallel = Parallel(model, tc, dist)
     optimizer = build_optimizer(model, tc)
     trainer = Trainer(cfg, dist, model, parallel, optimizer, build_scheduler(optimizer, tc),
                       EMA(model, tc.ema) if tc.ema > 0 else None, batches, val_batches,
-                      torch.Generator(dist.device), out_dir, padded=train_mask is not None)
+                      torch.Generator(dist.device), out_dir, padded=batches.padded)
     if state is not None:
         restore(trainer, state, root)
     if dist.is_main:

@@ -35,3 +35,12 @@ def offline(monkeypatch):
     except ImportError:
         return
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def shared_gpt2():
+    """Skip unless the GPT-2 tokenizer files are in the data dir (build_tokenizer('gpt2') then needs no network)."""
+    folder = data_dir() / "tokenizers" / "gpt2"
+    if not ((folder / "encoder.json").is_file() and (folder / "vocab.bpe").is_file()):
+        pytest.skip(f"the GPT-2 tokenizer files are not in {folder}")
+    return folder

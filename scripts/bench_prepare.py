@@ -1,0 +1,269 @@
+"""Benchmark `dlm data prepare` against nanoGPT's data/openwebtext/prepare.py recipe, and the prepared loader's memory.
+
+Writes benchmarks/bench_prepare.json. In one run, on the same synthesized corpus (WikiText-103 rows from the local
+data dir, grouped into documents of 20 rows and repeated up to --size-mb of text, as JSONL in --workdir, deleted
+after), each pipeline runs in its own process with its own fresh `datasets` cache:
+
+  ours           dlm.data.prepare(..., num_proc=N): map(batched=True, with_rank=True) workers write uint16 shards
+  nanogpt        a local re-implementation of nanoGPT's recipe: load_dataset, train_test_split(0.0005, seed 2357),
+                 map(encode_ordinary + EOT, num_proc=N) into an Arrow column, then 1024 contiguous shards
+                 concatenated into one uint16 np.memmap in the parent process (tiktoken GPT-2)
+  *_hf           the same two with the Hugging Face fast GPT-2 tokenizer instead of tiktoken (pipeline only)
+
+Throughput is text MB (UTF-8 bytes of the documents) per wall second; peak RSS is sampled every 0.1 s over the
+process tree (sum, so forked workers count). Then the training loader (TokenBatches over PreparedRows, batch 64,
+L=1024, --loader-batches batches, sha256 check at open) runs in a fresh process per corpus size and reports its
+peak RSS: constant memory means the 100 MB and 1 GB corpora give the same peak. --loader-replicate K also
+builds a K-times larger prepared corpus by copying the large one's shards (no re-tokenizing) for that test.
+
+Needs tiktoken (dlm[prepare]) and psutil.
+
+    nice -n 10 .venv/bin/python scripts/bench_prepare.py --size-mb 1000 --num-proc 2
+    .venv/bin/python scripts/bench_prepare.py --smoke --out-json /tmp/smoke.json   # a minute: tiny sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARDS_NANOGPT = 1024  # nanoGPT writes its memmap in 1024 contiguous shards
+
+
+def synthesize(path: Path, size_mb: float) -> dict:
+    """JSONL of documents (20 WikiText-103 rows each) repeated until `size_mb` MB of text. Returns sizes."""
+    from dlm.data.paths import data_dir
+
+    rows = []
+    for split in ("valid", "test"):
+        raw = gzip.decompress((data_dir() / "wikitext-103" / f"wikitext-103-v1.{split}.hfrows.csv.gz").read_bytes())
+        rows += [r[0] for r in csv.reader(io.StringIO(raw.decode("utf-8"), newline=""))][1:]
+    rows = [r for r in rows if r.strip()]
+    docs = ["".join(rows[i : i + 20]) for i in range(0, len(rows), 20)]
+    lines = [json.dumps({"text": d}) + "\n" for d in docs]
+    text_bytes = sum(len(d.encode()) for d in docs)
+    target, written, repeats = size_mb * 1e6, 0, 0
+    with open(path, "w") as handle:
+        while written < target:
+            handle.writelines(lines)
+            written, repeats = written + text_bytes, repeats + 1
+    return {"text_bytes": written, "file_bytes": path.stat().st_size, "documents": len(docs) * repeats}
+
+
+def run_ours(source: str, out: str, num_proc: int, encoder: str) -> None:
+    from dlm.data.prepare import prepare
+
+    prepare(source, "gpt2", out, num_proc=num_proc, encoder=encoder)
+
+
+def run_nanogpt(source: str, out: str, num_proc: int, encoder: str) -> None:
+    """nanoGPT's recipe (our re-implementation): tokenize to an Arrow column, then one memmap per split."""
+    import numpy as np
+    from datasets import load_dataset
+    from tqdm import tqdm
+
+    encode, eot = _encoder(encoder)
+    dataset = load_dataset("json", data_files=source, split="train")
+    split_dataset = dataset.train_test_split(test_size=0.0005, seed=2357, shuffle=True)
+    split_dataset["val"] = split_dataset.pop("test")
+
+    def process(example):
+        ids = encode(example["text"])
+        ids.append(eot)
+        return {"ids": ids, "len": len(ids)}
+
+    tokenized = split_dataset.map(process, remove_columns=["text"], desc="tokenizing the splits", num_proc=num_proc)
+    os.makedirs(out, exist_ok=True)
+    for split, dset in tokenized.items():
+        arr_len = np.sum(dset["len"], dtype=np.uint64)
+        arr = np.memmap(os.path.join(out, f"{split}.bin"), dtype=np.uint16, mode="w+", shape=(arr_len,))
+        idx, shards = 0, min(SHARDS_NANOGPT, len(dset))  # fewer only for the tiny --smoke corpus
+        for batch_idx in tqdm(range(shards), desc=f"writing {split}.bin"):
+            batch = dset.shard(num_shards=shards, index=batch_idx, contiguous=True).with_format("numpy")
+            arr_batch = np.concatenate(batch["ids"])
+            arr[idx : idx + len(arr_batch)] = arr_batch
+            idx += len(arr_batch)
+        arr.flush()
+
+
+def _encoder(name: str):
+    """(encode(text) -> list of ids, EOT id) for 'tiktoken' or 'hf' (GPT-2, text as ordinary text)."""
+    if name == "tiktoken":
+        from dlm.data.tokenizer import gpt2_tiktoken
+
+        enc = gpt2_tiktoken()
+        return enc.encode_ordinary, enc.eot_token
+    from dlm.data.tokenizer import build_tokenizer
+
+    tok = build_tokenizer("gpt2")
+    return lambda text: tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"], tok.eos_token_id
+
+
+def run_loader(folder: str, batches: int) -> None:
+    """Iterate the training loader; print its peak RSS (ru_maxrss) as JSON on the last line."""
+    import resource
+
+    import torch
+
+    from dlm.data import DataConfig
+    from dlm.data.splits import token_sources, tokenizer_from_config
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cfg = DataConfig(source=f"prepared:{folder}", tokenizer="gpt2", seq_len=1024, val_fraction=0.001)
+    train, _ = token_sources(cfg, tokenizer_from_config(cfg))
+    from dlm.data import TokenBatches
+
+    start, total = time.perf_counter(), 0
+    for _, batch in zip(range(batches), TokenBatches(train, batch_size=64, seed=0)):
+        total += int(batch["input_ids"].sum() % 7)  # touch every token
+    torch.set_num_threads(1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rows": len(train), "batches": batches, "seconds": time.perf_counter() - start,
+                      "rss_before_mb": before / 1024, "peak_rss_mb": peak / 1024}))
+
+
+def replicate(folder: Path, out: Path, times: int) -> dict:
+    """A prepared corpus holding `folder`'s train split `times` over (real copies of the shards, offsets shifted):
+    a corpus `times` larger for the loader's memory test, without tokenizing it again."""
+    import numpy as np
+
+    from dlm.data.prepare import MANIFEST, TOKENIZER_DIR, file_entry, offsets_name, shard_name
+
+    manifest = json.loads((folder / MANIFEST).read_text())
+    train = manifest["splits"]["train"]
+    out.mkdir(parents=True)
+    shutil.copytree(folder / TOKENIZER_DIR, out / TOKENIZER_DIR)
+    offsets = np.fromfile(folder / offsets_name("train"), dtype=np.int64)
+    shards, index = [], 0
+    for _ in range(times):
+        for shard in train["shards"]:
+            shutil.copyfile(folder / shard["file"], out / shard_name("train", index))
+            shards.append({**shard, "file": shard_name("train", index)})
+            index += 1
+    ends = np.concatenate([[0], *(offsets[1:] + k * offsets[-1] for k in range(times))])
+    (out / offsets_name("train")).write_bytes(ends.astype(np.int64).tobytes())
+    manifest["splits"] = {"train": {"tokens": int(ends[-1]), "documents": len(ends) - 1, "shards": shards,
+                                    "offsets": file_entry(out / offsets_name("train"))}}
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    return {"tokens": int(ends[-1]), "replicated": times}
+
+
+def measure(args: list[str], env: dict) -> dict:
+    """Run this script with `args` in a child process; wall seconds, peak tree RSS (MB) and its last stdout line."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, *args], env=env, stdout=subprocess.PIPE, text=True)
+    peak = {"sum": 0.0, "max": 0.0}
+    parent = psutil.Process(proc.pid)
+
+    def sample():
+        while proc.poll() is None:
+            try:
+                rss = [p.memory_info().rss for p in [parent, *parent.children(recursive=True)]]
+            except psutil.Error:
+                continue
+            peak["sum"], peak["max"] = max(peak["sum"], sum(rss) / 2**20), max(peak["max"], max(rss) / 2**20)
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, _ = proc.communicate()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[:2]} failed with status {proc.returncode}")
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    return {"seconds": time.perf_counter() - start, "peak_rss_tree_mb": peak["sum"], "peak_rss_process_mb":
+            peak["max"], **(json.loads(lines[-1]) if lines else {})}
+
+
+def compare(corpus: Path, sizes: dict, pipelines: list[str], work: Path, num_proc: int) -> dict:
+    """Each pipeline once on `corpus`; its output stays in work/<name> (ours is reused by the loader runs)."""
+    results = {}
+    for name in pipelines:
+        kind, _, variant = name.partition("_")
+        env = {**os.environ, "HF_DATASETS_CACHE": str(work / f"cache-{name}"), "TOKENIZERS_PARALLELISM": "false"}
+        out = work / name
+        print(f"[bench_prepare] {name} on {sizes['text_bytes'] / 1e6:.0f} MB ...", file=sys.stderr, flush=True)
+        run = measure(["--run", kind, "--input", str(corpus), "--output", str(out), "--num-proc", str(num_proc),
+                       "--encoder", "hf" if variant == "hf" else "tiktoken"], env)
+        run["mb_per_s"] = sizes["text_bytes"] / 1e6 / run["seconds"]
+        run["output_bytes"] = sum(p.stat().st_size for p in out.glob("*.bin"))
+        results[name] = run
+        shutil.rmtree(work / f"cache-{name}", ignore_errors=True)
+    for base in ("ours", "ours_hf"):
+        other = base.replace("ours", "nanogpt")
+        if base in results and other in results:
+            results[f"{base}_vs_{other}_throughput_ratio"] = results[base]["mb_per_s"] / results[other]["mb_per_s"]
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=1000.0, help="the large corpus (MB of text)")
+    parser.add_argument("--small-mb", type=float, default=100.0, help="the small corpus (MB of text)")
+    parser.add_argument("--num-proc", type=int, default=2)
+    parser.add_argument("--loader-batches", type=int, default=2000)
+    parser.add_argument("--loader-replicate", type=int, default=1,
+                        help="also test the loader on the large prepared corpus copied this many times over")
+    parser.add_argument("--small-pipelines", default="ours,nanogpt,ours_hf,nanogpt_hf")
+    parser.add_argument("--large-pipelines", default="ours,nanogpt")
+    parser.add_argument("--workdir", default="")
+    parser.add_argument("--out-json", default=str(REPO / "benchmarks" / "bench_prepare.json"))
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (2 and 4 MB), 50 loader batches")
+    parser.add_argument("--run", choices=["ours", "nanogpt", "loader"], help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    parser.add_argument("--encoder", default="tiktoken", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run == "loader":
+        return run_loader(args.input, args.loader_batches)
+    if args.run:
+        runner = run_ours if args.run == "ours" else run_nanogpt
+        return runner(args.input, args.output, args.num_proc, args.encoder)
+    if args.smoke:
+        args.size_mb, args.small_mb, args.loader_batches, args.loader_replicate = 4.0, 2.0, 50, 3
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_prepare-"))
+    work.mkdir(parents=True, exist_ok=True)
+    report = {"num_proc": args.num_proc, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+              "loader": {}}
+    try:
+        for label, size, pipelines in (("small", args.small_mb, args.small_pipelines),
+                                       ("large", args.size_mb, args.large_pipelines)):
+            corpus = work / f"{label}.jsonl"
+            sizes = synthesize(corpus, size)
+            report[label] = {"corpus": sizes, **compare(corpus, sizes, pipelines.split(","), work / label,
+                                                          args.num_proc)}
+            corpus.unlink()
+        ours = work / "large" / "ours"
+        text_mb = report["large"]["corpus"]["text_bytes"] / 1e6
+        corpora = {f"{text_mb:.0f}MB": (ours, {})}
+        if args.loader_replicate > 1:
+            big = work / "replicated"
+            corpora[f"{text_mb * args.loader_replicate:.0f}MB"] = (big, replicate(ours, big, args.loader_replicate))
+        for name, (folder, note) in corpora.items():
+            report["loader"][name] = {**note, **measure(["--run", "loader", "--input", str(folder), "--loader-batches",
+                                                         str(args.loader_batches)], dict(os.environ))}
+        peaks = [v["peak_rss_mb"] for v in report["loader"].values()]
+        report["loader"]["peak_rss_ratio_large_vs_small"] = peaks[-1] / peaks[0]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out_json).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
