@@ -73,6 +73,16 @@ def perplexity(reference, ids: torch.Tensor, bos: int) -> float:
     return math.exp(float(-log_probs.gather(-1, x[:, 1:, None]).double().mean()))
 
 
+def cached(path: Path, train) -> dlm.DiffusionLM:
+    """The model saved at `path`, else train() saved there (reruns of the evaluation skip training)."""
+    if (path / "model.safetensors").is_file():
+        print(f"loading {path}", flush=True)
+        return dlm.DiffusionLM.from_pretrained(str(path)).eval()
+    model = train()
+    model.save_pretrained(str(path))
+    return model
+
+
 def levenshtein(a: list[int], b: list[int]) -> int:
     row = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
@@ -166,6 +176,7 @@ def main() -> None:
     parser.add_argument("--lambdas", default="0.2,0.4,0.6,0.8,0.9")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default="outputs/demo_dice_models", help="trained models are saved/reused here")
     parser.add_argument("--out", default="outputs/demo_dice", help="writes OUT.json and OUT.png")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -180,8 +191,10 @@ def main() -> None:
     encode = lambda rows: torch.tensor([tokenizer(texts[i], add_special_tokens=False)["input_ids"]  # noqa: E731
                                         for i in rows])
     train_ids = encode(train_rows)
-    model = demo_cfg.train(train_ids, torch.tensor([labels[i] for i in train_rows]), len(tokenizer), args)
-    reference = train_reference(train_ids, tokenizer.bos_token_id, len(tokenizer), args)
+    model = cached(Path(args.cache) / "conditional", lambda: demo_cfg.train(
+        train_ids, torch.tensor([labels[i] for i in train_rows]), len(tokenizer), args))
+    reference = cached(Path(args.cache) / "reference", lambda: train_reference(
+        train_ids, tokenizer.bos_token_id, len(tokenizer), args))
     source = encode(held)
     src_label = torch.tensor([labels[i] for i in held])
     tgt_label = torch.tensor([PAIR[int(y)] for y in src_label])

@@ -119,6 +119,8 @@ def invert(denoiser: Denoiser, process: Process, x0: Tensor, *, steps: int, tau:
     editable positions are ever masked or stored. residual_dtype: torch.float32 (default) or torch.float16 (half
     the memory; the one-hot margin keeps the replay exact, the "model" target may lose near-ties)."""
     _check_settings(steps, tau, temperature)
+    if not residual_dtype.is_floating_point:
+        raise ConfigError(f"residual_dtype must be torch.float32 or torch.float16, got {residual_dtype}")
     target_fn = TARGETS.get_factory(target)
     process.check_tokens(x0)
     span = editable_mask(editable, x0)
@@ -155,6 +157,9 @@ def edit(denoiser: Denoiser, trace: Trace, *, lambda1: float = 1.0, lambda2: flo
             raise ConfigError(f"DICE weights must be >= 0, got lambda1={lam1:g}, lambda2={lam2:g} at step {k}; "
                               "keep lambda1 in [0, 1] when lambda2 is None")
         logits = _call(denoiser, process, x, float(trace.times[k])) / trace.temperature
+        if logits.shape[-1] != trace.residuals.shape[-1]:
+            raise ConfigError(f"the editing denoiser returns {logits.shape[-1]} categories but the trace holds "
+                              f"{trace.residuals.shape[-1]}; edit with a model of the same vocabulary")
         gumbel = _gumbel(logits.shape, generator, logits.device) if lam2 > 0 else torch.zeros_like(logits)
         scores = rule_fn(logits, trace.residual(k, logits), gumbel, lam1, lam2)
         scores = scores.masked_fill(~process.clean_mask(x), float("-inf"))
