@@ -40,8 +40,8 @@ def test_markers_limit_the_edit_and_reconstruction_is_exact(checkpoint, capsys):
 def test_span_and_prompt_condition(checkpoint, capsys):
     ids, editable = parse_edit_text(TEXT, dlm.DiffusionLM.from_pretrained(checkpoint).tokenizer, "14:20")
     assert ids.shape == (1, len(TEXT)) and editable[0].nonzero().flatten().tolist() == list(range(14, 20))
-    result = edit_command(checkpoint, text=TEXT, span="14:20", prompt="QUEEN", lambda1=1.0, steps=4, seed=0,
-                          reconstruct=True)
+    result = edit_command(checkpoint, text=TEXT, span="14:20", prompt="QUEEN", cfg_scale=1.0, lambda1=0.5, steps=4,
+                          seed=0, reconstruct=True)
     assert result["edited"][:14] == TEXT[:14] and result["edited"][20:] == TEXT[20:]
     assert result["reconstruction_exact"] is True
 
@@ -57,3 +57,22 @@ def test_bad_input_is_one_line(checkpoint, capsys, argv, message):
     assert main(["edit", "--checkpoint", checkpoint, *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_prompt_prefix_denoiser_reads_the_prefix(checkpoint):
+    """Prefixed(model, p) is model(cat(p, x))[:, P:]; at cfg scale w it is the guided combination of that and the
+    same input with the prefix masked."""
+    from dlm.edit.commands import Prefixed
+    from dlm.guidance import guide
+
+    model = dlm.DiffusionLM.from_pretrained(checkpoint).eval()
+    x = torch.tensor([model.tokenizer.encode("winter", add_special_tokens=False)])
+    prefix = torch.tensor([model.tokenizer.encode("QUEEN", add_special_tokens=False)])
+    t = torch.full((1,), 0.5)
+    cut, hidden = prefix.shape[1], torch.full_like(prefix, model.process.mask_id)
+    with torch.no_grad():
+        full = model(torch.cat([prefix, x], 1), t).log_probs[:, cut:]
+        masked = model(torch.cat([hidden, x], 1), t).log_probs[:, cut:]
+        assert torch.equal(Prefixed(model, prefix, 0.0)(x, t).log_probs, full)
+        guided = guide(dlm.types.Prediction(log_probs=full), dlm.types.Prediction(log_probs=masked), 2.0)
+        assert torch.allclose(Prefixed(model, prefix, 2.0)(x, t).log_probs, guided.log_probs)
