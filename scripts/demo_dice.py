@@ -7,14 +7,14 @@ Edit: every typed held-out speech (>= 200) to the paired type: king <-> queen, d
   DICE: invert under the source label (dlm.edit.invert, target onehot_margin, K = `--steps`), edit under the target
         label with label CFG scale `--cfg` (dlm.edit.edit, rule add, lambda2 = 1 - lambda1), over a grid of tau and
         lambda1. Reconstruction (source label, lambda1 = 1, lambda2 = 0) is checked bit-exact for every tau.
-  Inpainting (the paper's baseline): the positions DICE may mask (M_K of the same trace, a tau-fraction) are masked
-        and resampled under the target label by the ancestral sampler with the same K steps and the same guided
-        denoiser, so both spend K guided evaluations per edit.
+  Inpainting (the paper's baseline): the positions DICE may mask at the same tau (M_K: the same u, a tau-fraction)
+        are masked and resampled under the target label by the ancestral sampler with the same K steps and the same
+        denoiser, so both spend K evaluations per edit (plus DICE's K + 1 for the inversion).
 Metrics per setting: success = judge(edit) == target type; kept = fraction of characters unchanged; edit distance =
 Levenshtein(source, edit) / length; fluency = perplexity of the edits under a small character AR model trained on
 the same training speeches ([BOS] + text, all characters scored).
 
-    nice -n 10 python scripts/demo_dice.py --out benchmarks/demo_dice      (about 12 minutes on one CPU core)
+    nice -n 10 python scripts/demo_dice.py --out benchmarks/demo_dice      (about 20 minutes on a loaded CPU core)
 """
 
 from __future__ import annotations
@@ -128,11 +128,14 @@ def run_grid(model, source, src_label, tgt_label, judge, tokenizer, reference, b
             rows.append(row)
             print(f"  DICE lambda1={lambda1:.2f}  success {row['success']:.3f}  kept {row['kept']:.3f}  "
                   f"ppl {row['ppl']:.2f}", flush=True)
-        hole = trace.masked(trace.steps - 1)
+    for tau in [float(v) for v in args.inpaint_taus.split(",")]:
+        # the same seed draws the same u, so the hole {u <= tau} is the M_K that DICE's trace at this tau has
+        hole = invert(src, process, source, steps=2, tau=tau,
+                      generator=torch.Generator().manual_seed(args.seed)).masked(1)
         edited = inpaint(model, process, source, hole, tgt, args.steps, args.seed)
         row = {"method": "inpaint", "tau": tau, **metrics(edited, source, tgt_label, judge, tokenizer, reference, bos)}
         rows.append(row)
-        print(f"  inpaint           success {row['success']:.3f}  kept {row['kept']:.3f}  ppl {row['ppl']:.2f}",
+        print(f"inpaint tau={tau}  success {row['success']:.3f}  kept {row['kept']:.3f}  ppl {row['ppl']:.2f}",
               flush=True)
     return rows
 
@@ -145,7 +148,7 @@ def plot(rows: list[dict], source_row: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, (key, name) in zip(axes, [("kept", "fraction of characters kept"), ("ppl", "AR reference perplexity")]):
-        for tau in sorted({r["tau"] for r in rows}):
+        for tau in sorted({r["tau"] for r in rows if r["method"] == "dice"}):
             dice = [r for r in rows if r["method"] == "dice" and r["tau"] == tau]
             ax.plot([r[key] for r in dice], [r["success"] for r in dice], marker="o", label=f"DICE tau={tau:g}")
             for r in dice:
@@ -165,15 +168,16 @@ def plot(rows: list[dict], source_row: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=48)
-    parser.add_argument("--train-seconds", type=float, default=300)
-    parser.add_argument("--ar-seconds", type=float, default=120)
+    parser.add_argument("--train-seconds", type=float, default=240)
+    parser.add_argument("--ar-seconds", type=float, default=90)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--cfg", type=float, default=1.0, help="label CFG scale of the editing denoiser")
-    parser.add_argument("--taus", default="0.3,0.5,0.7,0.9")
-    parser.add_argument("--lambdas", default="0.2,0.4,0.6,0.8,0.9")
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--cfg", type=float, default=0.0, help="label CFG scale of the editing denoiser")
+    parser.add_argument("--taus", default="0.5,0.7,0.9", help="DICE strengths")
+    parser.add_argument("--lambdas", default="0,0.03,0.06,0.1,0.15", help="DICE lambda1 (lambda2 = 1 - lambda1)")
+    parser.add_argument("--inpaint-taus", default="0.1,0.3,0.5,0.7,0.9", help="fractions masked for inpainting")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default="outputs/demo_dice_models", help="trained models are saved/reused here")

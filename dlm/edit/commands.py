@@ -32,7 +32,7 @@ def edit_command(checkpoint: str, text: str = "", file: str = "", span: str = ""
     from dlm.sample.commands import _load
 
     model = _load(checkpoint)
-    if model.is_autoregressive or model.tokenizer is None:
+    if model.process is None or model.tokenizer is None:  # the autoregressive baseline has no process
         raise ConfigError(f"checkpoint {checkpoint} must be a diffusion model with a tokenizer for dlm edit")
     x0, editable = parse_edit_text(_read(text, file), model.tokenizer, span)
     source, goal = _conditions(model, source_label, source_prompt, label, prompt, cfg_scale)

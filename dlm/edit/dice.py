@@ -37,7 +37,6 @@ from dlm.denoiser import Denoiser, as_prediction
 from dlm.edit.trace import Trace, editable_mask, masking_levels, time_at_alpha
 from dlm.process.base import Process
 from dlm.registry import ConfigError, Registry
-from dlm.sample.denoiser import x0_from_score
 from dlm.utils.categorical import uniform_noise
 
 LOG_FLOOR = -30.0  # clamps log 0 (SUBS carry-over, the mask column) so residuals stay finite
@@ -97,12 +96,12 @@ def _exponential(lambda1: float, i: int, steps: int) -> float:
 
 def clean_logits(process: Process, output, xt: Tensor, t: Tensor) -> Tensor:
     """The denoiser's log x_theta(x0 | x_t) in float64 (B, L, N), floored at LOG_FLOOR. A log-score output
-    (SEDD) is turned into x0 probabilities first (sample/denoiser.py x0_from_score)."""
+    (SEDD) is turned into x0 probabilities first (Process.x0_from_score)."""
     prediction = as_prediction(output)
     if prediction.log_probs is not None:
         log_probs = prediction.log_probs.double()
     else:
-        log_probs = x0_from_score(process, prediction.log_score.double().exp(), xt, t).log()
+        log_probs = process.x0_from_score(prediction.log_score.double().exp(), xt, t).log()
     return log_probs.nan_to_num(nan=LOG_FLOOR, neginf=LOG_FLOOR).clamp_min(LOG_FLOOR)
 
 
