@@ -76,3 +76,12 @@ def test_prompt_prefix_denoiser_reads_the_prefix(checkpoint):
         assert torch.equal(Prefixed(model, prefix, 0.0)(x, t).log_probs, full)
         guided = guide(dlm.types.Prediction(log_probs=full), dlm.types.Prediction(log_probs=masked), 2.0)
         assert torch.allclose(Prefixed(model, prefix, 2.0)(x, t).log_probs, guided.log_probs)
+
+
+def test_cli_reads_a_file(checkpoint, tmp_path, capsys):
+    path = tmp_path / "speech.txt"
+    path.write_text("KING <edit>RICHARD</edit>:\nNow is the winter\n")
+    assert main(["edit", "--checkpoint", checkpoint, "--file", str(path), "--label", "1", "--steps", "4",
+                 "--reconstruct"]) == 0
+    out = capsys.readouterr().out
+    assert "source: KING RICHARD:\nNow is the winter\n" in out and ": exact" in out
