@@ -4,6 +4,7 @@
     dlm sample --checkpoint runs/x/final --sampler ancestral --steps 128 --num-samples 4 --length 128
     dlm infill --checkpoint runs/x/final --text "To be, or <mask:12> the question"
     dlm eval ppl --checkpoint runs/x/final --datasets ptb,wikitext2
+    dlm edit --checkpoint runs/x/final --text "KING <edit>RICHARD</edit>: ..." --label 1 --tau 0.7
 A user error (ConfigError) prints `error: <one line>` and exits with status 2, never a traceback.
 """
 
@@ -22,13 +23,14 @@ from dlm.registry import ConfigError
 def _commands() -> dict[str, Any]:
     """Subcommand name -> typed function, or -> {name: typed function} for a command group (`dlm eval ppl`)."""
     from dlm.data.commands import DATA_COMMANDS
+    from dlm.edit.commands import edit_command
     from dlm.eval.commands import EVAL_COMMANDS, LM_EVAL_COMMAND
     from dlm.sample.commands import infill_command, sample_command
     from dlm.tasks.commands import TASK_COMMANDS
     from dlm.train.commands import train_command
 
     return {"train": train_command, "sample": sample_command, "infill": infill_command, "eval": EVAL_COMMANDS,
-            "lm-eval": LM_EVAL_COMMAND, "task": TASK_COMMANDS, "data": DATA_COMMANDS}
+            "lm-eval": LM_EVAL_COMMAND, "task": TASK_COMMANDS, "data": DATA_COMMANDS, "edit": edit_command}
 
 
 def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> None:
