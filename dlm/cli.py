@@ -25,12 +25,14 @@ def _commands() -> dict[str, Any]:
     from dlm.data.commands import DATA_COMMANDS
     from dlm.edit.commands import edit_command
     from dlm.eval.commands import EVAL_COMMANDS, LM_EVAL_COMMAND
+    from dlm.image.commands import VQ_COMMANDS
     from dlm.sample.commands import infill_command, sample_command
     from dlm.tasks.commands import TASK_COMMANDS
     from dlm.train.commands import train_command
 
     return {"train": train_command, "sample": sample_command, "infill": infill_command, "eval": EVAL_COMMANDS,
-            "lm-eval": LM_EVAL_COMMAND, "task": TASK_COMMANDS, "data": DATA_COMMANDS, "edit": edit_command}
+            "lm-eval": LM_EVAL_COMMAND, "task": TASK_COMMANDS, "data": DATA_COMMANDS, "edit": edit_command,
+            "vq": VQ_COMMANDS}
 
 
 def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> None:

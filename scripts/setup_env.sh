@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv with dlm installed in editable mode. Idempotent; safe to call from other scripts.
 # Where no NVIDIA GPU is visible, the CPU torch wheel is installed first, so pip never pulls a multi-GB CUDA build.
-# Overrides: DLM_VENV (path), DLM_TORCH_SPEC (e.g. "torch==2.13.0"), DLM_EXTRAS (default "dev,eval").
+# Overrides: DLM_VENV (path), DLM_TORCH_SPEC (e.g. "torch==2.13.0"), DLM_EXTRAS (default "dev,eval,image").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${DLM_VENV:-.venv}"
-EXTRAS="${DLM_EXTRAS:-dev,eval}"
+EXTRAS="${DLM_EXTRAS:-dev,eval,image}"
 STAMP="$VENV/.dlm-installed"
 
 if [ ! -x "$VENV/bin/python" ]; then

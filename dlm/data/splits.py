@@ -15,7 +15,7 @@ from dlm.data.sources import load_documents
 from dlm.data.streaming import StreamingBatches, stream_target
 from dlm.data.text_datasets import text_dataset
 from dlm.data.tokenizer import build_tokenizer, special_tokens
-from dlm.registry import ConfigError
+from dlm.registry import SOURCES, ConfigError
 from dlm.types import SpecialTokens
 
 MODES = ("wrap", "pad")
@@ -38,6 +38,14 @@ def split_documents(cfg: DataConfig) -> tuple[list[str], list[str]]:
     return docs[:-held_out], docs[-held_out:]
 
 
+def row_source(source: str):
+    """The registered source named by the prefix of `source` ("vq" of "vq:<codec>:mnist") when it builds token rows
+    itself (has build_splits(cfg) and tokenizer(cfg): the image sources of dlm/image/source.py), else None."""
+    prefix, sep, _ = source.partition(":")
+    factory = SOURCES.get(prefix) if sep else None
+    return factory if hasattr(factory, "build_splits") else None
+
+
 def tokenizer_from_config(cfg: DataConfig) -> PreTrainedTokenizerFast:
     """build_tokenizer(cfg.tokenizer); 'char' and 'bpe:<N>' are built from the training documents; a
     ``prepared:DIR`` source brings its own (which must be the one cfg.tokenizer names)."""
@@ -48,6 +56,8 @@ def tokenizer_from_config(cfg: DataConfig) -> PreTrainedTokenizerFast:
             raise ConfigError(f"data.tokenizer={cfg.tokenizer} but {folder} was prepared with tokenizer "
                               f"{corpus.manifest['tokenizer']}; set data.tokenizer={corpus.manifest['tokenizer']}")
         return corpus.tokenizer()
+    if (rows := row_source(cfg.source)) is not None:
+        return rows.tokenizer(cfg)
     needs_texts = cfg.tokenizer == "char" or cfg.tokenizer.startswith("bpe:")
     if needs_texts and stream_target(cfg.source) is not None:
         raise ConfigError(f"data.tokenizer={cfg.tokenizer} is built from the training texts, which a stream does not "
@@ -78,6 +88,8 @@ def build_splits(cfg: DataConfig, tokenizer: PreTrainedTokenizerFast) -> Splits:
     """
     if cfg.mode not in MODES:
         raise ConfigError(f"unknown data.mode '{cfg.mode}'; choose one of: {', '.join(MODES)}")
+    if (rows := row_source(cfg.source)) is not None:
+        return rows.build_splits(cfg)
     return cached_splits(cfg, tokenizer, lambda: _build(cfg, tokenizer))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from dlm.image.commands import images_command
 from dlm.registry import ConfigError
 
 
@@ -136,5 +137,5 @@ def lm_eval_command(model_args: str, tasks: str, include_path: str = "", limit: 
     return payload
 
 
-EVAL_COMMANDS = {"ppl": ppl_command, "genppl": genppl_command}
+EVAL_COMMANDS = {"ppl": ppl_command, "genppl": genppl_command, "images": images_command}
 LM_EVAL_COMMAND = lm_eval_command

@@ -116,7 +116,8 @@ LAYERS = [
     ["dlm.objectives"],
     ["dlm.cache", "dlm.sample", "dlm.guidance", "dlm.edit", "dlm.image", "dlm.tasks"],
     ["dlm.diffusion_lm"],
-    ["dlm", "dlm.hf", "dlm.eval", "dlm.train", "dlm.cli"],  # and every package's commands.py
+    ["dlm", "dlm.hf", "dlm.eval", "dlm.train", "dlm.cli",
+     "dlm.image.codec_trainer", "dlm.image.image_model", "dlm.image.evaluate"],  # and every package's commands.py
 ]
 
 

@@ -1,0 +1,140 @@
+"""ImageModel: a DiffusionLM trained on an image source, with its vocabulary, row layout and codec; the
+conditional tasks it serves through `generate(prompt=, prompt_mask=)` and `conditional_elbo`.
+
+    text_to_image(labels)   captioned rows: caption + markers clamped, codes generated; with cfg_scale w > 0 on a
+                            masked process, unsupervised CFG on the caption (the null branch sees it masked,
+                            dlm.guidance.prompt_guidance); image-only rows: unconditional samples (labels ignored)
+    image_to_text(rows)     zero-shot classification. Diffusion: codes + markers clamped, the caption infilled
+                            (argmax noise removal), read back as a class (-1 if it names none). Autoregressive (the
+                            caption precedes the image, so it cannot be infilled): argmin over the K captions of the
+                            exact -log p(caption, codes), the Bayes rule under a uniform class prior.
+    inpaint(rows, keep)     the codes where keep is True clamped (e.g. the top half), the rest generated
+    code_nll(rows)          held-out bound on -log p(codes | caption) per code, nats: conditional_elbo over the
+                            image positions (diffusion), exact for AR; image-only rows: the ELBO of the codes
+Every method takes generator=; rows are token rows as the source builds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dlm.eval.likelihood import conditional_elbo
+from dlm.guidance import prompt_guidance
+from dlm.image.source import PREFIXES, ImageSource
+from dlm.image.vocabulary import JointVocabulary, RowLayout
+from dlm.process.absorbing import Absorbing
+from dlm.registry import ConfigError
+from dlm.sample import generate, get_sampler
+
+
+@dataclass
+class ImageModel:
+    model: torch.nn.Module  # a DiffusionLM
+    source: ImageSource
+    vocab: JointVocabulary
+    layout: RowLayout
+    codec: torch.nn.Module  # a VQCodec
+
+    @classmethod
+    def load(cls, checkpoint: str, codec: str = "") -> ImageModel:
+        """A checkpoint trained with data.source = vq:... / vqtext:...; codec overrides the source's codec dir."""
+        from dlm.diffusion_lm import DiffusionLM
+        from dlm.image.codec import VQCodec
+        model = DiffusionLM.from_pretrained(checkpoint).eval()
+        model.check_config()
+        spec = model.config.data.source
+        if spec.partition(":")[0] not in PREFIXES:
+            raise ConfigError(f"checkpoint {checkpoint} was trained on '{spec}', not an image source (vq:...)")
+        source = ImageSource.parse(spec)
+        if codec:
+            source = ImageSource(codec, source.dataset, source.split, source.captioned)
+        vocab = source.vocabulary()
+        return cls(model, source, vocab, vocab.layout(model.config.data.seq_len), VQCodec.from_pretrained(source.codec))
+
+    def sampler(self, name: str = ""):
+        """The objective's required sampler (AR), else `name`, else ancestral."""
+        required = self.model.objective.required_sampler
+        return get_sampler(required or name or "ancestral")
+
+    def caption_rows(self, labels: Tensor) -> Tensor:
+        """(B, L) rows holding each label's caption and the markers; image positions hold code 0."""
+        captions = [self.captions()[int(y)] for y in labels]
+        codes = torch.zeros(len(labels), self.layout.image_end - self.layout.image_start, dtype=torch.long)
+        return self.vocab.rows(codes, captions if self.vocab.has_text else None)
+
+    def captions(self) -> list[str]:
+        """The caption of every class, in label order."""
+        return self.source.class_captions()
+
+    def generate(self, rows: Tensor, keep: Tensor, *, steps: int, sampler: str = "", cfg_scale: float = 0.0,
+                 generator: torch.Generator | None = None, final: str = "sample") -> Tensor:
+        """rows (B, L) with the positions where keep (bool (B, L) or (1, L)) is True clamped; returns (B, L)."""
+        chosen = self.sampler(sampler)
+        if final != "sample" and hasattr(chosen, "final"):
+            chosen.final = final
+        denoiser = self.model
+        if cfg_scale > 0:
+            if not isinstance(self.model.process, Absorbing):
+                raise ConfigError("cfg_scale needs a masked (absorbing) process: the null branch masks the caption")
+            denoiser = prompt_guidance(self.model, cfg_scale, keep & self.layout.mask("caption"),
+                                       self.model.process.mask_id)
+        with torch.no_grad():
+            return generate(denoiser, self.model.process, chosen, steps=steps, prompt=rows,
+                            prompt_mask=keep.expand_as(rows), generator=generator)
+
+    def text_to_image(self, labels: Tensor, *, steps: int, cfg_scale: float = 0.0, sampler: str = "",
+                      generator: torch.Generator | None = None) -> Tensor:
+        """Images (B, C, H, W) in [0, 1] generated for each label's caption (module docstring)."""
+        rows = self.caption_rows(labels)
+        keep = ~self.layout.mask("image") if self.vocab.has_text else torch.zeros_like(self.layout.mask("image"))
+        out = self.generate(rows, keep, steps=steps, sampler=sampler, cfg_scale=cfg_scale, generator=generator)
+        return self.decode(out)
+
+    def decode(self, rows: Tensor) -> Tensor:
+        """Token rows -> images via the codec (positions that are not codes decode as code 0)."""
+        return self.codec.decode(self.vocab.codes(rows[:, self.layout.image_start : self.layout.image_end])).cpu()
+
+    def image_to_text(self, rows: Tensor, *, steps: int, generator: torch.Generator | None = None) -> Tensor:
+        """(B,) predicted class of each row's image (module docstring), -1 where the caption names no class."""
+        if not self.vocab.has_text:
+            raise ConfigError("image->text needs a captioned model (data.source vqtext:...)")
+        captions = self.captions()
+        if self.model.objective.causal:  # the caption comes first: rank the captions instead
+            return self._classify_by_likelihood(rows, captions)
+        keep = ~self.layout.mask("caption")
+        out = self.generate(rows, keep, steps=steps, generator=generator, final="argmax")
+        index = {c: k for k, c in enumerate(captions)}
+        texts = [self.vocab.caption_text(r[: self.layout.text_end]) for r in out]
+        return torch.tensor([index.get(t, -1) for t in texts])
+
+    @torch.no_grad()
+    def _classify_by_likelihood(self, rows: Tensor, captions: list[str]) -> Tensor:
+        nll = []
+        for caption in captions:
+            candidate = rows.clone()
+            candidate[:, : self.layout.text_end] = self.vocab.caption_ids(caption)
+            nll.append(self.model.elbo(candidate))
+        return torch.stack(nll, 1).argmin(1)
+
+    def inpaint(self, rows: Tensor, keep_codes: Tensor, *, steps: int, sampler: str = "",
+                generator: torch.Generator | None = None) -> Tensor:
+        """Images (B, C, H, W): the codes where keep_codes (bool (B, h*w)) is True clamped (caption too)."""
+        keep = torch.zeros_like(rows, dtype=torch.bool)
+        keep[:, self.layout.image_start : self.layout.image_end] = keep_codes
+        keep |= ~self.layout.mask("image")
+        return self.decode(self.generate(rows, keep, steps=steps, sampler=sampler, generator=generator))
+
+    @torch.no_grad()
+    def code_nll(self, rows: Tensor, *, n_t: int = 16, generator: torch.Generator | None = None) -> Tensor:
+        """(B,) bound on -log p(codes | caption) in nats (module docstring); divide by h*w for per code."""
+        image = self.layout.mask("image")
+        if self.model.objective.causal:
+            nll = self.model.objective.token_nll(self.model, rows)  # (B, L-1): position l predicted from < l
+            return (nll * image[:, 1:]).double().sum(-1)
+        if not self.vocab.has_text:
+            return self.model.elbo(rows, n_t=n_t, generator=generator)
+        return conditional_elbo(self.model, self.model.process, rows, image.expand_as(rows), n_t=n_t,
+                                generator=generator)
