@@ -7,29 +7,17 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import dlm
 from dlm.eval.likelihood import integrand as prediction_integrand
 from dlm.process.uniform import MixtureLogSum
+from tests.tiny_models import VARIANTS, tiny_model
 
-TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32"]
-DIFFUSION = {
-    "masked_elbo": ["process.name=absorbing"],
-    "score_entropy": ["process.name=absorbing", "objective.time_conditioning=true"],
-    "sedd_uniform": ["objective.name=score_entropy", "process.name=uniform", "objective.time_conditioning=true"],
-    "uniform_elbo": ["process.name=uniform", "objective.time_conditioning=true"],
-}
-ALL = {**DIFFUSION, "radd": [], "autoregressive": []}
-
-
-def _model(name: str) -> dlm.DiffusionLM:
-    objective = [] if name == "sedd_uniform" else [f"objective.name={name}"]
-    return dlm.DiffusionLM.from_config(dlm.load_config(None, TINY + objective + ALL[name]), vocab_size=9)
+DIFFUSION = ["masked_elbo", "score_entropy", "sedd_uniform", "uniform_elbo"]
 
 
 @pytest.mark.parametrize("name", sorted(DIFFUSION))
 def test_logit_integrand_equals_the_prediction_integrand(name):
     """objective.integrand(logits) = likelihood.integrand(predict(logits)) on float64 logits, masked and not."""
-    model = _model(name).double()
+    model = tiny_model(name).double()
     objective, gen = model.objective, torch.Generator().manual_seed(0)
     x0 = torch.randint(0, 9, (3, 12), generator=gen)
     t = torch.tensor([0.05, 0.5, 0.97], dtype=torch.float64)
@@ -53,10 +41,10 @@ class _Float64Sizes(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_training_step_allocates_no_float64_logit_tensor(name):
     """Forward + backward of a training loss: every float64 tensor is per position (B, L) at most."""
-    model = _model(name)
+    model = tiny_model(name)
     x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
     with _Float64Sizes() as sizes:
         model.objective.loss(functools.partial(model, raw=True), x0,

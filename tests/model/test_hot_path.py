@@ -7,26 +7,11 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-import dlm
 from dlm.registry import ConfigError
+from tests.tiny_models import VARIANTS, tiny_model
 
-TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32"]
-SETUPS = {
-    "masked_elbo": ["process.name=absorbing"],
-    "radd": ["process.name=absorbing"],
-    "uniform_elbo": ["process.name=uniform", "objective.time_conditioning=true"],
-    "score_entropy": ["process.name=absorbing", "objective.time_conditioning=true"],
-    "sedd_uniform": ["objective.name=score_entropy", "process.name=uniform", "objective.time_conditioning=true"],
-    "autoregressive": [],
-}
 # Tensor -> Python conversions: each waits for the device (a host sync on GPU) and breaks a torch.compile graph.
 SYNCING = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "nonzero", "numpy"}
-
-
-def _model(name: str) -> dlm.DiffusionLM:
-    objective = [] if name == "sedd_uniform" else [f"objective.name={name}"]
-    cfg = dlm.load_config(None, TINY + objective + SETUPS[name])
-    return dlm.DiffusionLM.from_config(cfg, vocab_size=9)
 
 
 class _SyncRecorder(TorchFunctionMode):
@@ -41,11 +26,11 @@ class _SyncRecorder(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("name", sorted(SETUPS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_objective_loss_compiles_without_graph_breaks(name):
     """torch._dynamo.explain over backbone + loss: one graph, zero breaks. (A torch.Generator argument is not
     traceable by dynamo, so the training loop compiles the backbone and keeps its seeded draws eager.)"""
-    model = _model(name)
+    model = tiny_model(name)
     x0 = torch.randint(0, 9, (2, 16), generator=torch.Generator().manual_seed(0))
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(model.objective.loss)(functools.partial(model, raw=True), x0)
@@ -53,10 +38,10 @@ def test_objective_loss_compiles_without_graph_breaks(name):
     assert explanation.graph_count == 1
 
 
-@pytest.mark.parametrize("name", sorted(SETUPS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_training_step_makes_no_host_sync(name):
     """Forward, loss and backward read no tensor value on the host (the seeded generator draws included)."""
-    model = _model(name)
+    model = tiny_model(name)
     x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(1)
     with _SyncRecorder() as recorder:
@@ -68,7 +53,7 @@ def test_training_step_makes_no_host_sync(name):
 
 def test_recorder_sees_a_host_sync():
     """The recorder is not vacuous: the entry-point token check reads the ids on the host."""
-    model = _model("masked_elbo")
+    model = tiny_model("masked_elbo")
     with _SyncRecorder() as recorder:
         model.loss(torch.randint(0, 9, (2, 8)))
     assert recorder.calls
@@ -76,7 +61,7 @@ def test_recorder_sees_a_host_sync():
 
 @pytest.mark.parametrize("name", ["masked_elbo", "autoregressive"])
 def test_entry_points_still_reject_out_of_range_ids(name):
-    model = _model(name)
+    model = tiny_model(name)
     bad = torch.full((1, 8), 9)
     with pytest.raises(ConfigError, match="out of range"):
         model.loss(bad)
@@ -85,7 +70,7 @@ def test_entry_points_still_reject_out_of_range_ids(name):
 
 
 def test_generate_rejects_out_of_range_prompt_ids():
-    model = _model("masked_elbo")
+    model = tiny_model("masked_elbo")
     prompt = torch.tensor([[3, 12, 0, 0]])
     with pytest.raises(ConfigError, match="out of range"):
         model.generate("ancestral", steps=2, prompt=prompt, prompt_mask=prompt < 20)
