@@ -58,14 +58,14 @@ def _rss_bytes() -> int:
 
 
 @torch.no_grad()
-def sampler_overhead(batch: int, steps: int) -> dict:
+def sampler_overhead(batch: int, steps: int, samplers: list[str]) -> dict:
     model = _model([]).eval()
     xt = torch.full((batch, L), model.process.mask_id, dtype=torch.long)
     t = torch.full((batch,), 0.5)
     model(xt, t)
     forward = statistics.median(_timed(lambda: model(xt, t)) for _ in range(3))
     out = {"batch": batch, "seq_len": L, "vocab": V, "steps": steps, "forward_s": forward, "samplers": {}}
-    for name in SAMPLERS:
+    for name in samplers:
         counter = NFECounter(model)
         seconds = _timed(lambda c=counter, n=name: generate(c, model.process, n, steps=steps, shape=(batch, L),
                                                             generator=torch.Generator().manual_seed(0)))
@@ -118,6 +118,16 @@ def _subprocess(args: list[str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _merge_into(path: Path, report: dict) -> None:
+    """Parts run separately (or side by side) accumulate in one JSON: read it at write time and update it."""
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    loads = {**merged.get("load_averages", {}), **report.pop("load_averages")}
+    merged.update(report)
+    merged["load_averages"] = loads
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(merged, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/bench_scale.json")
@@ -126,14 +136,16 @@ def main() -> None:
     parser.add_argument("--train-batch", type=int, default=2, help="training batch for the memory ratio")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds, eager vs compiled")
     parser.add_argument("--parts", default="memory,sampler,compile")
+    parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--memory-of", default="", help=argparse.SUPPRESS)  # child process: one objective
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.memory_of:
         print(json.dumps(step_memory(args.memory_of, args.train_batch)))
         return
-    report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "load_average_at_start": os.getloadavg(),
-              "note": "shared 2-core machine (8 engineers); single-threaded; small backbone d=192, 4 layers"}
+    report = {"threads": torch.get_num_threads(), "torch": torch.__version__,
+              "note": "shared 2-core machine (8 engineers); single-threaded; small backbone d=192, 4 layers",
+              "load_averages": {args.parts: {"start": os.getloadavg()}}}
     parts = args.parts.split(",")
     if "memory" in parts:
         rows = [_subprocess(["--memory-of", name, "--train-batch", str(args.train_batch)]) for name in OBJECTIVES]
@@ -143,13 +155,12 @@ def main() -> None:
             print(f"  {r['objective']}: {r['step_peak_bytes'] / 2**30:.2f} GiB, "
                   f"{r['step_peak_bytes'] / ar:.2f}x AR", flush=True)
     if "sampler" in parts:
-        report["sampler_overhead"] = sampler_overhead(args.batch, args.steps)
+        report["sampler_overhead"] = sampler_overhead(args.batch, args.steps, args.samplers.split(","))
     if "compile" in parts:
         report["eager_vs_compiled"] = compiled_speed(args.rounds)
         print(f"  eager vs compiled: {report['eager_vs_compiled']}", flush=True)
-    report["load_average_at_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    report["load_averages"][args.parts]["end"] = os.getloadavg()
+    _merge_into(Path(args.out), report)
     print(f"wrote {args.out}")
 
 
