@@ -58,12 +58,14 @@ class DiffusionLM(nn.Module):
         return getattr(self.process, "mask_id", None)
 
     def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
-                label: Tensor | None = None, **backbone_kwargs: Any) -> Prediction:
+                label: Tensor | None = None, raw: bool = False, **backbone_kwargs: Any) -> Prediction | Tensor:
         """xt (B, L), t (B,) -> Prediction (log-probs over x0, or SEDD log-score, or next-token log-probs), (B, L, N).
 
         cache: a dlm.cache.CachePolicy; the backbone then runs on the positions it selects and the rest of the
         Prediction comes from its store. attention_mask: bool (B, L), False at padding keys (never attended).
         label: (B,) class ids of a class-conditional backbone (model.num_classes > 0; num_classes = no label).
+        raw: return the backbone logits (B, L, N) before the objective's parameterization, which is what training
+        losses read (through the module call, so FSDP2 and hooks see it).
         """
         if t is not None and t.dim() == 0:
             t = t.expand(xt.shape[0])
@@ -71,17 +73,17 @@ class DiffusionLM(nn.Module):
             backbone_kwargs["label"] = label
         if cache is not None:
             return cache.predict(self, xt, t, attention_mask=attention_mask, **backbone_kwargs)
-        return self._forward(xt, t, attention_mask=attention_mask, **backbone_kwargs)
+        return self._forward(xt, t, attention_mask=attention_mask, raw=raw, **backbone_kwargs)
 
     def _forward(self, tokens: Tensor, t: Tensor | None, *, positions: Tensor | None = None,
                  length: int | None = None, kv: Any = None, attention_mask: Tensor | None = None,
-                 **backbone_kwargs: Any) -> Prediction:
+                 raw: bool = False, **backbone_kwargs: Any) -> Prediction | Tensor:
         """The one forward pass, shared by the plain call and the cache policies (dlm/cache/base.py).
 
         tokens (B, n) long: the tokens at `positions` (B, n) of a length-`length` sequence (default: all of it,
         positions 0..n-1 and length n); t (B,) or None. kv: the backbone's KV hook (a cache policy), whose keys and
         values of all `length` positions the n queries attend to. attention_mask: bool (B, length), False at
-        padding keys. -> Prediction over the n positions, (B, n, N).
+        padding keys. -> Prediction over the n positions, (B, n, N), or with raw=True the logits (B, n, N).
         """
         length = tokens.shape[1] if length is None else length
         mask = build_attention_mask(attention_mask, positions, length, causal=self.backbone.causal)
@@ -92,15 +94,15 @@ class DiffusionLM(nn.Module):
         if kv is not None:
             backbone_kwargs["kv_cache"] = kv
         logits = self.backbone(tokens, self.objective.condition(t), **backbone_kwargs)
-        return self.objective.predict(logits, tokens, t)
+        return logits if raw else self.objective.predict(logits, tokens, t)
 
     def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
              label: Tensor | None = None) -> LossOutput:
         """One Monte Carlo estimate of the training loss (per-token mean of the bound) on a batch x0 (B, L).
         label: (B,) class ids for conditional training (apply condition dropout first: dlm.guidance.drop_labels)."""
         self.objective.check_tokens(x0)
-        denoiser = self if label is None else functools.partial(self, label=label)
-        return self.objective.loss(denoiser, x0, attention_mask, generator=generator)
+        logits_fn = functools.partial(self, raw=True, label=label)
+        return self.objective.loss(logits_fn, x0, attention_mask, generator=generator)
 
     @torch.no_grad()
     def elbo(self, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,

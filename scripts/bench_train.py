@@ -1,17 +1,24 @@
-"""Training-step throughput and MFU of dlm's DiffusionLM against a plain PyTorch transformer of the same size.
+"""Training-step throughput and MFU of dlm's DiffusionLM, every objective, against plain PyTorch anchors of one size.
 
-A step is forward + backward + AdamW update of one batch. MFU = model FLOPs/s / peak FLOPs/s, with model FLOPs per
-token = 6 N_matmul + 12 n_layers d L (PaLM appendix B; Transformer.num_flops_per_token) and the peak measured in
-the same run as the rate of a large fp32 torch.mm. The three are timed in turn, round after round, and
-summarized by medians, so a machine shared with other work slows them alike. Writes JSON.
+A step is forward + backward + AdamW update of one batch, each model with its own recipe: dlm through
+`DiffusionLM.loss` (entry-point token check included) and `dlm.train.optim.build_optimizer` (fused AdamW), the
+anchors with a plain `torch.optim.AdamW` (nanoGPT's `configure_optimizers` fuses only on CUDA).
+Anchors, re-implemented here: `Reference`, a plain bidirectional pre-norm transformer without positions or time
+(cross-entropy at every position), for every objective; `NanoGPT`, the architecture of nanoGPT's model.py (learned
+positions, causal SDPA, biased linears, exact GELU, dropout modules, head tied to the embedding), for the AR
+objective. MFU = model FLOPs/s / peak FLOPs/s, model FLOPs per token = 6 N_matmul + 12 n_layers d L (PaLM appendix
+B), peak = the rate of a large fp32 torch.mm measured in the same run. Every round times each model once in turn
+(A/B/A/B), so a machine shared with other work slows them alike; the speed ratio is the median over rounds of the
+per-round ratio anchor_time / dlm_time. Writes JSON.
 
-    .venv/bin/python scripts/bench_train.py [--out outputs/bench_train.json] [--models tiny,small] [--steps 10]
+    .venv/bin/python scripts/bench_train.py [--out benchmarks/bench_train.json] [--models tiny,small] [--steps 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -27,14 +34,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dlm.config import ModelConfig, load_config  # noqa: E402
 from dlm.diffusion_lm import DiffusionLM  # noqa: E402
+from dlm.train.optim import build_optimizer  # noqa: E402
 
 VOCAB = 69  # the char tokenizer of Tiny Shakespeare (65 characters + 4 specials)
+OBJECTIVES = {
+    "masked_elbo": [],
+    "radd": ["objective.name=radd"],
+    "score_entropy": ["objective.name=score_entropy", "objective.time_conditioning=true"],
+    "uniform_elbo": ["objective.name=uniform_elbo", "process.name=uniform", "objective.time_conditioning=true"],
+    "autoregressive": ["objective.name=autoregressive"],
+}
 
 
 def matmul(size: int = 2048):
     """A (size x size) @ (size x size) fp32 torch.mm and its FLOPs: the machine's practical peak."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     return (lambda: a @ b), 2 * size**3
+
+
+def matmul_flops_per_token(module: nn.Module, seq_len: int, n_layers: int, d: int) -> int:
+    """6 N_matmul + 12 n_layers d L, N_matmul = 2-D non-embedding weights (a tied head counts once, as the head)."""
+    n_matmul = sum(p.numel() for n, p in module.named_parameters() if p.dim() == 2 and "embed" not in n
+                   and not n.startswith(("wte", "wpe")))
+    return 6 * n_matmul + 12 * n_layers * d * seq_len
 
 
 class ReferenceBlock(nn.Module):
@@ -71,9 +93,58 @@ class Reference(nn.Module):
             h = block(h)
         return F.cross_entropy(self.head(self.norm(h)).flatten(0, 1), x.flatten())
 
-    def num_flops_per_token(self, seq_len: int, n_layers: int, d: int) -> int:
-        n_matmul = sum(p.numel() for n, p in self.named_parameters() if p.dim() == 2 and "embed" not in n)
-        return 6 * n_matmul + 12 * n_layers * d * seq_len
+
+class NanoGPTBlock(nn.Module):
+    """nanoGPT's Block: x + attn(ln_1(x)), x + mlp(ln_2(x)); causal SDPA, biased linears, exact GELU, dropout."""
+
+    def __init__(self, d: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.c_attn, self.attn_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.attn_dropout, self.resid_dropout = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.c_fc, self.gelu, self.mlp_proj = nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d)
+        self.mlp_dropout = nn.Dropout(dropout)
+        self.dropout = dropout
+
+    def attn(self, x: Tensor) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (z.view(B, T, self.heads, C // self.heads).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0, is_causal=True)
+        return self.resid_dropout(self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp_dropout(self.mlp_proj(self.gelu(self.c_fc(self.ln_2(x)))))
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT's GPT: token + learned position embeddings, dropout, blocks, ln_f, lm_head tied to wte."""
+
+    def __init__(self, cfg: ModelConfig, vocab: int):
+        super().__init__()
+        d = cfg.d_model
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(cfg.max_len, d)
+        self.drop = nn.Dropout(0.0)
+        self.blocks = nn.ModuleList(NanoGPTBlock(d, cfg.n_heads) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * cfg.n_layers) if name.endswith("proj.weight") else 0.02
+                nn.init.normal_(p, std=std)
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Next-token cross-entropy: position l predicts x[l + 1] (the last position is not scored)."""
+        pos = torch.arange(x.shape[1], device=x.device)
+        h = self.drop(self.wte(x) + self.wpe(pos))
+        for block in self.blocks:
+            h = block(h)
+        logits = self.lm_head(self.ln_f(h))
+        targets = F.pad(x[:, 1:], (0, 1), value=-1)
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
 
 def timed(fn) -> float:
@@ -82,8 +153,8 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def interleaved_medians(fns: dict, steps: int, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each fn, calling them in turn (a drifting machine load hits all alike)."""
+def interleaved(fns: dict, steps: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of each fn, calling them in turn round after round (A/B/A/B)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -91,12 +162,12 @@ def interleaved_medians(fns: dict, steps: int, warmup: int) -> dict[str, float]:
     for _ in range(steps):
         for key, fn in fns.items():
             times[key].append(timed(fn))
-    return {key: statistics.median(values) for key, values in times.items()}
+    return times
 
 
-def train_step(module: nn.Module, loss_fn):
+def train_step(module: nn.Module, loss_fn, optimizer: torch.optim.Optimizer | None = None):
     """forward + backward + AdamW update, as a zero-argument callable."""
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+    optimizer = optimizer or torch.optim.AdamW(module.parameters(), lr=1e-4)
 
     def step() -> None:
         loss_fn().backward()
@@ -106,31 +177,46 @@ def train_step(module: nn.Module, loss_fn):
     return step
 
 
-def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int) -> dict:
-    """dlm vs the reference (and the matmul peak), measured interleaved on one (batch, seq_len) shape."""
-    cfg = load_config(None, [f"model={name}", f"model.max_len={seq_len}"])
+def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, objectives: list[str]) -> dict:
+    """Every objective's dlm step and the anchors (and the matmul peak), interleaved on one (batch, seq_len)."""
+    base = [f"model={name}", f"model.max_len={seq_len}"]
+    cfg = load_config(None, base)
     generator = torch.Generator().manual_seed(0)
     x0 = torch.randint(0, VOCAB, (batch, seq_len), generator=generator)
     torch.manual_seed(0)
-    model = DiffusionLM.from_config(cfg, VOCAB)
+    models = {obj: DiffusionLM.from_config(load_config(None, base + OBJECTIVES[obj]), VOCAB) for obj in objectives}
     reference = Reference(cfg.model, VOCAB + 1)  # the absorbing model's output width (mask appended)
+    nanogpt = NanoGPT(cfg.model, VOCAB)
     peak_fn, peak_flops = matmul()
-    seconds = interleaved_medians({
-        "peak": peak_fn,
-        "dlm": train_step(model, lambda: model.loss(x0, generator=generator).loss),
-        "reference": train_step(reference, lambda: reference.loss(x0)),
-    }, steps, warmup)
-    peak = peak_flops / seconds["peak"]
-    flops = {"dlm": model.backbone.num_flops_per_token(seq_len),
-             "reference": reference.num_flops_per_token(seq_len, cfg.model.n_layers, cfg.model.d_model)}
+    fns = {"peak": peak_fn}
+    for obj, model in models.items():
+        train_cfg = load_config(None, base + OBJECTIVES[obj] + ["train.lr=1e-4"]).train
+        fns[obj] = train_step(model, lambda m=model: m.loss(x0, generator=generator).loss,
+                              build_optimizer(model, train_cfg))
+    fns["reference"] = train_step(reference, lambda: reference.loss(x0))
+    if "autoregressive" in models:
+        fns["nanogpt"] = train_step(nanogpt, lambda: nanogpt.loss(x0))
+    times = interleaved(fns, steps, warmup)
+    peak = peak_flops / statistics.median(times["peak"])
     result = {"model": name, "batch_size": batch, "seq_len": seq_len, "d_model": cfg.model.d_model,
-              "n_layers": cfg.model.n_layers, "n_heads": cfg.model.n_heads, "num_parameters": model.num_parameters(),
-              "peak_fp32_matmul_flops": peak}
-    for key in ("dlm", "reference"):
-        tokens_per_s = batch * seq_len / seconds[key]
-        result[key] = {"step_ms": 1000 * seconds[key], "tokens_per_s": tokens_per_s,
-                       "flops_per_token": flops[key], "mfu": flops[key] * tokens_per_s / peak}
-    result["speed_vs_reference"] = result["dlm"]["tokens_per_s"] / result["reference"]["tokens_per_s"]
+              "n_layers": cfg.model.n_layers, "n_heads": cfg.model.n_heads, "peak_fp32_matmul_flops": peak,
+              "rounds": steps}
+    modules = {**models, "reference": reference, "nanogpt": nanogpt}
+    for key in fns:
+        if key == "peak":
+            continue
+        module = modules[key].backbone if key in models else modules[key]
+        flops = matmul_flops_per_token(module, seq_len, cfg.model.n_layers, cfg.model.d_model)
+        tokens_per_s = batch * seq_len / statistics.median(times[key])
+        result[key] = {"step_ms": 1000 * statistics.median(times[key]), "tokens_per_s": tokens_per_s,
+                       "flops_per_token": flops, "mfu": flops * tokens_per_s / peak,
+                       "num_parameters": sum(p.numel() for p in modules[key].parameters())}
+    for obj in models:  # the speed of each objective's step relative to the anchors: median of per-round ratios
+        result[obj]["speed_vs_reference"] = statistics.median(
+            r / d for r, d in zip(times["reference"], times[obj]))
+    if "nanogpt" in fns:
+        result["autoregressive"]["speed_vs_nanogpt"] = statistics.median(
+            r / d for r, d in zip(times["nanogpt"], times["autoregressive"]))
     return result
 
 
@@ -139,22 +225,29 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/bench_train.json")
     parser.add_argument("--models", default="tiny,small", help="configs/model presets, comma-separated")
     parser.add_argument("--shapes", default="32x128,32x256", help="BxL per model, comma-separated")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--objectives", default=",".join(OBJECTIVES))
+    parser.add_argument("--steps", type=int, default=10, help="rounds (each model one step per round)")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--note", default="", help="how the machine was loaded, recorded in the JSON")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     report = {"machine": {"processor": platform.processor() or platform.machine(), "torch": torch.__version__,
-                          "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}, "results": []}
+                          "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                          "load_average_at_start": os.getloadavg(), "note": args.note}, "results": []}
     for name, shape in zip(args.models.split(","), args.shapes.split(",")):
         batch, seq_len = (int(v) for v in shape.split("x"))
-        result = bench_model(name, batch, seq_len, args.steps, args.warmup)
+        result = bench_model(name, batch, seq_len, args.steps, args.warmup, args.objectives.split(","))
         report["results"].append(result)
-        print(f"{name}: dlm {result['dlm']['tokens_per_s']:.0f} tok/s (MFU {result['dlm']['mfu']:.2f}), reference "
-              f"{result['reference']['tokens_per_s']:.0f} tok/s (MFU {result['reference']['mfu']:.2f}), "
-              f"ratio {result['speed_vs_reference']:.2f}; peak {result['peak_fp32_matmul_flops'] / 1e9:.0f} GFLOP/s",
-              flush=True)
+        print(f"{name} {shape}: reference {result['reference']['tokens_per_s']:.0f} tok/s; peak "
+              f"{result['peak_fp32_matmul_flops'] / 1e9:.0f} GFLOP/s", flush=True)
+        for obj in args.objectives.split(","):
+            r = result[obj]
+            extra = f", vs nanoGPT {r['speed_vs_nanogpt']:.2f}x" if "speed_vs_nanogpt" in r else ""
+            print(f"  {obj}: {r['tokens_per_s']:.0f} tok/s (MFU {r['mfu']:.2f}), vs reference "
+                  f"{r['speed_vs_reference']:.2f}x{extra}", flush=True)
+    report["machine"]["load_average_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

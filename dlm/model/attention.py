@@ -62,8 +62,9 @@ class Attention(nn.Module):
                 positions: Tensor | None = None, kv_cache: KVHook | None = None) -> Tensor:
         """x (B, L, d) -> (B, L, d). attn_mask: bool (B or 1, 1, L, L_all), True = may attend."""
         B, L, _ = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, L, D)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        qkv = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, L, D)
+        q, k = apply_rotary(qkv[:2], _stacked(cos), _stacked(sin)).unbind(0)  # q and k in one pass
+        v = qkv[2]
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer, k, v, positions)
         dropout = self.dropout if self.training else 0.0
@@ -85,3 +86,8 @@ class Attention(nn.Module):
     def _flash_ok(self, q: Tensor, attn_mask: Tensor | None, k: Tensor) -> bool:
         return (self.use_flash and q.is_cuda and attn_mask is None and q.dtype in (torch.float16, torch.bfloat16)
                 and k.shape[2] == q.shape[2])
+
+
+def _stacked(angles: Tensor) -> Tensor:
+    """Rotary angles (L, D) or per row (B, 1, L, D) -> broadcastable against stacked (2, B, H, L, D) q and k."""
+    return angles if angles.dim() == 2 else angles.unsqueeze(0)

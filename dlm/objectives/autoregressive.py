@@ -10,10 +10,11 @@ import torch
 from torch import Tensor
 
 from dlm.config import ObjectiveConfig, RunConfig
-from dlm.objectives.base import Denoiser, reduce_per_token
+from dlm.objectives.base import Denoiser, LogitsFn, reduce_per_token
 from dlm.process.base import check_token_range
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import LossOutput, Prediction
+from dlm.utils.cross_entropy import gathered, nll_from_logits
 
 
 @OBJECTIVES.register("autoregressive")
@@ -47,9 +48,8 @@ class Autoregressive:
         return Prediction(log_probs=torch.log_softmax(logits.float(), dim=-1))
 
     def token_nll(self, denoiser: Denoiser, x0: Tensor) -> Tensor:
-        """(B, L) -> (B, L-1) exact -log p(x^l | x^{<l}) for l = 1..L-1."""
-        log_probs = denoiser(x0, None).log_probs[:, :-1]
-        return -log_probs.gather(-1, x0[:, 1:].unsqueeze(-1)).squeeze(-1)
+        """(B, L) -> (B, L-1) exact -log p(x^l | x^{<l}) for l = 1..L-1, from a denoiser's next-token log-probs."""
+        return -gathered(denoiser(x0, None).log_probs[:, :-1], x0[:, 1:])
 
     def elbo(self, denoiser: Denoiser, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
              attention_mask: Tensor | None = None) -> Tensor:
@@ -61,11 +61,15 @@ class Autoregressive:
             nll = nll * attention_mask[:, 1:]
         return nll.double().sum(-1)
 
-    def loss(self, denoiser: Denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
+    def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:
+        """Next-token cross-entropy read from the logits: logsumexp(h) - h_{x^{l+1}} (no log-prob tensor). Every
+        position is reduced and the last one dropped afterwards, so backward fills no zero-padded (B, L, N) slice."""
+        targets = torch.nn.functional.pad(x0[:, 1:], (0, 1))  # the last position's target is a placeholder
+        nll = nll_from_logits(logits_fn(x0, None), targets)[:, :-1]
         mask = torch.ones_like(x0[:, 1:], dtype=torch.bool) if attention_mask is None else attention_mask[:, 1:].bool()
         mask[:, : max(self.cfg.condition_prefix - 1, 0)] = False  # output l predicts token l + 1: prompt unscored
-        return reduce_per_token(self.token_nll(denoiser, x0), mask)
+        return reduce_per_token(nll, mask)
 
     def check_tokens(self, x0: Tensor) -> None:
         check_token_range(x0, self.vocab_size)

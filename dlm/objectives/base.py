@@ -15,6 +15,7 @@ objectives/autoregressive.py, declares the same attributes):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -30,6 +31,9 @@ from dlm.registry import PROCESSES
 from dlm.types import LossOutput, Prediction
 
 NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (ALGORITHMS §11.2)
+
+LogitsFn = Callable[[Tensor, "Tensor | None"], Tensor]
+"""(xt (B, L), t (B,) or None) -> raw backbone logits (B, L, N): what a training loss reads (DiffusionLM(raw=True))."""
 
 
 class Objective(ABC):
@@ -71,8 +75,10 @@ class Objective(ABC):
         """Backbone logits (B, L, N) -> the parameterized Prediction."""
 
     @abstractmethod
-    def integrand(self, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
-        """(B, L) per-token integrand of the continuous-time bound at t (nats); its t-average bounds -log p."""
+    def integrand(self, logits: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """(B, L) per-token integrand of the continuous-time bound at t (nats), read from the raw backbone logits
+        (B, L, N) in their own dtype, with no float64 or (B, L, N) copies beyond what autograd needs; its t-average
+        bounds -log p. It equals the process's bound (eval/likelihood.py) on predict(logits)."""
 
     def check_tokens(self, x0: Tensor) -> None:
         """One-line ConfigError for ids outside the data vocabulary (the process knows it)."""
@@ -87,15 +93,16 @@ class Objective(ABC):
         parameterization, n_t stratified times per sequence (dlm/eval/likelihood.py)."""
         return process_elbo(denoiser, self.process, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
 
-    def loss(self, denoiser: Denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
+    def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:
-        """One Monte Carlo draw of t and x_t per sequence; per-token mean over non-pad tokens (MDLM reduction)."""
+        """One Monte Carlo draw of t and x_t per sequence; per-token mean over non-pad tokens (MDLM reduction).
+        logits_fn: (xt, t) -> backbone logits (DiffusionLM(..., raw=True)). Token ids are checked by the caller."""
         t = self.sample_times(x0.shape[0], generator=generator, device=x0.device)
         xt = self.process.corrupt(x0, t, generator=generator)
         scored = attention_mask
         if self.cfg.condition_prefix > 0:
             xt, scored = clamp_prefix(x0, xt, attention_mask, self.cfg.condition_prefix)
-        per_token = self.integrand(denoiser(xt, t), x0, xt, t)
+        per_token = self.integrand(logits_fn(xt, t), x0, xt, t)
         return reduce_per_token(per_token, scored)
 
 

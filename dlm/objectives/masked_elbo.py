@@ -15,28 +15,35 @@ import torch
 from torch import Tensor
 
 from dlm.objectives.base import NEG_INF, Objective
-from dlm.process.absorbing import Absorbing, masked_integrand
+from dlm.process.absorbing import Absorbing, weighted_at_masks
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import Prediction
+from dlm.utils.cross_entropy import gathered, logsumexp_except, nll_from_logits
 
 
 def subs(logits: Tensor, xt: Tensor, mask_id: int) -> Tensor:
     """SUBS (ALGORITHMS §1.3): no mass on the mask, and unmasked positions carried over as point masses.
 
-    logits (B, L, N) -> log x_theta (B, L, N) float32.
+    logits (B, L, N) -> log x_theta (B, L, N) float32: log-softmax over the non-mask categories at a mask, 0 at x_t
+    and NEG_INF elsewhere at a clean token. One (B, L, N) tensor, filled in place (autograd saves nothing of it).
     """
-    logits = logits.float().clone()
-    logits[..., mask_id] = NEG_INF
-    log_probs = torch.log_softmax(logits, dim=-1)
-    unmasked = (xt != mask_id).unsqueeze(-1)
-    carried = torch.full_like(log_probs, NEG_INF).scatter(-1, xt.unsqueeze(-1), 0.0)
-    return torch.where(unmasked, carried, log_probs)
+    logits = logits.float()
+    log_probs = logits - logsumexp_except(logits, mask_id).unsqueeze(-1)
+    log_probs[..., mask_id] = NEG_INF
+    unmasked = xt != mask_id
+    log_probs.masked_fill_(unmasked.unsqueeze(-1), NEG_INF)
+    carried = torch.where(unmasked, 0.0, NEG_INF).to(log_probs.dtype).unsqueeze(-1)  # masked rows: x_t = m stays
+    return log_probs.scatter_(-1, xt.unsqueeze(-1), carried)
 
 
 def token_reweighting(log_probs: Tensor, x0: Tensor, alpha: float, gamma: float) -> Tensor:
     """MGDM's per-token weight alpha * (1 - x_theta(x0))^gamma.  log_probs (B, L, N), x0 (B, L) -> (B, L)."""
-    p = log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()
-    return alpha * (1 - p).pow(gamma)
+    return reweighting_from_nll(-gathered(log_probs, x0), alpha, gamma)
+
+
+def reweighting_from_nll(nll: Tensor, alpha: float, gamma: float) -> Tensor:
+    """The same weight from nll = -log x_theta(x0) (B, L): alpha * (-expm1(-nll))^gamma."""
+    return alpha * (-torch.expm1(-nll)).pow(gamma)
 
 
 @OBJECTIVES.register("masked_elbo")
@@ -68,9 +75,11 @@ class MaskedELBO(Objective):
             t = ((torch.floor(t * T) + 1) / T).clamp_max(1.0)
         return t
 
-    def integrand(self, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
-        per_token = masked_integrand(prediction.log_probs, x0, xt, self.mask_id, self.weight(t))
+    def integrand(self, logits: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """-log x_theta(x0) at a mask under SUBS is logsumexp_{y != m} h_y - h_{x0}: no log-prob tensor needed."""
+        nll = nll_from_logits(logits, x0, exclude=self.mask_id)
+        per_token = weighted_at_masks(nll, xt, self.mask_id, self.weight(t))
         if self.cfg.token_reweight_gamma > 0:
-            per_token = per_token * token_reweighting(prediction.log_probs, x0, self.cfg.token_reweight_alpha,
-                                                      self.cfg.token_reweight_gamma)
+            per_token = per_token * reweighting_from_nll(nll, self.cfg.token_reweight_alpha,
+                                                         self.cfg.token_reweight_gamma)
         return per_token

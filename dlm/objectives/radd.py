@@ -2,7 +2,7 @@
 
 The model c_theta(v | x_t) has no time input. With lambda ~ U(0, 1) (stratified) each token is masked with
 probability lambda, and
-    loss = sum_{l masked} -log c_theta(x0^l | x_t) / lambda          (division in float64),
+    loss = sum_{l masked} -log c_theta(x0^l | x_t) / lambda          (1/lambda formed in float64),
 which in expectation equals the t-DCE / any-order-AR bound (§10.3). It is the masked ELBO with alpha = 1 - lambda,
 so sampling may use any schedule: the denoiser does not depend on t.
 """
@@ -13,10 +13,12 @@ import torch
 from torch import Tensor
 
 from dlm.objectives.base import reduce_per_token
-from dlm.objectives.masked_elbo import MaskedELBO, masked_integrand
+from dlm.objectives.masked_elbo import MaskedELBO
 from dlm.objectives.time_sampling import sample_u
+from dlm.process.absorbing import weighted_at_masks
 from dlm.registry import OBJECTIVES, ConfigError
-from dlm.types import LossOutput, Prediction
+from dlm.types import LossOutput
+from dlm.utils.cross_entropy import nll_from_logits
 from dlm.utils.shapes import per_sequence
 
 
@@ -30,12 +32,12 @@ class RADD(MaskedELBO):
                               "use masked_elbo")
         super().__init__(process, cfg)
 
-    def loss(self, denoiser, x0: Tensor, attention_mask: Tensor | None = None, *,
+    def loss(self, logits_fn, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:
         lam = sample_u(self.cfg.time_sampler, x0.shape[0], generator=generator, device=x0.device)
         lam = lam.clamp_min(self.cfg.sampling_eps)
         move = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64) < per_sequence(lam, 2)
         xt = torch.where(move, torch.full_like(x0, self.mask_id), x0)
-        prediction: Prediction = denoiser(xt, lam.float())
-        per_token = masked_integrand(prediction.log_probs.double(), x0, xt, self.mask_id, 1.0 / lam)
-        return reduce_per_token(per_token.float(), attention_mask)
+        nll = nll_from_logits(logits_fn(xt, lam.float()), x0, exclude=self.mask_id)
+        per_token = weighted_at_masks(nll, xt, self.mask_id, 1.0 / lam)  # 1 / lambda formed in float64 (§11.7)
+        return reduce_per_token(per_token, attention_mask)

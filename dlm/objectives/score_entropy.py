@@ -31,9 +31,13 @@ class ScoreEntropy(Objective):
 
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         h = logits.float()
-        if self.scale_by_sigma:
-            h = self.process.scale_log_score(h, self.process.schedule.sigma(t.float()))
-        return Prediction(log_score=h.scatter(-1, xt.unsqueeze(-1), 0.0))
+        sigma = self.process.schedule.sigma(t.float())
+        h = self.process.scale_log_score(h, sigma) if self.scale_by_sigma else h.clone()
+        return Prediction(log_score=h.scatter_(-1, xt.unsqueeze(-1), 0.0))  # one (B, L, N) copy, filled in place
 
-    def integrand(self, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
-        return self.process.score_entropy_integrand(prediction.log_score, x0, xt, t)
+    def integrand(self, logits: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        """From the raw output: the scaling enters as a per-sequence offset of the score entropy's reductions, and
+        s_{x_t} = 0 is read by convention, so neither the scaled nor the scattered (B, L, N) tensor is formed."""
+        offset = self.process.log_score_offset(self.process.schedule.sigma(t.float()), logits.shape[-1]) \
+            if self.scale_by_sigma else None
+        return self.process.score_entropy_integrand(logits, x0, xt, t, offset=offset)

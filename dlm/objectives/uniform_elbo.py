@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from dlm.objectives.base import Objective
-from dlm.process.uniform import Uniform
+from dlm.process.uniform import Uniform, uniform_integrand
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import Prediction
 
@@ -27,5 +27,6 @@ class UniformELBO(Objective):
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         return Prediction(log_probs=torch.log_softmax(logits.float(), dim=-1))
 
-    def integrand(self, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
-        return self.process.elbo_integrand(prediction.log_probs, x0, xt, t)
+    def integrand(self, logits: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
+        log_probs = torch.log_softmax(logits, dim=-1)  # in the logits' dtype (float32 in training)
+        return uniform_integrand(log_probs, x0, xt, self.process.schedule, t).float()

@@ -18,6 +18,7 @@ from torch import Tensor
 from dlm.process.base import Process, expm1_sigma
 from dlm.process.schedules import Schedule
 from dlm.registry import PROCESSES, ConfigError
+from dlm.utils.cross_entropy import gathered, logsumexp_except
 from dlm.utils.shapes import per_sequence
 
 
@@ -57,12 +58,13 @@ class Absorbing(Process):
 
     supports_score_entropy = True
 
-    def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor) -> Tensor:
-        return absorbing_score_entropy(log_score, x0, xt, sigma, self.mask_id)
+    def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor,
+                      offset: Tensor | None = None) -> Tensor:
+        return absorbing_score_entropy(log_score, x0, xt, sigma, self.mask_id, offset)
 
-    def scale_log_score(self, h: Tensor, sigma: Tensor) -> Tensor:
-        """SEDD's prior scaling: h - log expm1(sigma) - log(N - 1) (an uninformed model: x_theta uniform)."""
-        return h - per_sequence(torch.log(expm1_sigma(sigma)), 3) - math.log(h.shape[-1] - 1)
+    def log_score_offset(self, sigma: Tensor, width: int) -> Tensor:
+        """SEDD's prior scaling: log expm1(sigma) + log(N - 1) (an uninformed model: x_theta uniform)."""
+        return torch.log(expm1_sigma(sigma)) + math.log(width - 1)
 
     def check_tokens(self, x0: Tensor) -> None:
         super().check_tokens(x0)
@@ -72,15 +74,22 @@ class Absorbing(Process):
 
 def masked_integrand(log_probs: Tensor, x0: Tensor, xt: Tensor, mask_id: int, weight: Tensor) -> Tensor:
     """weight_b * 1{x_t = m} * -log x_theta(x0).  log_probs (B, L, N), x0/xt (B, L), weight (B,) -> (B, L)."""
-    nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    return weighted_at_masks(-gathered(log_probs, x0), xt, mask_id, weight)
+
+
+def weighted_at_masks(nll: Tensor, xt: Tensor, mask_id: int, weight: Tensor) -> Tensor:
+    """weight_b * 1{x_t = m} * nll.  nll (B, L), xt (B, L), weight (B,) -> (B, L) in nll's dtype."""
     return per_sequence(weight.to(nll.dtype), 2) * nll * (xt == mask_id)
 
 
-def absorbing_score_entropy(log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor, mask_id: int) -> Tensor:
-    """(B, L, N), (B, L), (B, L), (B,) -> SE (B, L), zero where x_t is not masked."""
-    r = per_sequence(1.0 / expm1_sigma(sigma), 2)
-    score = log_score.exp()
-    pos = score.sum(-1) - score[..., mask_id]
-    neg = r * log_score.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+def absorbing_score_entropy(log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor, mask_id: int,
+                            offset: Tensor | None = None) -> Tensor:
+    """(B, L, N), (B, L), (B, L), (B,) -> SE (B, L) float64, zero where x_t is not masked; the score is
+    log_score - offset (B,). Lean: sum_{y != m} exp(s_y) = exp(logsumexp_{y != m} s_y), a reduction over a view in
+    log_score's dtype; exp(s) is never materialized. The per-position combination is float64."""
+    r = per_sequence(1.0 / expm1_sigma(sigma.double()), 2)
+    shift = 0.0 if offset is None else per_sequence(offset.double(), 2)
+    pos = torch.exp(logsumexp_except(log_score, mask_id).double() - shift)
+    neg = r * (gathered(log_score, x0).double() - shift)
     const = r * (torch.log(r) - 1)
-    return (pos - neg + const) * (xt == mask_id)
+    return torch.where(xt == mask_id, pos - neg + const, 0.0)  # where, not *: an unmasked inf must not give NaN

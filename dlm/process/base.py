@@ -183,20 +183,30 @@ class Process(ABC):
 
     supports_score_entropy: bool = False  # whether `score_entropy` is defined (SEDD can train on this process)
 
-    def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor) -> Tensor:
-        """SEDD's score entropy SE (B, L) of a log concrete score (B, L, N) at total noise sigma (B,)."""
+    def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor,
+                      offset: Tensor | None = None) -> Tensor:
+        """SEDD's score entropy SE (B, L) float64 of a log concrete score (B, L, N) at total noise sigma (B,); the
+        score is log_score - offset (offset (B,): `log_score_offset`, None = 0) and is read as 0 at x_t, so raw
+        network output can be passed. The (B, L, N) reductions run in log_score's dtype."""
         raise ConfigError(f"process {type(self).__name__} defines no score entropy; train it with an ELBO objective")
 
-    def score_entropy_integrand(self, log_score: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
-        """sigma'(t) * SE: the per-token DSE bound integrand (B, L), float32 (SEDD §2.4)."""
+    def score_entropy_integrand(self, log_score: Tensor, x0: Tensor, xt: Tensor, t: Tensor,
+                                offset: Tensor | None = None) -> Tensor:
+        """sigma'(t) * SE: the per-token DSE bound integrand (B, L), float32 (SEDD §2.4). offset: see score_entropy."""
         sigma, dsigma = self.schedule.sigma(t.double()), self.schedule.dsigma(t.double())
-        se = self.score_entropy(log_score.double(), x0, xt, sigma)
+        se = self.score_entropy(log_score, x0, xt, sigma, offset)
         return (per_sequence(dsigma, 2) * se).float()
 
+    def log_score_offset(self, sigma: Tensor, width: int) -> Tensor | None:
+        """(B,) log score of an uninformed model at total noise sigma (B,), which SEDD's scale_by_sigma subtracts
+        from the network output; None (no scaling) unless the process overrides it."""
+        return None
+
     def scale_log_score(self, h: Tensor, sigma: Tensor) -> Tensor:
-        """SEDD's scale_by_sigma: the network output h (B, L, N) shifted by the log score of an uninformed model at
-        total noise sigma (B,), so that h = 0 means "no information". Identity unless the process overrides it."""
-        return h
+        """SEDD's scale_by_sigma: the network output h (B, L, N) minus `log_score_offset`, so that h = 0 means
+        "no information". A copy of h when the process defines no offset."""
+        offset = self.log_score_offset(sigma, h.shape[-1])
+        return h.clone() if offset is None else h - per_sequence(offset.to(h.dtype), h.ndim)
 
     def check_tokens(self, x0: Tensor) -> None:
         """Raise a one-line ConfigError when data ids fall outside [0, vocab_size)."""

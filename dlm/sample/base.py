@@ -192,6 +192,8 @@ def generate(denoiser: Denoiser, process: Process | None, sampler: str | Sampler
     sampler.check(process)
     device = _device(denoiser, prompt, generator)
     prompt, fixed = _clamp(shape, prompt, prompt_mask, device)
+    if process is not None:  # the one token-range check of sampling: the backbone's forward does none
+        process.check_tokens(prompt[fixed])
     if attention_mask is not None:
         attention_mask = attention_mask.to(device).bool().expand_as(fixed)
         fixed = fixed | ~attention_mask

@@ -13,15 +13,7 @@ from dlm.process import Absorbing, LogLinear, Uniform
 from dlm.process.absorbing import absorbing_score_entropy, masked_integrand
 from dlm.process.uniform import uniform_integrand
 from dlm.registry import OBJECTIVES
-
-TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32"]
-SETUPS = {
-    "masked_elbo": ["process.name=absorbing"],
-    "radd": ["process.name=absorbing"],
-    "uniform_elbo": ["process.name=uniform", "objective.time_conditioning=true"],
-    "score_entropy": ["process.name=absorbing", "objective.time_conditioning=true"],
-    "autoregressive": [],
-}
+from tests.tiny_models import SETUPS, TINY
 
 
 def test_every_registered_objective_has_a_setup():

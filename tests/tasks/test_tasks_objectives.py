@@ -7,7 +7,6 @@ import torch
 
 import dlm
 from dlm.objectives.masked_elbo import token_reweighting
-from dlm.types import Prediction
 
 TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.max_len=32"]
 
@@ -30,20 +29,20 @@ def test_token_reweighting_formula_on_a_toy():
     probs[0, 2, 2] = 1.0
     log_probs = probs.clamp_min(1e-300).log()
     t = torch.tensor([0.5], dtype=torch.float64)
-    weighted = objective.integrand(Prediction(log_probs=log_probs), x0, xt, t)
+    weighted = objective.integrand(log_probs, x0, xt, t)  # log-probs are logits of themselves
     w_t = float(objective.weight(t))
     expected = [w_t * 0.25 * (1 - q) ** 2 * -math.log(q) for q in (0.5, 0.9)]
     torch.testing.assert_close(weighted[0, :2], torch.tensor(expected, dtype=torch.float64))
     assert weighted[0, 2] == 0  # unmasked: no loss either way
     torch.testing.assert_close(token_reweighting(log_probs, x0, 0.25, 2.0)[0, :2], torch.tensor([0.0625, 0.0025],
                                                                                                  dtype=torch.float64))
-    plain = _masked_setup([]).integrand(Prediction(log_probs=log_probs), x0, xt, t)  # the default: off
+    plain = _masked_setup([]).integrand(log_probs, x0, xt, t)  # the default: off
     torch.testing.assert_close(plain[0, :2], torch.tensor([w_t * -math.log(q) for q in (0.5, 0.9)],
                                                           dtype=torch.float64))
 
 
 class _Recorder(torch.nn.Module):
-    """A denoiser that remembers its input and predicts uniform log-probs."""
+    """A logits function that remembers its input and returns uniform logits."""
 
     def __init__(self, width):
         super().__init__()
@@ -51,7 +50,7 @@ class _Recorder(torch.nn.Module):
 
     def forward(self, xt, t):
         self.seen.append(xt.clone())
-        return Prediction(log_probs=torch.full((*xt.shape, self.width), -math.log(self.width - 1)))
+        return torch.zeros(*xt.shape, self.width)
 
 
 @pytest.mark.parametrize("setup", [["process.name=absorbing", "objective.name=masked_elbo"],

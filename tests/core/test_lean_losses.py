@@ -1,0 +1,61 @@
+"""The training losses read the logits lean (issue 8 item 2): they equal the Prediction-based integrands of
+eval/likelihood.py, allocate no float64 (B, L, N) tensor, and the memory-saving autograd pieces have exact gradients."""
+
+import functools
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from dlm.eval.likelihood import integrand as prediction_integrand
+from dlm.process.uniform import MixtureLogSum
+from tests.tiny_models import VARIANTS, tiny_model
+
+DIFFUSION = ["masked_elbo", "score_entropy", "sedd_uniform", "uniform_elbo"]
+
+
+@pytest.mark.parametrize("name", sorted(DIFFUSION))
+def test_logit_integrand_equals_the_prediction_integrand(name):
+    """objective.integrand(logits) = likelihood.integrand(predict(logits)) on float64 logits, masked and not."""
+    model = tiny_model(name).double()
+    objective, gen = model.objective, torch.Generator().manual_seed(0)
+    x0 = torch.randint(0, 9, (3, 12), generator=gen)
+    t = torch.tensor([0.05, 0.5, 0.97], dtype=torch.float64)
+    xt = objective.process.corrupt(x0, t, generator=gen)
+    logits = 3 * torch.randn(3, 12, objective.output_width, generator=gen, dtype=torch.float64)
+    lean = objective.integrand(logits, x0, xt, t)
+    expected = prediction_integrand(objective.process, objective.predict(logits, xt, t), x0, xt, t)
+    torch.testing.assert_close(lean.double(), expected.double(), rtol=1e-6, atol=1e-6)
+
+
+class _Float64Sizes(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float64:
+                self.largest = max(self.largest, tensor.numel())
+        return out
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_training_step_allocates_no_float64_logit_tensor(name):
+    """Forward + backward of a training loss: every float64 tensor is per position (B, L) at most."""
+    model = tiny_model(name)
+    x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
+    with _Float64Sizes() as sizes:
+        model.objective.loss(functools.partial(model, raw=True), x0,
+                             generator=torch.Generator().manual_seed(1)).loss.backward()
+    assert 0 < sizes.largest <= 4 * 24  # float64 is used (times, masks, the per-position combination), never (B, L, N)
+
+
+def test_mixture_log_sum_gradient():
+    gen = torch.Generator().manual_seed(0)
+    lp = torch.log_softmax(torch.randn(2, 3, 5, generator=gen, dtype=torch.float64), -1).requires_grad_()
+    a = torch.log(torch.tensor([0.3, 4.0], dtype=torch.float64)).view(2, 1, 1)
+    b = torch.log(torch.tensor([0.7, 0.2], dtype=torch.float64)).view(2, 1, 1)
+    torch.autograd.gradcheck(lambda x: MixtureLogSum.apply(x, a, b), (lp,))
+    torch.testing.assert_close(MixtureLogSum.apply(lp, a, b), torch.logaddexp(lp + a, b).sum(-1))
