@@ -44,3 +44,8 @@ OBJECTIVES = Registry("objective")
 SAMPLERS = Registry("sampler")
 CACHES = Registry("cache policy")
 SOURCES = Registry("data source")
+# strategies: small classes a string option becomes once, when its owner is built
+TIME_SAMPLERS = Registry("time_sampler")        # objectives/time_sampling.py
+REMASKING = Registry("remasking rule")          # sample/confidence.py
+FINAL_RULES = Registry("final rule")            # sample/base.py
+ESTIMATORS = Registry("estimator")              # eval/estimators.py

@@ -3,7 +3,7 @@
 For blocks x0_i (i = 1..N) with n_i scored tokens, the target is
     nll = sum_i E[b_i] / sum_i n_i,     b_i = sum_l integrand_l(t, x_t) (+ prior term) >= -log p(x0_i),
 estimated from K draws b_i^(k) per block by  nll_hat = sum_i mean_k b_i^(k) / sum_i n_i.
-Estimators (the draws of t):
+Estimators (the draws of t), registered in ESTIMATORS and built once from their name by TimeSampling:
   mdlm: MDLM's estimate (arXiv 2406.07524, ALGORITHMS §1.6): one t per block, stratified within the batch
         (the objective's time_sampler and sampling_eps; t in [eps, 1]); K = n_t independent passes. The strata
         are shuffled over the rows so that every block's t is marginally uniform: with a fixed data order, row i
@@ -28,34 +28,34 @@ undercovers on the low side.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from dlm.denoiser import Denoiser, as_prediction
 from dlm.eval.likelihood import elbo_samples, integrand
-from dlm.objectives.time_sampling import sample_u
+from dlm.objectives.time_sampling import TimeSampler, get_time_sampler
 from dlm.process.base import Process
-from dlm.registry import ConfigError
-
-ESTIMATORS = ("mdlm", "many")
+from dlm.registry import ESTIMATORS, ConfigError
 
 
 @dataclass(frozen=True)
 class TimeSampling:
-    """How t is drawn: estimator (mdlm | many | exact), n_t draws per block, time_sampler and eps (mdlm only)."""
+    """How t is drawn: estimator (mdlm | many | exact), n_t draws per block, time_sampler and eps (mdlm only).
+    `strategy` is the registered Estimator the name becomes (built here, once)."""
 
     estimator: str
     n_t: int = 1
     time_sampler: str = "stratified"
     eps: float = 1e-3
+    strategy: Estimator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.estimator not in (*ESTIMATORS, "exact"):
-            raise ConfigError(f"unknown estimator '{self.estimator}'; choose one of: {', '.join(ESTIMATORS)}")
         if self.n_t < 1:
             raise ConfigError(f"n_t must be at least 1, got {self.n_t}")
+        object.__setattr__(self, "strategy", ESTIMATORS.get_factory(self.estimator).build(self))
 
 
 @dataclass(frozen=True)
@@ -84,54 +84,117 @@ class NLLEstimate:
                 "num_tokens": self.num_tokens, "num_blocks": self.num_blocks, "se_method": self.se_method}
 
 
-@torch.no_grad()
-def one_t_per_sequence(denoiser: Denoiser, process: Process, x0: Tensor, weights: Tensor, *, time_sampler: str,
-                       eps: float, generator: torch.Generator | None = None, clean: Tensor | None = None) -> Tensor:
-    """(B,) bounds b_i with one t per row: t = (1 - eps) u + eps, u stratified over the batch then shuffled.
-    clean: bool (B, L) context positions never noised (and unscored: zero weight), as in conditional_elbo."""
-    B = x0.shape[0]
-    u = sample_u(time_sampler, B, generator=generator, device=x0.device)
-    t = ((1 - eps) * u + eps)[torch.randperm(B, generator=generator, device=x0.device)]
-    xt = process.corrupt(x0, t, generator=generator)
-    xt = xt if clean is None else torch.where(clean, x0, xt)
-    per_token = integrand(process, as_prediction(denoiser(xt, t.float())), x0, xt, t)
-    return (per_token * weights).double().sum(-1) + process.prior_kl() * weights.double().sum(-1)
+class Estimator(ABC):
+    """Draws (K, B) per-block bounds, and says how their mean's Monte Carlo variance is read off K >= 2 draws."""
+
+    @classmethod
+    def build(cls, sampling: TimeSampling) -> Estimator:
+        return cls(sampling.n_t)
+
+    def __init__(self, n_t: int):
+        self.n_t = n_t
+
+    @abstractmethod
+    def samples(self, denoiser: Denoiser, process: Process, x0: Tensor, weights: Tensor, *,
+                generator: torch.Generator | None = None, clean: Tensor | None = None) -> Tensor:
+        """(K, B) draws of the per-block bound b_i (nats); weights (B, L) marks scored tokens, clean (B, L) the
+        unscored context kept clean (b_i then bounds -log p(scored | clean))."""
+
+    def block_variance(self, samples: Tensor) -> tuple[Tensor, str]:
+        """samples (K >= 2, N) -> (N,) Var(mean_k b_i^(k)) per block, and the method's name."""
+        raise NotImplementedError(f"{type(self).__name__} draws one sample per block")
+
+    def standard_error(self, samples: Tensor, tokens: Tensor, nll: float) -> tuple[float, str]:
+        """Standard error of nll = sum_i mean_k b_i^(k) / sum_i n_i; K = 1: the spread over blocks (module doc)."""
+        K, N = samples.shape
+        total = float(tokens.sum())
+        if K == 1:
+            resid = samples[0] - nll * tokens
+            var = float((resid**2).sum()) * N / max(N - 1, 1) / total**2
+            return math.sqrt(var), "between_blocks"
+        var_blocks, method = self.block_variance(samples)
+        return math.sqrt(float(var_blocks.sum())) / total, method
+
+
+@ESTIMATORS.register("mdlm")
+class OneTPerSequence(Estimator):
+    """K = n_t passes of one t per block, stratified over the batch then shuffled (module doc)."""
+
+    @classmethod
+    def build(cls, sampling: TimeSampling) -> Estimator:
+        return cls(sampling.n_t, get_time_sampler(sampling.time_sampler), sampling.eps)
+
+    def __init__(self, n_t: int, time_sampler: TimeSampler, eps: float):
+        super().__init__(n_t)
+        self.time_sampler, self.eps = time_sampler, eps
+
+    def samples(self, denoiser, process, x0, weights, *, generator=None, clean=None):
+        return torch.stack([self.one_pass(denoiser, process, x0, weights, generator=generator, clean=clean)
+                            for _ in range(self.n_t)])
+
+    @torch.no_grad()
+    def one_pass(self, denoiser: Denoiser, process: Process, x0: Tensor, weights: Tensor, *,
+                 generator: torch.Generator | None = None, clean: Tensor | None = None) -> Tensor:
+        """(B,) bounds b_i with one t per row: t = (1 - eps) u + eps, u stratified over the batch then shuffled.
+        clean: bool (B, L) context positions never noised (and unscored: zero weight), as in conditional_elbo."""
+        B = x0.shape[0]
+        u = self.time_sampler.u(B, generator=generator, device=x0.device)
+        t = ((1 - self.eps) * u + self.eps)[torch.randperm(B, generator=generator, device=x0.device)]
+        xt = process.corrupt(x0, t, generator=generator)
+        xt = xt if clean is None else torch.where(clean, x0, xt)
+        per_token = integrand(process, as_prediction(denoiser(xt, t.float())), x0, xt, t)
+        return (per_token * weights).double().sum(-1) + process.prior_kl() * weights.double().sum(-1)
+
+    def block_variance(self, samples):
+        return samples.var(0) / len(samples), "independent_draws"
+
+
+@ESTIMATORS.register("many")
+class StratifiedPerSequence(Estimator):
+    """n_t low-discrepancy t per block, one in each stratum of (0, 1] (likelihood.elbo_samples)."""
+
+    def samples(self, denoiser, process, x0, weights, *, generator=None, clean=None):
+        return elbo_samples(denoiser, process, x0, n_t=self.n_t, generator=generator, attention_mask=weights,
+                            clean=clean)
+
+    def block_variance(self, samples):
+        K = len(samples)
+        pairs = K // 2
+        diff = samples[0:2 * pairs:2] - samples[1:2 * pairs:2]
+        return (diff**2).sum(0) * (K / (2 * pairs)) / K**2, "collapsed_strata"
+
+
+@ESTIMATORS.register("exact")
+class Exact(Estimator):
+    """The model's exact -sum log p(x^l | x^{<l}) over the scored l (the autoregressive baseline): K = 1, no Monte
+    Carlo error; the unscored positions are its context anyway (clean is not needed)."""
+
+    def samples(self, denoiser, process, x0, weights, *, generator=None, clean=None):
+        if not getattr(getattr(denoiser, "objective", None), "exact_likelihood", False):
+            raise ConfigError("estimator 'exact' needs a model with an exact likelihood (the autoregressive "
+                              "baseline); use mdlm or many")
+        return denoiser.elbo(x0, attention_mask=weights.bool()).unsqueeze(0)
+
+    def standard_error(self, samples, tokens, nll):
+        return 0.0, "exact"
 
 
 def bound_samples(denoiser: Denoiser, process: Process, x0: Tensor, weights: Tensor, sampling: TimeSampling, *,
                   generator: torch.Generator | None = None, clean: Tensor | None = None) -> Tensor:
-    """(K, B) draws of the per-block bound b_i (nats) for a diffusion denoiser; weights (B, L) marks scored tokens,
-    clean (B, L) the unscored context kept clean (b_i then bounds -log p(scored | clean))."""
-    if sampling.estimator == "many":
-        return elbo_samples(denoiser, process, x0, n_t=sampling.n_t, generator=generator, attention_mask=weights,
-                            clean=clean)
-    if sampling.estimator != "mdlm":
-        raise ConfigError(f"estimator '{sampling.estimator}' does not draw t; use mdlm or many")
-    return torch.stack([one_t_per_sequence(denoiser, process, x0, weights, time_sampler=sampling.time_sampler,
-                                           eps=sampling.eps, generator=generator, clean=clean)
-                        for _ in range(sampling.n_t)])
+    """(K, B) draws of the per-block bound b_i (nats); weights (B, L) marks scored tokens, clean (B, L) the
+    unscored context kept clean (b_i then bounds -log p(scored | clean))."""
+    return sampling.strategy.samples(denoiser, process, x0, weights, generator=generator, clean=clean)
 
 
-def summarize(samples: Tensor, tokens: Tensor, estimator: str) -> NLLEstimate:
-    """samples (K, N) per-block bounds, tokens (N,) scored tokens per block -> per-token NLL and its MC error."""
+def summarize(samples: Tensor, tokens: Tensor, estimator: str | Estimator) -> NLLEstimate:
+    """samples (K, N) per-block bounds, tokens (N,) scored tokens per block -> per-token NLL and its MC error.
+    estimator: the Estimator that drew them (TimeSampling.strategy) or its registered name."""
+    if isinstance(estimator, str):
+        estimator = TimeSampling(estimator).strategy
     samples, tokens = samples.double(), tokens.double()
-    K, N = samples.shape
     total = float(tokens.sum())
     if total <= 0:
         raise ConfigError("no scored tokens: every block is padding")
     nll = float(samples.mean(0).sum()) / total
-    if estimator == "exact":
-        return NLLEstimate(nll, 0.0, "exact", int(total), N)
-    if K == 1:
-        resid = samples[0] - nll * tokens
-        var = float((resid**2).sum()) * N / max(N - 1, 1) / total**2
-        return NLLEstimate(nll, math.sqrt(var), "between_blocks", int(total), N)
-    if estimator == "many":
-        pairs = K // 2
-        diff = samples[0:2 * pairs:2] - samples[1:2 * pairs:2]
-        var_blocks = (diff**2).sum(0) * (K / (2 * pairs)) / K**2
-        method = "collapsed_strata"
-    else:
-        var_blocks = samples.var(0) / K
-        method = "independent_draws"
-    return NLLEstimate(nll, math.sqrt(float(var_blocks.sum())) / total, method, int(total), N)
+    se, method = estimator.standard_error(samples, tokens, nll)
+    return NLLEstimate(nll, se, method, int(total), samples.shape[1])

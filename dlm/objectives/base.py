@@ -24,7 +24,7 @@ from torch import Tensor
 from dlm.config import ObjectiveConfig, RunConfig
 from dlm.denoiser import Denoiser
 from dlm.eval.likelihood import elbo as process_elbo
-from dlm.objectives.time_sampling import sample_t
+from dlm.objectives.time_sampling import get_time_sampler
 from dlm.process.base import Process
 from dlm.process.schedules import build_schedule
 from dlm.registry import PROCESSES
@@ -47,6 +47,7 @@ class Objective(ABC):
     def __init__(self, process: Process, cfg: ObjectiveConfig):
         self.process, self.cfg = process, cfg
         self.time_conditioning = cfg.time_conditioning
+        self.time_sampler = get_time_sampler(cfg.time_sampler)
 
     @classmethod
     def from_config(cls, cfg: RunConfig, vocab_size: int, mask_id: int | None = None) -> Objective:
@@ -85,7 +86,7 @@ class Objective(ABC):
         self.process.check_tokens(x0)
 
     def sample_times(self, n: int, *, generator: torch.Generator | None, device: torch.device) -> Tensor:
-        return sample_t(self.cfg.time_sampler, n, self.cfg.sampling_eps, generator=generator, device=device)
+        return self.time_sampler.t(n, self.cfg.sampling_eps, generator=generator, device=device)
 
     def elbo(self, denoiser: Denoiser, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
              attention_mask: Tensor | None = None) -> Tensor:

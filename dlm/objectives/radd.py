@@ -14,7 +14,6 @@ from torch import Tensor
 
 from dlm.objectives.base import reduce_per_token
 from dlm.objectives.masked_elbo import MaskedELBO
-from dlm.objectives.time_sampling import sample_u
 from dlm.process.absorbing import weighted_at_masks
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import LossOutput
@@ -34,7 +33,7 @@ class RADD(MaskedELBO):
 
     def loss(self, logits_fn, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:
-        lam = sample_u(self.cfg.time_sampler, x0.shape[0], generator=generator, device=x0.device)
+        lam = self.time_sampler.u(x0.shape[0], generator=generator, device=x0.device)
         lam = lam.clamp_min(self.cfg.sampling_eps)
         move = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64) < per_sequence(lam, 2)
         xt = torch.where(move, torch.full_like(x0, self.mask_id), x0)

@@ -11,6 +11,7 @@ autoregressive) override `step` instead.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,15 +24,32 @@ from dlm.denoiser import Denoiser
 from dlm.process.absorbing import Absorbing
 from dlm.process.base import Process
 from dlm.process.uniform import Uniform
-from dlm.registry import SAMPLERS, ConfigError
+from dlm.registry import FINAL_RULES, SAMPLERS, ConfigError
 from dlm.sample.context import SamplingContext
 from dlm.sample.grids import TimeGrid
 from dlm.sample.noise import Generators, NoiseTape
 from dlm.sample.semi_ar import Block, block_plan
 from dlm.types import Prediction, StepOutput
-from dlm.utils.categorical import filtered_probs
+from dlm.utils.categorical import argmax_law, filtered_probs
 
-FINAL_RULES = ("sample", "argmax")
+
+class FinalRule(ABC):
+    """Noise removal at eps: the posterior p(x0^l | x_eps) (B, L, N) -> the law x0 is drawn from."""
+
+    @abstractmethod
+    def __call__(self, probs: Tensor) -> Tensor: ...
+
+
+@FINAL_RULES.register("sample")
+class SampleFinal(FinalRule):
+    def __call__(self, probs):
+        return probs
+
+
+@FINAL_RULES.register("argmax")
+class ArgmaxFinal(FinalRule):
+    def __call__(self, probs):
+        return argmax_law(probs)
 
 
 @dataclass
@@ -60,7 +78,8 @@ class Sampler:
             raise ConfigError(f"{type(self).__name__}: need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and "
                               f"block_size >= 0, got {self.temperature}, {self.top_p}, {self.top_k}, {self.block_size}")
         if self.final not in FINAL_RULES:
-            raise ConfigError(f"final must be one of {FINAL_RULES}, got '{self.final}'")
+            raise ConfigError(f"final must be one of {tuple(FINAL_RULES)}, got '{self.final}'")
+        self.final_rule: FinalRule = FINAL_RULES.build(self.final)
 
     # --- configuration ---------------------------------------------------------------------------------
     def check(self, process: Process | None) -> None:
@@ -111,7 +130,7 @@ class Sampler:
         if not self.reshaped():
             return probs
         if self.temperature == 0:
-            return torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).double()
+            return argmax_law(probs)
         return filtered_probs(probs.log(), temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
 
     def rates(self, ctx: SamplingContext, xt: Tensor, t: float) -> Tensor:
@@ -145,10 +164,7 @@ class Sampler:
             undetermined &= ctx.editable
         if not bool(undetermined.any()):
             return x
-        probs = self.final_probs(ctx, x, grid.end)
-        if self.final == "argmax":
-            probs = torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).double()
-        return ctx.draw(probs, x)
+        return ctx.draw(self.final_rule(self.final_probs(ctx, x, grid.end)), x)
 
 
 def undetermined_positions(process: Process, x: Tensor, t: float) -> Tensor:

@@ -9,25 +9,58 @@ block by its last step. Confidence:
     margin    top-1 minus top-2 probability
     entropy   sum_v x_theta(v) log x_theta(v)   (negative entropy)
     random    U(0, 1)                   (LLaDA "random": with one token per step, exact ancestral order sampling)
-Positions are coupled through the top-k, so this sampler overrides `step`; masked processes only.
+Each rule is a registered class of REMASKING, built once from `remasking` when the sampler is. Positions are
+coupled through the top-k, so this sampler overrides `step`; masked processes only.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from dlm.process.absorbing import Absorbing
-from dlm.registry import SAMPLERS, ConfigError
+from dlm.registry import REMASKING, SAMPLERS
 from dlm.sample.base import Sampler, _times
 from dlm.sample.context import SamplingContext
 from dlm.sample.grids import TimeGrid
 from dlm.types import StepOutput
 from dlm.utils.categorical import sample_categorical
 
-REMASKING = ("max_prob", "margin", "entropy", "random")
+
+class Remasking(ABC):
+    """A confidence rule: untempered x_theta at the masked positions probs (n, N), the proposals (n,) and their
+    batch rows (n,) -> confidence (n,), higher commits first."""
+
+    @abstractmethod
+    def __call__(self, ctx: SamplingContext, probs: Tensor, proposal: Tensor, rows: Tensor) -> Tensor: ...
+
+
+@REMASKING.register("max_prob")
+class MaxProb(Remasking):
+    def __call__(self, ctx, probs, proposal, rows):
+        return probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)
+
+
+@REMASKING.register("margin")
+class Margin(Remasking):
+    def __call__(self, ctx, probs, proposal, rows):
+        top = probs.topk(2, dim=-1).values
+        return top[:, 0] - top[:, 1]
+
+
+@REMASKING.register("entropy")
+class NegativeEntropy(Remasking):
+    def __call__(self, ctx, probs, proposal, rows):
+        return torch.special.xlogy(probs, probs).sum(-1)
+
+
+@REMASKING.register("random")
+class RandomOrder(Remasking):
+    def __call__(self, ctx, probs, proposal, rows):
+        return ctx.uniform((len(proposal),), probs.device, rows=rows)
 
 
 def num_transfer_tokens(masked: Tensor, steps: int) -> Tensor:
@@ -45,8 +78,7 @@ class Confidence(Sampler):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.remasking not in REMASKING:
-            raise ConfigError(f"remasking must be one of {REMASKING}, got '{self.remasking}'")
+        self.rule: Remasking = REMASKING.build(self.remasking)
 
     def step(self, ctx: SamplingContext, xt: Tensor, grid: TimeGrid, i: int) -> StepOutput:
         masked = xt == ctx.process.mask_id
@@ -61,7 +93,7 @@ class Confidence(Sampler):
         rows = masked.nonzero()[:, 0]
         proposal = self._propose(ctx, self.reshape(probs), rows)  # tempered / filtered
         confidence = torch.full(xt.shape, float("-inf"), dtype=torch.float64, device=xt.device)
-        confidence[masked] = self._confidence(ctx, probs, proposal, rows)
+        confidence[masked] = self.rule(ctx, probs, proposal, rows)
         order = confidence.argsort(dim=-1, descending=True, stable=True)
         rank = torch.empty_like(order).scatter_(-1, order, torch.arange(xt.shape[1], device=xt.device).expand_as(order))
         chosen = (rank < quota.unsqueeze(-1)) & masked
@@ -75,14 +107,3 @@ class Confidence(Sampler):
         if self.temperature == 0:
             return law.argmax(-1)
         return sample_categorical(law, noise=ctx.uniform(tuple(law.shape), law.device, rows=rows))
-
-    def _confidence(self, ctx: SamplingContext, probs: Tensor, proposal: Tensor, rows: Tensor) -> Tensor:
-        """probs: untempered x_theta at the masked positions (n, N); proposal (n,) -> confidence (n,)."""
-        if self.remasking == "max_prob":
-            return probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)
-        if self.remasking == "margin":
-            top = probs.topk(2, dim=-1).values
-            return top[:, 0] - top[:, 1]
-        if self.remasking == "entropy":
-            return torch.special.xlogy(probs, probs).sum(-1)
-        return ctx.uniform((len(proposal),), probs.device, rows=rows)

@@ -75,7 +75,4 @@ def _kernel(sampler: Sampler, denoiser: Denoiser, process: Process, states: Tens
 
 def _final_kernel(sampler: Sampler, denoiser: Denoiser, process: Process, states: Tensor, t: float) -> Tensor:
     ctx = SamplingContext(denoiser, process)
-    probs = sampler.final_probs(ctx, states, t)
-    if sampler.final == "argmax":
-        probs = torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).double()
-    return _transition(probs, states)
+    return _transition(sampler.final_rule(sampler.final_probs(ctx, states, t)), states)

@@ -32,6 +32,11 @@ def sample_categorical(probs: Tensor, *, generator: torch.Generator | None = Non
     return (probs.double().clamp_min(0) / exponential).argmax(dim=-1)
 
 
+def argmax_law(probs: Tensor) -> Tensor:
+    """The point mass at the argmax of probs (..., N), float64: temperature 0 as a law (first maximum on ties)."""
+    return torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).double()
+
+
 def filtered_probs(logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     """softmax(logits / temperature) in float64 with everything outside top-k and the top-p nucleus zeroed."""
     scaled = logits.double() / temperature
