@@ -1,0 +1,55 @@
+"""Rotary positions (RoFormer, arXiv 2104.09864): a naive rotation by angle m * base^(-2j/D) of each pair
+(x_j, x_{j + D/2}), and the relative-position property: q.k scores depend only on the offset n - m."""
+
+import torch
+
+from dlm.model.attention import Attention
+from dlm.model.rotary import Rotary, apply_rotary
+
+
+def naive_rotary(x, positions, base=10000.0):
+    """x (L, D): pair j of row m rotated by theta = m * base^(-2j/D), in float64 (the rotate-half pairing)."""
+    L, D = x.shape
+    out = x.double().clone()
+    for m, pos in enumerate(positions.tolist()):
+        for j in range(D // 2):
+            theta = pos * base ** (-2 * j / D)
+            a, b = float(x[m, j]), float(x[m, j + D // 2])
+            out[m, j] = a * torch.cos(torch.tensor(theta, dtype=torch.float64)) - b * torch.sin(
+                torch.tensor(theta, dtype=torch.float64))
+            out[m, j + D // 2] = b * torch.cos(torch.tensor(theta, dtype=torch.float64)) + a * torch.sin(
+                torch.tensor(theta, dtype=torch.float64))
+    return out
+
+
+def test_matches_the_naive_rotation():
+    torch.manual_seed(0)
+    x, positions = torch.randn(5, 8), torch.tensor([0, 1, 2, 7, 30])
+    cos, sin = Rotary(8)(positions)
+    got = apply_rotary(x[None, None], cos, sin)[0, 0]
+    torch.testing.assert_close(got.double(), naive_rotary(x, positions), atol=1e-5, rtol=1e-5)
+    assert torch.equal(apply_rotary(x[None, None], *Rotary(8)(torch.zeros(5)))[0, 0], x)  # position 0: identity
+
+
+def test_scores_depend_only_on_the_offset():
+    torch.manual_seed(1)
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+    rotary = Rotary(16)
+
+    def score(m, n):
+        cq, sq = rotary(torch.tensor([m]))
+        ck, sk = rotary(torch.tensor([n]))
+        return float((apply_rotary(q, cq, sq) * apply_rotary(k, ck, sk)).sum())
+
+    for m, n in [(0, 3), (5, 1), (2, 2)]:
+        for shift in (1, 17, 100):
+            assert abs(score(m, n) - score(m + shift, n + shift)) < 1e-4
+    assert abs(score(0, 3) - score(0, 4)) > 1e-3  # and they do depend on it
+
+
+def test_attention_is_invariant_to_shifting_every_position():
+    torch.manual_seed(2)
+    attn, x = Attention(16, 2, layer=0).eval(), torch.randn(2, 6, 16)
+    rotary = Rotary(8)
+    y = attn(x, *rotary(torch.arange(6)), causal=True)
+    torch.testing.assert_close(attn(x, *rotary(torch.arange(6) + 40), causal=True), y, atol=1e-4, rtol=1e-4)
