@@ -43,7 +43,10 @@ class StepOutput:
 
 @dataclass(frozen=True)
 class SpecialTokens:
-    """Ids the data pipeline and the process agree on. mask is None when the process appends its own."""
+    """The tokenizer's special ids (dlm.data.special_tokens), None where it has none. bos / eos / pad frame and pad
+    the packed rows; mask is the tokenizer's own mask token, for reference only: training builds the absorbing
+    process with its own appended mask id (vocab_size; Absorbing(mask_id=...) to choose another), so a checkpoint
+    does not depend on whether the tokenizer has one."""
 
     bos: int | None = None
     eos: int | None = None

@@ -21,7 +21,6 @@ hold for any weights of that shape, the agreement numbers do not (rerun on a tra
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_outputs import write_outputs  # noqa: E402  (scripts/, the script's own folder)
 
 import dlm  # noqa: E402
 from dlm.cache import get_cache  # noqa: E402
@@ -187,14 +188,10 @@ def main() -> None:
         reference = ReferenceLM.load(args.reference)
     decode(model, corpus_prompts(tokenizer, 1, 48), 64, "dkv_decode")  # warm-up
     rows = bench(model, tokenizer, lengths, batches, policies, reference)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"model": args.checkpoint or "random init: " + " ".join(RANDOM_MODEL),
             "sampler": "confidence, temperature 0, block_size 32, 2 tokens per step", "prompt": "3/4 of L",
             "threads": args.threads, "torch": torch.__version__, "reference": args.reference or None}
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    plot(rows, policies, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    write_outputs(args.out, {"meta": meta, "rows": rows}, lambda path: plot(rows, policies, path))
 
 
 if __name__ == "__main__":

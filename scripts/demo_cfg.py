@@ -25,7 +25,6 @@ nucleus filtering removes that tail and keeps the rise longer.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_outputs import write_outputs  # noqa: E402  (scripts/, the script's own folder)
 
 import dlm  # noqa: E402
 from dlm.data import build_tokenizer  # noqa: E402
@@ -202,14 +203,10 @@ def main() -> None:
     ids = torch.tensor([tokenizer(texts[i], add_special_tokens=False)["input_ids"] for i in train_rows])
     model = train(ids, torch.tensor([labels[i] for i in train_rows]), len(tokenizer), args)
     results = evaluate(model, tokenizer, judge, args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: v for k, v in vars(args).items() if k != "out"} | {"classes": CLASSES, "model": MODEL,
                                                                   "train_speeches": len(train_rows),
                                                                   "typed_train_speeches": len(typed)}
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "real": real, "results": results}, indent=1))
-    plot(results, real, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    write_outputs(args.out, {"meta": meta, "real": real, "results": results}, lambda path: plot(results, real, path))
 
 
 if __name__ == "__main__":

@@ -10,13 +10,40 @@ or, for infilling, on the known text (unsupervised CFG: the unconditional branch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from dlm.registry import ConfigError
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """Every setting of one `dlm sample` / `dlm infill` run; each JSONL record carries them (as_dict).
+    length: tokens per sample (for infill, the template's); text: the infill template ("" for sample)."""
+
+    checkpoint: str
+    sampler: str = "ancestral"
+    steps: int = 128
+    num_samples: int = 4
+    length: int = 128
+    block_size: int = 0
+    seed: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    show_steps: bool = False
+    out: str = ""
+    cache: str = ""
+    cfg_scale: float = 0.0
+    label: int = -1
+    text: str = ""
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
@@ -27,7 +54,9 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
     theta_rk2, confidence. block_size > 0: semi-autoregressive blocks. show_steps: print how sample 0 fills in.
     cache: dkv_decode, dkv_greedy, prefix or dual, options after a colon (dkv_decode:refresh_every=8).
     label >= 0: the class of a class-conditional checkpoint, guided with cfg_scale (0: plain conditional sampling)."""
-    settings = dict(locals())
+    settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples, length=length,
+                              block_size=block_size, seed=seed, temperature=temperature, top_p=top_p,
+                              show_steps=show_steps, out=out, cache=cache, cfg_scale=cfg_scale, label=label)
     model = _load(checkpoint)
     known = torch.zeros(num_samples, length, dtype=torch.bool)
     return _run(model, settings, torch.zeros(num_samples, length, dtype=torch.long), known)
@@ -38,13 +67,15 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
                    cfg_scale: float = 0.0) -> list[str]:
     """Fill the <mask:N> spans of `text` (N unknown tokens each), e.g. "To be, or <mask:12> the question".
     cfg_scale > 0: unsupervised classifier-free guidance on the known text."""
-    settings = dict(locals())
     from dlm.sample.text_infill import parse_infill_template
 
     model = _load(checkpoint)
     if model.tokenizer is None:
         raise ConfigError(f"checkpoint {checkpoint} has no tokenizer, so a text template cannot be parsed")
     prompt, known = parse_infill_template(text, model.tokenizer)
+    settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples,
+                              length=known.shape[-1], seed=seed, temperature=temperature, top_p=top_p, out=out,
+                              cache=cache, cfg_scale=cfg_scale, text=text)
     return _run(model, settings, prompt.expand(num_samples, -1), known.expand(num_samples, -1))
 
 
@@ -56,7 +87,7 @@ def _load(checkpoint: str):
     return model
 
 
-def _run(model, settings: dict, prompt: torch.Tensor, known: torch.Tensor) -> list[str]:
+def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Tensor) -> list[str]:
     from tqdm.auto import tqdm
 
     from dlm.sample import generate, get_sampler
@@ -66,12 +97,12 @@ def _run(model, settings: dict, prompt: torch.Tensor, known: torch.Tensor) -> li
     objective = model.objective
     if objective.context_tokens:
         prompt, known = _with_bos(model, prompt, known, objective.context_tokens)
-    options = {"temperature": settings["temperature"], "top_p": settings["top_p"]}
-    if settings.get("block_size"):
-        options["block_size"] = settings["block_size"]
-    sampler = get_sampler(objective.required_sampler or settings["sampler"], **options)
-    recorder = StepRecorder() if settings.get("show_steps") else None
-    plan = sampler.blocks(~known, settings["steps"])  # what generate will run: steps per block, + 1 finish each
+    options = {"temperature": settings.temperature, "top_p": settings.top_p}
+    if settings.block_size:
+        options["block_size"] = settings.block_size
+    sampler = get_sampler(objective.required_sampler or settings.sampler, **options)
+    recorder = StepRecorder() if settings.show_steps else None
+    plan = sampler.blocks(~known, settings.steps)  # what generate will run: steps per block, + 1 finish each
     bar = tqdm(total=sum(block.steps for block in plan) + len(plan), unit="step", desc="sampling", file=sys.stderr)
 
     def on_step(index: int, t: float, x: torch.Tensor) -> None:
@@ -79,12 +110,12 @@ def _run(model, settings: dict, prompt: torch.Tensor, known: torch.Tensor) -> li
         if recorder is not None:
             recorder(index, t, x[:1])
 
-    generator = torch.Generator(device=device).manual_seed(settings["seed"])
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
     denoiser = _denoiser(model, settings, known.to(device))
     with torch.no_grad():
-        ids = generate(denoiser, model.process, sampler, steps=settings["steps"], prompt=prompt.to(device),
+        ids = generate(denoiser, model.process, sampler, steps=settings.steps, prompt=prompt.to(device),
                        prompt_mask=known.to(device), generator=generator, on_step=on_step,
-                       cache=settings.get("cache") or None).cpu()
+                       cache=settings.cache or None).cpu()
     bar.close()
     texts = [_decode(model.tokenizer, row.tolist()) for row in ids]
     if recorder is not None:
@@ -93,16 +124,16 @@ def _run(model, settings: dict, prompt: torch.Tensor, known: torch.Tensor) -> li
                                     color=sys.stdout.isatty())))
     for i, text in enumerate(texts):
         print(f"--- sample {i} ---\n{text}")
-    if settings.get("out"):
-        _write_jsonl(settings["out"], texts, ids, settings)
+    if settings.out:
+        _write_jsonl(settings.out, texts, ids, settings)
     return texts
 
 
-def _denoiser(model, settings: dict, known: torch.Tensor):
+def _denoiser(model, settings: SampleSettings, known: torch.Tensor):
     """The model, or the model under classifier-free guidance (label, else the known text) when asked for."""
     from dlm.guidance import label_guidance, prompt_guidance
 
-    scale, label = settings.get("cfg_scale", 0.0), settings.get("label", -1)
+    scale, label = settings.cfg_scale, settings.label
     if label >= 0:
         labels = torch.full((known.shape[0],), label, dtype=torch.long, device=known.device)
         return label_guidance(model, labels, scale)
@@ -131,11 +162,11 @@ def _decode(tokenizer, ids: list[int]) -> str:
     return tokenizer.decode(ids, skip_special_tokens=True)
 
 
-def _write_jsonl(path: str, texts: list[str], ids: torch.Tensor, settings: dict) -> None:
+def _write_jsonl(path: str, texts: list[str], ids: torch.Tensor, settings: SampleSettings) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "w", encoding="utf-8") as handle:
         for i, text in enumerate(texts):
-            record = {"sample": i, "text": text, "tokens": ids[i].tolist(), "settings": settings}
+            record = {"sample": i, "text": text, "tokens": ids[i].tolist(), "settings": settings.as_dict()}
             handle.write(json.dumps(record) + "\n")
     print(f"samples: {target}")

@@ -80,15 +80,6 @@ def barrier(dist: Dist) -> None:
         torch_dist.barrier()
 
 
-def gather_objects(obj: object, dist: Dist) -> list[object]:
-    """Every rank's `obj`, in rank order (collective: call on every rank)."""
-    if not dist.distributed:
-        return [obj]
-    out: list[object] = [None] * dist.world_size
-    torch_dist.all_gather_object(out, obj)
-    return out
-
-
 def shard_seed(seed: int, step: int, shard: int, stream: str = "train") -> int:
     """A 63-bit seed for shard `shard` of optimizer step `step` (see the module docstring)."""
     digest = hashlib.blake2b(f"{stream}/{seed}/{step}/{shard}".encode(), digest_size=8).digest()
