@@ -27,7 +27,7 @@ from dlm.eval.likelihood import elbo as process_elbo
 from dlm.objectives.time_sampling import get_time_sampler
 from dlm.process.base import Process
 from dlm.process.schedules import build_schedule
-from dlm.registry import PROCESSES
+from dlm.registry import PROCESSES, ConfigError
 from dlm.types import LossOutput, Prediction
 
 NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (ALGORITHMS §11.2)
@@ -43,8 +43,12 @@ class Objective(ABC):
     required_sampler: ClassVar[str | None] = None
     context_tokens: ClassVar[int] = 0
     exact_likelihood: ClassVar[bool] = False
+    process_type: ClassVar[type[Process]] = Process  # the processes this parameterization is defined for
 
     def __init__(self, process: Process, cfg: ObjectiveConfig):
+        if not isinstance(process, self.process_type):
+            raise ConfigError(f"objective '{cfg.name}' needs process '{self.process_type.__name__.lower()}', "
+                              f"got {type(process).__name__}")
         self.process, self.cfg = process, cfg
         self.time_conditioning = cfg.time_conditioning
         self.time_sampler = get_time_sampler(cfg.time_sampler)

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from dlm.objectives.base import Objective
 from dlm.process.uniform import Uniform, uniform_integrand
-from dlm.registry import OBJECTIVES, ConfigError
+from dlm.registry import OBJECTIVES
 from dlm.types import Prediction
 
 
@@ -19,10 +19,7 @@ from dlm.types import Prediction
 class UniformELBO(Objective):
     """UDLM/Duo objective: plain log-softmax over the V tokens, conditioned on sigma(t) (UDLM default)."""
 
-    def __init__(self, process: Uniform, cfg):
-        if not isinstance(process, Uniform):
-            raise ConfigError(f"objective 'uniform_elbo' needs process 'uniform', got {type(process).__name__}")
-        super().__init__(process, cfg)
+    process_type = Uniform
 
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         return Prediction(log_probs=torch.log_softmax(logits.float(), dim=-1))
