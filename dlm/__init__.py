@@ -8,6 +8,7 @@ import dlm.cache  # noqa: F401  (fills CACHES)
 import dlm.data.sources  # noqa: F401  (fills SOURCES)
 import dlm.eval.estimators  # noqa: F401  (fills ESTIMATORS)
 import dlm.sample  # noqa: F401  (fills SAMPLERS, REMASKING, FINAL_RULES)
+import dlm.tasks  # noqa: F401  (fills TASKS and the task:<name> SOURCES)
 from dlm.config import RunConfig, load_config
 from dlm.diffusion_lm import DiffusionLM
 from dlm.image import source as _image_source  # noqa: F401  (registers the vq: / vqtext: data sources)
