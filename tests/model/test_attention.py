@@ -30,9 +30,13 @@ def naive_attention(attn: Attention, x, cos, sin, mask):
     H, D = attn.n_heads, attn.head_dim
     q, k, v = attn.qkv(x).double().view(B, L, 3, H, D).permute(2, 0, 3, 1, 4)
     half = D // 2
+    theta = torch.arange(L, dtype=torch.float64)[:, None] * 10000.0 ** (-torch.arange(half, dtype=torch.float64)
+                                                                         * 2 / D)  # (L, D/2), RoFormer angles
+    c, s = theta.cos(), theta.sin()
 
-    def rotate(t):
-        return t * cos.double() + torch.cat([-t[..., half:], t[..., :half]], -1) * sin.double()
+    def rotate(t):  # pair (t_j, t_{j + D/2}) rotated by theta_j
+        a, b = t[..., :half], t[..., half:]
+        return torch.cat([a * c - b * s, b * c + a * s], -1)
 
     scores = rotate(q) @ rotate(k).transpose(-1, -2) / math.sqrt(D)
     scores = scores.masked_fill(~mask, float("-inf"))
