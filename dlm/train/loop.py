@@ -216,8 +216,8 @@ def run(tr: Trainer) -> dict[str, Any]:
 
 
 def _validation_line(tr: Trainer, val_nll: float) -> str:
-    """AR perplexity is exact; a diffusion model's is an upper bound."""
-    relation = "=" if tr.model.is_autoregressive else "<="
+    """An exact likelihood (AR) gives the perplexity; a diffusion bound an upper bound on it."""
+    relation = "=" if tr.model.objective.exact_likelihood else "<="
     return f"val_nll {val_nll:.4f} nats/token (ppl {relation} {math.exp(val_nll):.2f})"
 
 
