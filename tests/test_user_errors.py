@@ -103,13 +103,17 @@ API_CASES = {
 }
 
 
+def _raises_one_line(call, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        call()
+    message = str(info.value)
+    assert fragment in message and "\n" not in message, message
+
+
 @pytest.mark.parametrize("case", list(API_CASES))
 def test_api_errors_are_one_line(case, masked):
     call, fragment = API_CASES[case]
-    with pytest.raises(ConfigError) as info:
-        call(masked)
-    message = str(info.value)
-    assert fragment in message and "\n" not in message, message
+    _raises_one_line(lambda: call(masked), fragment)
 
 
 LOAD_CASES = {
@@ -123,9 +127,7 @@ LOAD_CASES = {
 @pytest.mark.parametrize("case", list(LOAD_CASES))
 def test_loading_errors_are_one_line(case, dirs):
     name, fragment = LOAD_CASES[case]
-    with pytest.raises(ConfigError) as info:
-        dlm.DiffusionLM.from_pretrained(str(dirs / name))
-    assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
+    _raises_one_line(lambda: dlm.DiffusionLM.from_pretrained(str(dirs / name)), fragment)
 
 
 LM_EVAL_CASES = {
@@ -142,9 +144,8 @@ def test_lm_eval_model_args_are_one_line(case, dirs):
     from dlm.eval.harness import DLMHarness
 
     args, fragment = LM_EVAL_CASES[case]
-    with pytest.raises(ConfigError) as info:
-        DLMHarness.create_from_arg_string(args.format(masked=dirs / "masked"), {"device": "cpu"})
-    assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
+    _raises_one_line(lambda: DLMHarness.create_from_arg_string(args.format(masked=dirs / "masked"), {"device": "cpu"}),
+                     fragment)
 
 
 CLI_CASES = {
