@@ -101,6 +101,9 @@ def argument_docs(fn: Callable[..., Any]) -> dict[str, str]:
     for match, after in zip(matches, [*matches[1:], None]):
         text = body[match.end():after.start() if after else len(body)].strip()
         condition = match.group(2).strip()
+        if condition.startswith("/"):  # "seq_len / mode: text" describes both
+            out.setdefault(condition.lstrip("/ "), text)
+            condition = ""
         out.setdefault(match.group(1), f"{condition}: {text}" if condition else text)
     return out
 
