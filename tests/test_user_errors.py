@@ -229,3 +229,10 @@ def test_sample_texts_keep_document_breaks(tokenizer):
                                                                                          add_special_tokens=False)
     assert _decode(tokenizer, ids) == "to be\nor\nnot"
     assert "".join(map(token_decoder(tokenizer), ids)) == "to be|or⏎not"  # one display row per state
+
+
+def test_eval_ppl_reads_the_data_dir_from_the_environment(dirs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DLM_DATA_DIR", str(tmp_path / "local"))
+    assert main(["eval", "ppl", "--checkpoint", str(dirs / "masked"), "--datasets", "ptb@test"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and str(tmp_path / "local" / "ptb") in err, err

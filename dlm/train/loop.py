@@ -64,11 +64,11 @@ from dlm.train.resume import CONFIG_FILE, check_resume_config, saved_config
 
 FINAL_DIR = "final"
 NONFINITE_RULES = ("stop", "skip")
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 class TrainingDiverged(ConfigError):
     """A non-finite loss or gradient norm under train.on_nonfinite=stop; no checkpoint holds non-finite weights."""
-_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 @dataclass
@@ -194,7 +194,7 @@ def run(tr: Trainer) -> dict[str, Any]:
                 metrics["skipped_steps"] = tr.skipped
         if (cfg.eval_every and tr.step % cfg.eval_every == 0) or tr.step == cfg.steps:
             val_nll = evaluate(tr)
-            metrics.update(val_nll=val_nll, val_ppl=math.exp(val_nll))
+            metrics.update(val_nll=val_nll, val_ppl=_ppl(val_nll))
             tr.logger.message(f"step {tr.step}: {_validation_line(tr, val_nll)}")
         tr.logger.log(tr.step, **metrics)
         tr.logger.advance(loss=loss, tok_s=meter.last_rate())
@@ -204,7 +204,7 @@ def run(tr: Trainer) -> dict[str, Any]:
     if math.isnan(val_nll):  # resumed a finished run: nothing trained, still report the bound
         val_nll = evaluate(tr)
     final_dir = export_final(tr, keep_existing=finished)
-    summary = {"steps": tr.step, "train_loss": loss, "val_nll": val_nll, "val_ppl": math.exp(val_nll),
+    summary = {"steps": tr.step, "train_loss": loss, "val_nll": val_nll, "val_ppl": _ppl(val_nll),
                "uniform_nll": math.log(tr.model.vocab_size), "tokens_per_s": meter.total_rate(),
                "elapsed_s": tr.elapsed, "num_parameters": tr.model.num_parameters(), "out_dir": str(tr.out_dir),
                "final_dir": str(final_dir), "skipped_steps": tr.skipped}
@@ -215,10 +215,14 @@ def run(tr: Trainer) -> dict[str, Any]:
     return summary
 
 
+def _ppl(nll: float) -> float:
+    return math.inf if nll > 700 else math.exp(nll)  # math.exp overflows past ~709 (a diverged model); nan stays
+
+
 def _validation_line(tr: Trainer, val_nll: float) -> str:
     """An exact likelihood (AR) gives the perplexity; a diffusion bound an upper bound on it."""
     relation = "=" if tr.model.objective.exact_likelihood else "<="
-    return f"val_nll {val_nll:.4f} nats/token (ppl {relation} {math.exp(val_nll):.2f})"
+    return f"val_nll {val_nll:.4f} nats/token (ppl {relation} {_ppl(val_nll):.2f})"
 
 
 def micro_batches(tr: Trainer, batch: dict[str, torch.Tensor]):
