@@ -167,7 +167,7 @@ CLI_CASES = {
     "sample cfg without condition": (["sample", "--checkpoint", "{masked}", "--cfg-scale", "2", "--steps", "2"],
                                      "cfg_scale needs a condition"),
     "infill on an AR checkpoint": (["infill", "--checkpoint", "{ar}", "--text", "to <mask:3> be"],
-                                   "is autoregressive: it generates left to right"),
+                                   "decodes only with the autoregressive sampler (left to right)"),
     "infill outside the vocab": (["infill", "--checkpoint", "{masked}", "--text", "to bé <mask:3>"],
                                  "does not know: 'é'"),
     "infill without a span": (["infill", "--checkpoint", "{masked}", "--text", "to be"], "no <mask:N> span"),

@@ -80,9 +80,10 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
     model = _load(checkpoint)
     if model.tokenizer is None:
         raise ConfigError(f"checkpoint {checkpoint} has no tokenizer, so a text template cannot be parsed")
-    if model.objective.causal:  # left to right only
-        raise ConfigError(f"checkpoint {checkpoint} is autoregressive: it generates left to right and cannot fill a "
-                          "span from the text on both sides; use a diffusion checkpoint (or dlm sample)")
+    if model.objective.required_sampler:  # the AR baseline: left to right only
+        raise ConfigError(f"checkpoint {checkpoint} decodes only with the {model.objective.required_sampler} "
+                          "sampler (left to right) and cannot fill a span from the text on both sides; use a "
+                          "diffusion checkpoint (or dlm sample)")
     prompt, known = parse_infill_template(text, model.tokenizer)
     return _run(model, settings, prompt.expand(num_samples, -1), known.expand(num_samples, -1))
 
