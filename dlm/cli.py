@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_arguments(argv: list[str] | None = None) -> dict[str, Any]:
+    """argv -> the parsed arguments (command, subcommand, flags, overrides); argparse exits 2 on bad flags."""
     parser = build_parser()
     parsed, extra = parser.parse_known_args(argv)
     args = vars(parsed)
@@ -154,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args["overrides"] = [*args["overrides"], *extra]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
     command = _commands()[args.pop("command")]
     if isinstance(command, dict):
         command = command[args.pop("subcommand")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dlm.cli import build_parser
+from dlm.cli import parse_arguments
 from dlm.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def test_the_readme_shows_commands_of_every_kind():
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(a)[:60] for a in COMMANDS])
 def test_every_readme_command_parses(argv):
-    args = vars(build_parser().parse_args(argv))
+    args = parse_arguments(argv)
     if argv[0] == "train":
         assert (REPO / args["config"]).is_file(), args["config"]
         load_config(REPO / args["config"], args["overrides"])  # the overrides name real keys with valid values

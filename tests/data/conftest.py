@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dlm.data.paths import data_dir
+
 
 @pytest.fixture
 def offline(monkeypatch):
