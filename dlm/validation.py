@@ -17,18 +17,24 @@ from torch import Tensor
 from dlm.registry import ConfigError
 
 
-def check_token_ids(x: Tensor, vocab_size: int, *, what: str = "token ids") -> None:
-    """x must be a non-empty (B, L) integer tensor with every id in [0, vocab_size)."""
+def check_batch(x: Tensor, *, what: str = "token ids") -> None:
+    """x must be a non-empty (B, L) tensor: what loss / elbo take."""
     if not isinstance(x, Tensor):
         raise ConfigError(f"{what} must be a torch.LongTensor of shape (batch, length), got {type(x).__name__}")
-    if x.dtype not in (torch.int64, torch.int32):
-        raise ConfigError(f"{what} must be an integer tensor, got {x.dtype}; token ids are integers "
-                          "(use .long() only if the values really are ids)")
     if x.dim() != 2:
         raise ConfigError(f"{what} must have shape (batch, length), got {tuple(x.shape)}; "
                           "use x[None] for a single sequence")
     if x.numel() == 0:
         raise ConfigError(f"{what} is an empty batch of shape {tuple(x.shape)}; give at least one token per row")
+
+
+def check_token_ids(x: Tensor, vocab_size: int, *, what: str = "token ids") -> None:
+    """x (any shape, e.g. the clamped prompt values) must be an integer tensor with every id in [0, vocab_size)."""
+    if x.dtype not in (torch.int64, torch.int32):
+        raise ConfigError(f"{what} must be an integer tensor, got {x.dtype}; token ids are integers "
+                          "(use .long() only if the values really are ids)")
+    if x.numel() == 0:
+        return
     low, high = int(x.min()), int(x.max())
     if low < 0:
         raise ConfigError(f"token id {low} is negative; ids must lie in [0, {vocab_size}): does the tokenizer match "
