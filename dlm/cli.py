@@ -5,15 +5,18 @@
     dlm infill --checkpoint runs/x/final --text "To be, or <mask:12> the question"
     dlm eval ppl --checkpoint runs/x/final --datasets ptb,wikitext2
     dlm edit --checkpoint runs/x/final --text "KING <edit>RICHARD</edit>: ..." --label 1 --tau 0.7
-A user error (ConfigError) prints `error: <one line>` and exits with status 2, never a traceback.
+A user error (ConfigError) prints `error: <one line>` and exits with status 2, never a traceback. `--help` of a
+subcommand shows its docstring's summary and, per flag, the description its docstring gives that parameter.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
 import typing
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -37,40 +40,113 @@ def _commands() -> dict[str, Any]:
 
 def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> None:
     hints = typing.get_type_hints(fn)
+    docs = argument_docs(fn)
     for name, param in inspect.signature(fn).parameters.items():
         kind = hints.get(name, str)
         flag = "--" + name.replace("_", "-")
+        text = docs.get(name, "")
         if name == "overrides":  # free `section.key=value` arguments
-            parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.lr=3e-4")
+            parser.add_argument("overrides", nargs="*", help=text or "config overrides, e.g. train.lr=3e-4")
         elif param.kind is inspect.Parameter.POSITIONAL_ONLY:  # `dlm task train <task>`
-            parser.add_argument(name, type=kind)
+            parser.add_argument(name, type=kind, help=text)
         elif kind is bool:
-            parser.add_argument(flag, action="store_true", default=param.default, help=f"(default: {param.default})")
+            parser.add_argument(flag, action="store_true", default=param.default, help=_help(text, param.default))
         else:
             base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
             required = param.default is inspect.Parameter.empty
-            parser.add_argument(flag, type=base, required=required, default=None if required else param.default,
-                                help=None if required else f"(default: {param.default})")
+            parser.add_argument(flag, type=_parse_with(base, flag), required=required,
+                                default=None if required else param.default,
+                                help=_help(text, None if required else param.default, required))
+
+
+def _help(text: str, default: Any, required: bool = False) -> str:
+    text = text.replace("%", "%%")  # argparse formats help strings with %
+    suffix = "(required)" if required else f"(default: {default!r})" if default not in ("", None) else ""
+    return f"{text} {suffix}".strip()
+
+
+def _parse_with(base: type, flag: str) -> Callable[[str], Any]:
+    """argparse type that reports a bad value as `error: ...` (exit 2) with the flag's name."""
+    def parse(raw: str) -> Any:
+        try:
+            return base(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expects {base.__name__}, got {raw!r}") from None
+
+    parse.__name__ = base.__name__
+    return parse
+
+
+def argument_docs(fn: Callable[..., Any]) -> dict[str, str]:
+    """Parameter name -> its description in fn's docstring: a Google-style `Args:` section, else the prose form
+    `name: text. other_name > 0: text.` the command docstrings use."""
+    doc = inspect.getdoc(fn) or ""
+    names = [n for n in inspect.signature(fn).parameters]
+    if "\nArgs:\n" in f"\n{doc}":
+        section = doc.split("Args:", 1)[1].split("\n\n", 1)[0]
+        found: dict[str, list[str]] = {}
+        current = None
+        for line in section.splitlines():
+            match = re.match(r"^\s*(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
+            if match and match.group(1) in names:
+                current = match.group(1)
+                found[current] = [match.group(2)]
+            elif current is not None and line.strip():
+                found[current].append(line.strip())
+        return {name: " ".join(parts) for name, parts in found.items()}
+    body = " ".join(doc.split("\n\n", 1)[1].split()) if "\n\n" in doc else " ".join(doc.split()[1:])
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")\b([^:.;]{0,16}):\s")
+    matches = list(pattern.finditer(body)) if names else []
+    out = {}
+    for match, after in zip(matches, [*matches[1:], None]):
+        text = body[match.end():after.start() if after else len(body)].strip()
+        condition = match.group(2).strip()
+        if condition.startswith("/"):  # "seq_len / mode: text" describes both
+            out.setdefault(condition.lstrip("/ "), text)
+            condition = ""
+        out.setdefault(match.group(1), f"{condition}: {text}" if condition else text)
+    return out
 
 
 def _summary(fn: Callable[..., Any]) -> str:
-    return (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+    """The first paragraph of fn's docstring, on one line."""
+    doc = inspect.getdoc(fn) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ", 1)[0].rstrip(".")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("dlm")
+    except Exception:  # not installed (run from a source tree)
+        from dlm import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlm", description="Discrete diffusion language models.")
+    parser.add_argument("--version", action="version", version=f"dlm {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, target in _commands().items():
         if isinstance(target, dict):
             group = sub.add_parser(name, help=f"{name} commands").add_subparsers(dest="subcommand", required=True)
             for sub_name, fn in target.items():
-                _add_arguments(group.add_parser(sub_name, help=_summary(fn)), fn)
+                _add_arguments(group.add_parser(sub_name, help=_first_sentence(_summary(fn)),
+                                                description=_summary(fn)), fn)
         else:
-            _add_arguments(sub.add_parser(name, help=_summary(target)), target)
+            _add_arguments(sub.add_parser(name, help=_first_sentence(_summary(target)),
+                                          description=_summary(target)), target)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_arguments(argv: list[str] | None = None) -> dict[str, Any]:
+    """argv -> the parsed arguments (command, subcommand, flags, overrides); argparse exits 2 on bad flags."""
     parser = build_parser()
     parsed, extra = parser.parse_known_args(argv)
     args = vars(parsed)
@@ -79,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args["overrides"] = [*args["overrides"], *extra]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
     command = _commands()[args.pop("command")]
     if isinstance(command, dict):
         command = command[args.pop("subcommand")]
@@ -88,13 +169,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_errors(run: Callable[[], Any]) -> int:
-    """run(); a ConfigError prints `error: <one line>` on stderr and gives exit status 2 (else 0)."""
+    """run(); a ConfigError prints `error: <one line>` on stderr and gives exit status 2 (else 0). Warnings print
+    as one `warning: <message>` line meanwhile."""
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         run()
     except ConfigError as err:
+        sys.stdout.flush()
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = previous
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -102,6 +103,7 @@ class TrainConfig:
     parallel: str = "ddp"  # ddp | fsdp (used only under torchrun with WORLD_SIZE > 1)
     tensorboard: bool = False
     progress: bool = True
+    on_nonfinite: str = "stop"  # a non-finite loss or grad norm: stop (one-line error) | skip (drop that update)
 
 
 @dataclass(frozen=True)
@@ -158,13 +160,15 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         return tuple(_coerce(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin in (typing.Union, types.UnionType):
         return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
+    if tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
-            pass
+            number = None
+        if number is not None and not math.isfinite(number):
+            raise ConfigError(f"config key '{path}' expects a finite number, got {value!r}")
+        if number is not None:
+            return number
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"config key '{path}' expects {tp.__name__}, got {type(value).__name__} {value!r}")
     return value
@@ -194,7 +198,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like section.key=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({str(err).splitlines()[0]}); "
+                              "quote it, e.g. key='[1, 2'") from None
         *parents, leaf = key.split(".")
         node = data
         for part in parents:
@@ -214,5 +222,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return from_dict(RunConfig, data)
 
 
-def save_config(cfg: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+def save_config(cfg: RunConfig, path: str | Path, header: str = "") -> None:
+    """Write cfg as YAML; `header` (e.g. facts about the machine) goes in a leading comment, ignored on load."""
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    Path(path).write_text(comment + yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -20,6 +20,7 @@ from dlm.model.attention import attention_mask as build_attention_mask
 from dlm.model.transformer import Transformer
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import LossOutput, Prediction
+from dlm.validation import check_attention_mask, check_batch, check_times
 
 
 def build_objective(cfg: RunConfig, vocab_size: int, mask_id: int | None = None):
@@ -67,6 +68,7 @@ class DiffusionLM(nn.Module):
         raw: return the backbone logits (B, L, N) before the objective's parameterization, which is what training
         losses read (through the module call, so FSDP2 and hooks see it).
         """
+        check_times(t, xt.shape[0])
         if t is not None and t.dim() == 0:
             t = t.expand(xt.shape[0])
         if label is not None:
@@ -100,7 +102,9 @@ class DiffusionLM(nn.Module):
              label: Tensor | None = None) -> LossOutput:
         """One Monte Carlo estimate of the training loss (per-token mean of the bound) on a batch x0 (B, L).
         label: (B,) class ids for conditional training (apply condition dropout first: dlm.guidance.drop_labels)."""
+        check_batch(x0)
         self.objective.check_tokens(x0)
+        check_attention_mask(attention_mask, x0)
         logits_fn = functools.partial(self, raw=True, label=label)
         return self.objective.loss(logits_fn, x0, attention_mask, generator=generator)
 
@@ -108,6 +112,8 @@ class DiffusionLM(nn.Module):
     def elbo(self, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
              attention_mask: Tensor | None = None) -> Tensor:
         """(B,) upper bound on -log p(x0) in nats (exact NLL for the autoregressive baseline): the objective's."""
+        check_batch(x0)
+        check_attention_mask(attention_mask, x0)
         return self.objective.elbo(self, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
 
     def generate(self, sampler: Any = "ancestral", *, steps: int = 128, **kwargs: Any) -> Tensor:

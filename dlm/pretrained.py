@@ -77,6 +77,7 @@ def load_pretrained(model_class: type[T], path: str | Path, *, map_location: str
     for name in ("config.json", WEIGHTS):
         if not (path / name).exists():
             raise ConfigError(f"checkpoint {path} has no {name}; is it a dlm checkpoint written by save_pretrained?")
+    _check_dlm_config(path / "config.json")
     try:
         config = DLMConfig.from_pretrained(path)
     except (OSError, ValueError, json.JSONDecodeError) as err:
@@ -89,11 +90,28 @@ def load_pretrained(model_class: type[T], path: str | Path, *, map_location: str
     except (SafetensorError, OSError) as err:
         raise ConfigError(f"checkpoint {path}: {WEIGHTS} is corrupt ({err})") from None
     state = {k.removeprefix("model."): v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # size mismatches: config.json describes another model than the weights
+        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err)[:200])
+        raise ConfigError(f"checkpoint {path}: {WEIGHTS} does not match config.json ({detail[:200]}); "
+                          "was config.json copied from another run?") from None
     if missing or unexpected:
         raise ConfigError(f"checkpoint {path} does not match its config: missing {missing[:3]}, "
                           f"unexpected {unexpected[:3]}")
     return model.to(map_location)
+
+
+def _check_dlm_config(file: Path) -> None:
+    """One-line ConfigError unless file is a dlm config.json (model_type "dlm" with a run recipe)."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"checkpoint {file.parent}: config.json is unreadable ({str(err).splitlines()[0]})") from None
+    kind = data.get("model_type") if isinstance(data, dict) else None
+    if kind != DLMConfig.model_type or not isinstance(data.get("run"), dict):
+        raise ConfigError(f"{file.parent} is not a dlm checkpoint (config.json has model_type {kind!r}, not "
+                          f"'{DLMConfig.model_type}'); load a directory written by DiffusionLM.save_pretrained")
 
 
 def _load_tokenizer(path: Path) -> Any:

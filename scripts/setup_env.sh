@@ -19,10 +19,11 @@ fi
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
     "$PY" -m pip install -q "${DLM_TORCH_SPEC:-torch>=2.4}" 2>&1 | grep -v "^WARNING: Location" || true
-  else
-    "$PY" -m pip install -q "${DLM_TORCH_SPEC:-torch==2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
+  else  # the CPU index first (PyPI's Linux wheel is the multi-GB CUDA build), then the default index / local mirror
+    "$PY" -m pip install -q --timeout 30 --retries 1 "${DLM_TORCH_SPEC:-torch==2.13.0}" \
+      --index-url https://download.pytorch.org/whl/cpu 2>&1 | grep -v -E "^WARNING: (Location|Retrying)" || true
     "$PY" -c "import torch" 2>/dev/null \
-      || "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+      || "$PY" -m pip install -q "${DLM_TORCH_SPEC:-torch==2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
   fi
 fi
 echo "setting up $VENV (dlm[${EXTRAS}]); pip output goes to $VENV/install.log"

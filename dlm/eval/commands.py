@@ -6,6 +6,7 @@ version, every argument and seed) and prints a table. Heavy imports happen insid
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def ppl_command(checkpoint: str, datasets: str = "ptb,wikitext2", data_dir: str 
     ratio, over the same scored tokens). datasets: ptb, wikitext2, wikitext103, wikitext2-raw, wikitext103-raw,
     lm1b, lambada, ag_news, pubmed, arxiv (name@split for another split, name[@split]=PATH to read a named corpus
     from a local file), local .txt/.jsonl/.csv files or hf:NAME[:CONFIG]. data_dir: read the named corpora from
-    local copies (layout of ../shared/data) instead of Hugging Face. estimator: mdlm (one t per sequence, n_t
+    local copies (layout of ../shared/data; relative to the working directory; default $DLM_DATA_DIR) instead of
+    Hugging Face. estimator: mdlm (one t per sequence, n_t
     passes) or many (n_t stratified t per sequence). seq_len / mode: default to the model's training data config.
     max_blocks: blocks per dataset (0 = all). out: results JSON (default eval_results/ppl_<time>.json).
     text_field: .jsonl field / .csv column(s) of local files ("title,description" joins columns; 0, 1, ... for a
@@ -43,6 +45,7 @@ def ppl_command(checkpoint: str, datasets: str = "ptb,wikitext2", data_dir: str 
     data (both default to the checkpoint's data config). exclude_oov: leave <unk> tokens out of the score
     (context); oov_warn: warn when the OOV rate exceeds it. threads: CPU intra-op threads (0 = automatic).
     """
+    data_dir = data_dir or os.environ.get("DLM_DATA_DIR", "")  # dlm.data.paths.DATA_DIR_ENV, as the README promises
     arguments = dict(locals())
     from dlm.eval.corpora import TextFormat
     from dlm.eval.report import format_table, provenance, write_json

@@ -11,6 +11,7 @@ Low gen-PPL with low entropy means repetitive text: read the two together (Zheng
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from dlm.registry import ConfigError
 
@@ -161,11 +163,16 @@ def sample_texts(model, *, num_samples: int, length: int, steps: int, sampler: s
     generator = torch.Generator(device=device).manual_seed(seed)
     sampler = model.objective.required_sampler or sampler
     chunks = []
-    for start in range(0, num_samples, batch_size):
-        n = min(batch_size, num_samples - start)
-        prompt = torch.full((n, model.objective.context_tokens), special_tokens(model.tokenizer).bos,
-                            device=device) if model.objective.context_tokens else None
-        chunks.append(generate(model, model.process, sampler, steps=steps, shape=(n, length), prompt=prompt,
-                               generator=generator).cpu())
+    context = model.objective.context_tokens
+    per_batch = length - context if model.objective.required_sampler else steps + 1  # on_step calls per batch
+    bar = tqdm(total=per_batch * -(-num_samples // batch_size), unit="step", desc="sampling", file=sys.stderr)
+    try:  # the bar is closed before any error line is printed
+        for start in range(0, num_samples, batch_size):
+            n = min(batch_size, num_samples - start)
+            prompt = torch.full((n, context), special_tokens(model.tokenizer).bos, device=device) if context else None
+            chunks.append(generate(model, model.process, sampler, steps=steps, shape=(n, length), prompt=prompt,
+                                   generator=generator, on_step=lambda i, t, x: bar.update(1 if i else 0)).cpu())
+    finally:
+        bar.close()
     ids = torch.cat(chunks)
     return Samples(ids, [model.tokenizer.decode(row.tolist(), skip_special_tokens=True) for row in ids], sampler)

@@ -55,6 +55,7 @@ from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
 from dlm.sample import generate, get_sampler
 from dlm.sample.confidence import Confidence
+from dlm.validation import check_arguments, check_positive
 
 
 def request_seed(seed: int, *token_lists: list[int]) -> int:
@@ -84,13 +85,23 @@ class DLMHarness(TemplateLM):
         self.unk, self.exclude_oov = oov_id(self.tokenizer), str(exclude_oov).lower() in ("true", "1", "yes")
         self.oov_tokens = self.continuation_tokens = 0
         self.max_length = self.model.config.data.seq_len
-        self.mc_num, self.seed, self.greedy = int(mc_num), int(seed), bool(greedy)
+        self.mc_num = check_positive("lm-eval model arg mc_num", mc_num)
+        self.seed, self.greedy = int(seed), bool(greedy)
         self.batch_size = int(batch_size) if isinstance(batch_size, int) or str(batch_size).isdigit() else 32
         self.sampler, self.steps, self.block_size = sampler, int(steps), int(block_size)
         self.gen_length = int(gen_length)
         self.cfg_scale = float(cfg_scale)
         if self.cfg_scale and not isinstance(self.model.process, Absorbing):
             raise ConfigError("cfg_scale (unsupervised CFG) needs a masked (absorbing) checkpoint")
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> DLMHarness:
+        """lm-eval's model_args string -> DLMHarness, with a one-line ConfigError for unknown or missing args."""
+        from lm_eval.utils import simple_parse_args_string
+
+        args = {**simple_parse_args_string(arg_string),
+                **{k: v for k, v in (additional_config or {}).items() if v is not None}}
+        return cls(**check_arguments(cls.__init__, args, what="lm-eval model_args"))
 
     # --- tokenization ----------------------------------------------------------------------------------------
     @property

@@ -16,6 +16,7 @@ from torch import Tensor
 from dlm.denoiser import Denoiser, as_prediction
 from dlm.process.base import Process
 from dlm.types import Prediction
+from dlm.validation import check_attention_mask, check_batch, check_positive
 
 
 def integrand(process: Process, prediction: Prediction, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
@@ -39,7 +40,10 @@ def elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, *, n_t: int =
                  batch_size: int | None = None, clean: Tensor | None = None) -> Tensor:
     """(n_t, B) per-sequence bounds, nats: one stratified t per row; their mean over n_t is `elbo`.
     clean: bool (B, L) positions never noised (context; give them zero weight in attention_mask)."""
+    check_batch(x0)
     process.check_tokens(x0)
+    check_positive("n_t", n_t)
+    check_attention_mask(attention_mask, x0)
     B, L = x0.shape
     times = stratified_times(n_t, B, generator=generator, device=x0.device)
     weights = torch.ones_like(x0, dtype=torch.float32) if attention_mask is None else attention_mask.float()
@@ -82,7 +86,9 @@ def conditional_elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, t
     tight (equality, up to the eps term). Uniform / SEDD: still a valid bound, but not tight even for the exact
     joint denoiser, which treats the clean context as possibly noised (for uniform noise q_t(y | y) != 1).
     """
+    check_batch(x0)
     process.check_tokens(x0)
+    check_positive("n_t", n_t)
     B, L = x0.shape
     target = target_mask.to(device=x0.device, dtype=torch.bool).expand(B, L)
     times = stratified_times(n_t, B, generator=generator, device=x0.device)

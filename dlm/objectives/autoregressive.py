@@ -11,10 +11,10 @@ from torch import Tensor
 
 from dlm.config import ObjectiveConfig, RunConfig
 from dlm.objectives.base import Denoiser, LogitsFn, reduce_per_token
-from dlm.process.base import check_token_range
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import LossOutput, Prediction
 from dlm.utils.cross_entropy import gathered, nll_from_logits
+from dlm.validation import check_token_ids
 
 
 @OBJECTIVES.register("autoregressive")
@@ -72,4 +72,4 @@ class Autoregressive:
         return reduce_per_token(nll, mask)
 
     def check_tokens(self, x0: Tensor) -> None:
-        check_token_range(x0, self.vocab_size)
+        check_token_ids(x0, self.vocab_size)

@@ -42,6 +42,7 @@ from dlm.process.schedules import LogLinear, Schedule
 from dlm.registry import ConfigError
 from dlm.types import Prediction
 from dlm.utils.shapes import per_sequence
+from dlm.validation import check_token_ids
 
 
 class Process(ABC):
@@ -210,7 +211,7 @@ class Process(ABC):
 
     def check_tokens(self, x0: Tensor) -> None:
         """Raise a one-line ConfigError when data ids fall outside [0, vocab_size)."""
-        check_token_range(x0, self.vocab_size)
+        check_token_ids(x0, self.vocab_size)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size}, schedule={self.schedule!r})"
@@ -219,13 +220,3 @@ class Process(ABC):
 def expm1_sigma(sigma: Tensor) -> Tensor:
     """e^sigma - 1 = (1 - alpha) / alpha, with expm1 where sigma < 0.5 (the SEDD switch)."""
     return torch.where(sigma < 0.5, torch.expm1(sigma), torch.exp(sigma) - 1)
-
-
-def check_token_range(x0: Tensor, vocab_size: int) -> None:
-    """Raise a one-line ConfigError unless x0 is an integer tensor with ids in [0, vocab_size)."""
-    if x0.dtype not in (torch.int64, torch.int32):
-        raise ConfigError(f"token ids must be an integer tensor, got {x0.dtype}")
-    if x0.numel() and (int(x0.min()) < 0 or int(x0.max()) >= vocab_size):
-        bad = int(x0.max()) if int(x0.max()) >= vocab_size else int(x0.min())
-        raise ConfigError(f"token id {bad} is out of range for vocab_size {vocab_size}; "
-                          "does the tokenizer match the model's vocabulary?")

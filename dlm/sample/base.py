@@ -31,6 +31,7 @@ from dlm.sample.noise import Generators, NoiseTape
 from dlm.sample.semi_ar import Block, block_plan
 from dlm.types import Prediction, StepOutput
 from dlm.utils.categorical import argmax_law, filtered_probs
+from dlm.validation import check_finite, check_positive, check_prompt, check_shape
 
 
 class FinalRule(ABC):
@@ -74,6 +75,8 @@ class Sampler:
     evaluates_row_subsets: ClassVar[bool] = False  # calls the denoiser on some rows only: no cache policy
 
     def __post_init__(self):
+        check_finite("temperature", self.temperature)
+        check_finite("top_p", self.top_p)
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.block_size < 0:
             raise ConfigError(f"{type(self).__name__}: need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and "
                               f"block_size >= 0, got {self.temperature}, {self.top_p}, {self.top_k}, {self.block_size}")
@@ -206,6 +209,9 @@ def generate(denoiser: Denoiser, process: Process | None, sampler: str | Sampler
     """
     sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
     sampler.check(process)
+    check_positive("steps", steps)
+    check_shape(shape)
+    check_prompt(prompt)
     device = _device(denoiser, prompt, generator)
     prompt, fixed = _clamp(shape, prompt, prompt_mask, device)
     if process is not None:  # the one token-range check of sampling: the backbone's forward does none

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from dlm.registry import ConfigError
+from dlm.validation import check_positive
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,32 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
                    length: int = 128, block_size: int = 0, seed: int = 0, temperature: float = 1.0,
                    top_p: float = 1.0, show_steps: bool = False, out: str = "", cache: str = "",
                    cfg_scale: float = 0.0, label: int = -1) -> list[str]:
-    """Unconditional samples. sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal,
-    theta_rk2, confidence. block_size > 0: semi-autoregressive blocks. show_steps: print how sample 0 fills in.
-    cache: dkv_decode, dkv_greedy, prefix or dual, options after a colon (dkv_decode:refresh_every=8).
-    label >= 0: the class of a class-conditional checkpoint, guided with cfg_scale (0: plain conditional sampling)."""
+    """Unconditional samples from a checkpoint, printed and optionally written as JSON lines.
+
+    Args:
+        checkpoint: a dlm checkpoint dir (e.g. runs/x/final).
+        sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2 or
+            confidence (an autoregressive checkpoint always samples left to right).
+        steps: reverse steps (denoiser calls per block for most samplers).
+        num_samples: how many sequences.
+        length: tokens per sequence (at most the model's max_len).
+        block_size: > 0 decodes semi-autoregressively in blocks of this many tokens (masked models).
+        seed: seed of every random draw.
+        temperature: x0 temperature (0 = argmax).
+        top_p: nucleus filtering of x0 (1 = off).
+        show_steps: print how sample 0 fills in, one line per changing step.
+        out: a .jsonl file for the samples, their token ids and these settings.
+        cache: dkv_decode, dkv_greedy, prefix or dual (masked models), options after a colon
+            (dkv_decode:refresh_every=8).
+        cfg_scale: classifier-free guidance scale on `label` (0: plain conditional sampling).
+        label: >= 0: the class of a class-conditional checkpoint.
+    """
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples, length=length,
                               block_size=block_size, seed=seed, temperature=temperature, top_p=top_p,
                               show_steps=show_steps, out=out, cache=cache, cfg_scale=cfg_scale, label=label)
+    check_positive("--num-samples", num_samples)
+    check_positive("--length", length)
+    check_positive("--steps", steps)
     model = _load(checkpoint)
     known = torch.zeros(num_samples, length, dtype=torch.bool)
     return _run(model, settings, torch.zeros(num_samples, length, dtype=torch.long), known)
@@ -65,13 +85,33 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
 def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
                    seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, out: str = "", cache: str = "",
                    cfg_scale: float = 0.0) -> list[str]:
-    """Fill the <mask:N> spans of `text` (N unknown tokens each), e.g. "To be, or <mask:12> the question".
-    cfg_scale > 0: unsupervised classifier-free guidance on the known text."""
+    """Fill the <mask:N> spans of a text template (N unknown tokens each) with a masked or uniform diffusion model.
+
+    Args:
+        checkpoint: a dlm diffusion checkpoint dir (an autoregressive one cannot see text to its right: refused).
+        text: the template, e.g. "To be, or <mask:12> the question".
+        sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2 or
+            confidence.
+        steps: reverse steps.
+        num_samples: how many fillings.
+        seed: seed of every random draw.
+        temperature: x0 temperature (0 = argmax).
+        top_p: nucleus filtering of x0 (1 = off).
+        out: a .jsonl file for the samples, their token ids and these settings.
+        cache: dkv_decode, dkv_greedy, prefix or dual (masked models).
+        cfg_scale: > 0: unsupervised classifier-free guidance on the known text.
+    """
     from dlm.sample.text_infill import parse_infill_template
 
+    check_positive("--num-samples", num_samples)
+    check_positive("--steps", steps)
     model = _load(checkpoint)
     if model.tokenizer is None:
         raise ConfigError(f"checkpoint {checkpoint} has no tokenizer, so a text template cannot be parsed")
+    if model.objective.required_sampler:  # the AR baseline: left to right only
+        raise ConfigError(f"checkpoint {checkpoint} decodes only with the {model.objective.required_sampler} "
+                          "sampler (left to right) and cannot fill a span from the text on both sides; use a "
+                          "diffusion checkpoint (or dlm sample)")
     prompt, known = parse_infill_template(text, model.tokenizer)
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples,
                               length=known.shape[-1], seed=seed, temperature=temperature, top_p=top_p, out=out,
@@ -102,6 +142,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
         options["block_size"] = settings.block_size
     sampler = get_sampler(objective.required_sampler or settings.sampler, **options)
     recorder = StepRecorder() if settings.show_steps else None
+    denoiser = _denoiser(model, settings, known.to(device))  # its errors come before the bar is drawn
     plan = sampler.blocks(~known, settings.steps)  # what generate will run: steps per block, + 1 finish each
     bar = tqdm(total=sum(block.steps for block in plan) + len(plan), unit="step", desc="sampling", file=sys.stderr)
 
@@ -111,12 +152,13 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
             recorder(index, t, x[:1])
 
     generator = torch.Generator(device=device).manual_seed(settings.seed)
-    denoiser = _denoiser(model, settings, known.to(device))
-    with torch.no_grad():
-        ids = generate(denoiser, model.process, sampler, steps=settings.steps, prompt=prompt.to(device),
-                       prompt_mask=known.to(device), generator=generator, on_step=on_step,
-                       cache=settings.cache or None).cpu()
-    bar.close()
+    try:  # the bar is closed before any error line is printed
+        with torch.no_grad():
+            ids = generate(denoiser, model.process, sampler, steps=settings.steps, prompt=prompt.to(device),
+                           prompt_mask=known.to(device), generator=generator, on_step=on_step,
+                           cache=settings.cache or None).cpu()
+    finally:
+        bar.close()
     texts = [_decode(model.tokenizer, row.tolist()) for row in ids]
     if recorder is not None:
         mask_id = getattr(model.process, "mask_id", None)
@@ -157,9 +199,18 @@ def _with_bos(model, prompt: torch.Tensor, known: torch.Tensor, n: int) -> tuple
 
 
 def _decode(tokenizer, ids: list[int]) -> str:
+    """The text of a sample; special tokens (document boundaries) become line breaks instead of gluing words."""
     if tokenizer is None:
         return " ".join(map(str, ids))
-    return tokenizer.decode(ids, skip_special_tokens=True)
+    specials, pieces, run = set(tokenizer.all_special_ids), [], []
+    for token in [*ids, None]:
+        if token is None or token in specials:
+            if run:
+                pieces.append(tokenizer.decode(run))
+            run = []
+        else:
+            run.append(token)
+    return "\n".join(pieces)
 
 
 def _write_jsonl(path: str, texts: list[str], ids: torch.Tensor, settings: SampleSettings) -> None:

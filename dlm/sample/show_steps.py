@@ -31,11 +31,17 @@ class StepRecorder:
         self.states.append(x.detach().cpu().clone())
 
 
+SPECIAL_SYMBOL = "|"  # bos / eos / pad between documents: one visible column, so words are not glued
+_VISIBLE = str.maketrans({"\n": "⏎", "\r": "⏎", "\t": "→"})
+
+
 def token_decoder(tokenizer=None) -> Callable[[int], str]:
-    """id -> display text: the tokenizer's decoding of the single id, or the id itself followed by a space."""
+    """id -> display text on one row: the tokenizer's decoding of the single id with newlines and tabs shown as
+    ⏎ / →, special tokens as "|"; without a tokenizer, the id itself followed by a space."""
     if tokenizer is None:
         return lambda token: f"{token} "
-    return lambda token: tokenizer.decode([token])
+    specials = set(tokenizer.all_special_ids)
+    return lambda token: SPECIAL_SYMBOL if token in specials else tokenizer.decode([token]).translate(_VISIBLE)
 
 
 def _changes(recorder: StepRecorder, row: int) -> list[tuple[int, float, list[int], set[int]]]:

@@ -1,8 +1,10 @@
 """Infilling templates: "To be, or <mask:12> the question" -> prompt ids and the mask of known positions.
 
 `<mask:N>` stands for N unknown tokens; the text around it is tokenized piece by piece and clamped (generate's
-prompt / prompt_mask). Whitespace before a placeholder is dropped, so that byte-level BPE (GPT-2) does not end the
-piece on a lone space token: the infilled tokens carry their own leading spaces, as " the" after it does.
+prompt / prompt_mask). The user's whitespace is kept, except where the tokenizer folds a space into the next word
+(byte-level BPE such as GPT-2, where "or " would end on a lone space token): there whitespace before a placeholder
+is dropped and the infilled tokens carry their own leading spaces, as " the" after it does. Characters the
+tokenizer cannot represent (they would become its unknown token and vanish on decoding) are refused.
 """
 
 from __future__ import annotations
@@ -37,11 +39,27 @@ def parse_infill_template(template: str, tokenizer) -> InfillPrompt:
             continue
         if "<mask" in piece:
             raise ConfigError(f"malformed placeholder in {piece!r}: write <mask:N> with N the number of tokens")
-        text = piece.rstrip() if k + 1 < len(pieces) else piece
+        text = piece.rstrip() if k + 1 < len(pieces) and _spaces_fold_into_words(tokenizer) else piece
         if text:
             encoded = tokenizer.encode(text, add_special_tokens=False)
+            _check_known(text, encoded, tokenizer)
             ids += encoded
             known += [True] * len(encoded)
     if all(known):
         raise ConfigError("the template has no <mask:N> span to fill in")
     return InfillPrompt(torch.tensor([ids], dtype=torch.long), torch.tensor([known], dtype=torch.bool))
+
+
+def _spaces_fold_into_words(tokenizer) -> bool:
+    """Whether " a" is one token (byte-level BPE) rather than a space token and an "a" token (char level)."""
+    return len(tokenizer.encode(" a", add_special_tokens=False)) == 1
+
+
+def _check_known(text: str, encoded: list[int], tokenizer) -> None:
+    """One-line ConfigError when `text` holds characters that encode to the unknown token."""
+    unk = tokenizer.unk_token_id
+    if unk is None or unk in (tokenizer.bos_token_id, tokenizer.eos_token_id) or unk not in encoded:
+        return
+    bad = sorted({c for c in text if unk in tokenizer.encode(c, add_special_tokens=False)})
+    raise ConfigError(f"the template holds characters the model's tokenizer does not know: {''.join(bad)!r}; "
+                      "remove or replace them")

@@ -11,7 +11,10 @@
 A checkpoint is written into a hidden temporary directory next to its final place, every file and the directory
 are fsync'ed, and only then is it renamed into place and `latest` replaced (itself written to a temporary file,
 fsync'ed, os.replace'd). A run killed at any moment leaves either the previous or the new checkpoint, never half
-of one. The newest KEEP checkpoints are kept.
+of one. The newest KEEP *healthy* checkpoints are kept (complete files, readable weights: `is_healthy`), so a
+broken one never pushes a good one out; temporary directories left by a killed write are removed at the next start
+(`clean_interrupted_writes`). Resuming reads `latest`; when it is missing or unreadable, the newest healthy step
+directory is used instead (with a warning), so no error ever has to advise starting over in a run's directory.
 """
 
 from __future__ import annotations
@@ -19,19 +22,24 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 
 from dlm.registry import ConfigError
 
 TRAINER_STATE = "trainer_state.pt"
+WEIGHTS = "model.safetensors"
 MODEL_DIR = "model"
 LATEST = "latest"
 KEEP = 3
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+_INTERRUPTED = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-\d+$")
 REQUIRED_KEYS = ("step", "model", "optimizer", "scheduler", "data")
 
 
@@ -71,21 +79,102 @@ def save_checkpoint(root: Path, step: int, trainer_state: dict[str, Any],
     path = root / step_name(step)
     write_dir_atomically(path, write)
     _write_text_atomically(root / LATEST, path.name)
-    for old in _step_dirs(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune(root, keep)
     return path
+
+
+def prune(root: Path, keep: int = KEEP) -> None:
+    """Delete the step directories older than the newest `keep` healthy ones (broken ones never count)."""
+    steps = _step_dirs(root)
+    healthy = [p for p in steps if is_healthy(p)]
+    if len(healthy) <= keep:
+        return
+    oldest_kept = healthy[-keep]
+    for old in steps[:steps.index(oldest_kept)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def is_healthy(path: Path) -> bool:
+    """Cheap structural check of a step directory: a complete trainer state archive and a readable model dir."""
+    return zipfile.is_zipfile(path / TRAINER_STATE) and model_dir_readable(path / MODEL_DIR)
+
+
+def model_dir_readable(path: Path) -> bool:
+    """config.json present and the safetensors header of model.safetensors readable (no tensor is loaded)."""
+    if not (path / "config.json").is_file():
+        return False
+    try:
+        with safe_open(str(path / WEIGHTS), framework="pt") as handle:
+            handle.keys()
+    except Exception:  # missing, truncated or not safetensors
+        return False
+    return True
+
+
+def check_model_dir(path: Path) -> None:
+    """One-line ConfigError unless every tensor of path/model.safetensors loads and is finite."""
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"checkpoint model {path} has no config.json; resume from an earlier checkpoint")
+    try:
+        with safe_open(str(path / WEIGHTS), framework="pt") as handle:
+            bad = next((key for key in handle.keys() if not bool(torch.isfinite(handle.get_tensor(key)).all())), None)
+    except Exception as err:  # missing, truncated or not safetensors
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"checkpoint model {path}: {WEIGHTS} is unreadable ({reason}); nothing was "
+                          "exported") from None
+    if bad is not None:
+        raise ConfigError(f"checkpoint model {path}: weight {bad} is not finite; nothing was exported")
+
+
+def newest_checkpoint(root: Path) -> Path | None:
+    """The newest healthy step directory, or None."""
+    healthy = [p for p in _step_dirs(root) if is_healthy(p)] if root.is_dir() else []
+    return healthy[-1] if healthy else None
 
 
 def latest_checkpoint(root: Path) -> Path:
-    """The directory `latest` names. One-line ConfigError when there is none."""
+    """The directory `latest` names; when `latest` is missing or unreadable, the newest healthy step directory
+    (with a warning). One-line ConfigError when there is no checkpoint at all."""
     pointer = root / LATEST
-    if not pointer.is_file():
-        raise ConfigError(f"cannot resume: {root} holds no checkpoint (no '{LATEST}' file); "
-                          "was the run killed before the first save? Start it again without --resume")
-    path = root / pointer.read_text().strip()
-    if not path.is_dir():
-        raise ConfigError(f"cannot resume: {pointer} names {path.name}, which does not exist")
-    return path
+    named = _read_pointer(pointer)
+    if named is not None and (root / named).is_dir():
+        return root / named
+    fallback = newest_checkpoint(root)
+    if fallback is None:
+        raise ConfigError(f"cannot resume: {root} holds no complete checkpoint; was the run killed before the first "
+                          "save? Train into a new train.out_dir (the old one keeps what it has)")
+    problem = "is missing" if not pointer.is_file() else f"names {named!r}, which does not exist" if named else \
+        "is unreadable"
+    warnings.warn(f"{pointer} {problem}; resuming from the newest complete checkpoint, {fallback.name}", stacklevel=2)
+    return fallback
+
+
+def _read_pointer(pointer: Path) -> str | None:
+    """The step directory name in `latest`, or None when the file is missing or is not such a name."""
+    try:
+        name = pointer.read_bytes().decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return name if _STEP_DIR.match(name) else None
+
+
+def clean_interrupted_writes(*folders: Path) -> None:
+    """Remove the temporary files and directories of writes killed mid-way (`.NAME.tmp-PID`). A `.NAME.old-PID`
+    left between the two renames of a re-save is the only copy when NAME is gone: it is moved back."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = _INTERRUPTED.match(path.name)
+            if match is None:
+                continue
+            target = folder / match["name"]
+            if match["kind"] == "old" and not target.exists():
+                os.replace(path, target)
+            elif path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def load_trainer_state(path: Path) -> dict[str, Any]:

@@ -6,12 +6,21 @@ from typing import Any
 
 from dlm.config import load_config
 from dlm.train.loop import train
+from dlm.train.resume import resume_config
 
 
 def train_command(config: str, overrides: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train the run described by the YAML file `config` with dotted `overrides` (``train.steps=100``).
+    """Train the run described by a YAML file, with dotted overrides.
 
-    resume=True continues from ``<train.out_dir>/checkpoints/latest``. Returns train()'s summary dict.
-    Raises ConfigError (a one-line message; the CLI prints ``error: <message>`` and exits 2) for bad input.
+    Args:
+        config: the run YAML, e.g. configs/runs/shakespeare_mdlm.yaml.
+        overrides: dotted ``section.key=value`` settings applied on top, e.g. ``train.steps=100``.
+        resume: continue ``<train.out_dir>`` from its newest checkpoint, with the run's own saved config (overrides
+            included) plus the given overrides; only settings listed in dlm/train/resume.py may differ.
+
+    Returns train()'s summary dict. Raises ConfigError (a one-line message; the CLI prints ``error: <message>``
+    and exits 2) for bad input.
     """
-    return train(load_config(config, overrides or []), resume=resume)
+    overrides = list(overrides or [])
+    cfg = resume_config(config, overrides) if resume else load_config(config, overrides)
+    return train(cfg, resume=resume)

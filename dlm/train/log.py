@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,36 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a metrics.jsonl file."""
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """All records of a metrics.jsonl file; a torn last line (a kill mid-write) is left out."""
+    return [record for _, record in _records(Path(path))]
+
+
+def _records(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) pairs. Only the last line may be torn (every write is one flushed line): it is dropped with
+    a warning; a bad line elsewhere means the file is not a metrics log (one-line ConfigError)."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    out = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise ValueError("no step")
+        except ValueError:
+            if number < len(lines):
+                raise ConfigError(f"{path} line {number} is not a metrics record; move the file away to resume "
+                                  "(the checkpoints do not depend on it)") from None
+            warnings.warn(f"{path}: dropping a torn last line (a write cut off by a kill): {line[:60]!r}",
+                          stacklevel=3)
+            continue
+        out.append((line, record))
+    return out
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
     """Keep only the records with step <= last_step (resume after an interruption)."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    kept = [line for line, record in _records(path) if record["step"] <= last_step]
     path.write_text("".join(line + "\n" for line in kept))
 
 

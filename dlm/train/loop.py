@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,15 +37,19 @@ from dlm.registry import ConfigError
 from dlm.train.checkpoint import (
     LATEST,
     MODEL_DIR,
+    check_model_dir,
     checkpoint_root,
+    clean_interrupted_writes,
     latest_checkpoint,
     load_trainer_state,
+    model_dir_readable,
+    newest_checkpoint,
     save_checkpoint,
     write_dir_atomically,
 )
 from dlm.train.ema import EMA
 from dlm.train.log import MetricsLogger, Throughput, check_tensorboard
-from dlm.train.optim import build_optimizer, build_scheduler, clip_gradients
+from dlm.train.optim import build_optimizer, build_scheduler, clip_gradients, lr_multiplier
 from dlm.train.parallel import (
     Dist,
     Parallel,
@@ -55,9 +60,15 @@ from dlm.train.parallel import (
     shard_seed,
     shutdown,
 )
+from dlm.train.resume import CONFIG_FILE, check_resume_config, saved_config
 
 FINAL_DIR = "final"
+NONFINITE_RULES = ("stop", "skip")
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+class TrainingDiverged(ConfigError):
+    """A non-finite loss or gradient norm under train.on_nonfinite=stop; no checkpoint holds non-finite weights."""
 
 
 @dataclass
@@ -78,6 +89,7 @@ class Trainer:
     padded: bool  # pad mode: batches carry attention masks
     step: int = 0
     elapsed: float = 0.0
+    skipped: int = 0  # updates dropped for a non-finite loss or grad norm (train.on_nonfinite=skip)
     logger: MetricsLogger | None = None
 
 
@@ -115,6 +127,8 @@ def check_config(cfg: RunConfig) -> None:
     for key in ("eval_every", "save_every", "grad_clip", "weight_decay", "ema"):
         if getattr(t, key) < 0:
             raise ConfigError(f"train.{key}={getattr(t, key)} must be >= 0 (0 disables it)")
+    if t.on_nonfinite not in NONFINITE_RULES:
+        raise ConfigError(f"train.on_nonfinite='{t.on_nonfinite}' must be one of: {', '.join(NONFINITE_RULES)}")
     if t.tensorboard:
         check_tensorboard()
     try:  # names, process / objective pairing and shapes, without allocating weights
@@ -128,10 +142,16 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
     """Tokenizer, data, model, optimizer, EMA and logger; restores the latest checkpoint when resume=True."""
     out_dir = Path(cfg.train.out_dir)
     root = checkpoint_root(out_dir)
-    if not resume and (root / LATEST).exists():
+    if not resume and (has_checkpoints(root) or (out_dir / FINAL_DIR).exists()):
         raise ConfigError(f"train.out_dir={out_dir} already holds a run's checkpoints; pass --resume to continue it, "
                           "or choose another train.out_dir")
-    state = load_trainer_state(latest_checkpoint(root)) if resume else None
+    if dist.is_main:
+        clean_interrupted_writes(out_dir, root)
+    state = None
+    if resume:
+        check_resume_config(cfg, saved_config(out_dir))
+        state = load_trainer_state(latest_checkpoint(root))
+        warn_thread_change(state)
     tokenizer = tokenizer_from_config(cfg.data)
     tc = cfg.train
     batches, val_batches = build_batches(cfg.data, tokenizer, tc.batch_size, seed=tc.seed, rank=dist.rank,
@@ -147,7 +167,7 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
         restore(trainer, state, root)
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
+        save_config(cfg, out_dir / CONFIG_FILE, header=f"intra_op_threads: {torch.get_num_threads()} (this start)")
     trainer.logger = MetricsLogger(out_dir, start_step=trainer.step, total_steps=tc.steps, is_main=dist.is_main,
                                    progress=tc.progress, tensorboard=tc.tensorboard)
     return trainer
@@ -156,6 +176,7 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
 def run(tr: Trainer) -> dict[str, Any]:
     """The step loop from tr.step to cfg.train.steps; then the final export. Returns the summary dict."""
     cfg = tr.cfg.train
+    finished = tr.step >= cfg.steps  # resumed a run that had already ended: train nothing, keep its final/
     meter = Throughput(cfg.batch_size * tr.cfg.data.seq_len)
     batches = iter(tr.train_batches)
     loss = val_nll = math.nan
@@ -168,11 +189,13 @@ def run(tr: Trainer) -> dict[str, Any]:
         metrics: dict[str, float] = {}
         if tr.step % cfg.log_every == 0 or tr.step == cfg.steps:
             metrics.update(loss=loss, lr=lr, grad_norm=grad_norm, tokens_per_s=meter.window_rate(),
-                           elapsed_s=tr.elapsed + time.perf_counter() - start)
+                           elapsed_s=tr.elapsed + time.perf_counter() - start, threads=torch.get_num_threads())
+            if cfg.on_nonfinite == "skip":
+                metrics["skipped_steps"] = tr.skipped
         if (cfg.eval_every and tr.step % cfg.eval_every == 0) or tr.step == cfg.steps:
             val_nll = evaluate(tr)
-            metrics.update(val_nll=val_nll, val_ppl=math.exp(val_nll))
-            tr.logger.message(f"step {tr.step}: val_nll {val_nll:.4f} nats/token (ppl <= {math.exp(val_nll):.2f})")
+            metrics.update(val_nll=val_nll, val_ppl=_ppl(val_nll))
+            tr.logger.message(f"step {tr.step}: {_validation_line(tr, val_nll)}")
         tr.logger.log(tr.step, **metrics)
         tr.logger.advance(loss=loss, tok_s=meter.last_rate())
         tr.elapsed += time.perf_counter() - start
@@ -180,11 +203,26 @@ def run(tr: Trainer) -> dict[str, Any]:
             save(tr)
     if math.isnan(val_nll):  # resumed a finished run: nothing trained, still report the bound
         val_nll = evaluate(tr)
-    final_dir = export_final(tr)
-    return {"steps": tr.step, "train_loss": loss, "val_nll": val_nll, "val_ppl": math.exp(val_nll),
-            "uniform_nll": math.log(tr.model.vocab_size), "tokens_per_s": meter.total_rate(),
-            "elapsed_s": tr.elapsed, "num_parameters": tr.model.num_parameters(), "out_dir": str(tr.out_dir),
-            "final_dir": str(final_dir)}
+    final_dir = export_final(tr, keep_existing=finished)
+    summary = {"steps": tr.step, "train_loss": loss, "val_nll": val_nll, "val_ppl": _ppl(val_nll),
+               "uniform_nll": math.log(tr.model.vocab_size), "tokens_per_s": meter.total_rate(),
+               "elapsed_s": tr.elapsed, "num_parameters": tr.model.num_parameters(), "out_dir": str(tr.out_dir),
+               "final_dir": str(final_dir), "skipped_steps": tr.skipped}
+    tr.logger.close()  # the bar ends before the summary lines
+    tr.logger.message(f"done: {tr.step} steps of a {summary['num_parameters']:,}-parameter model in "
+                      f"{tr.elapsed:.1f} s of training; {_validation_line(tr, val_nll)}")
+    tr.logger.message(f"final model: {final_dir} (dlm sample --checkpoint {final_dir})")
+    return summary
+
+
+def _ppl(nll: float) -> float:
+    return math.inf if nll > 700 else math.exp(nll)  # math.exp overflows past ~709 (a diverged model); nan stays
+
+
+def _validation_line(tr: Trainer, val_nll: float) -> str:
+    """An exact likelihood (AR) gives the perplexity; a diffusion bound an upper bound on it."""
+    relation = "=" if tr.model.objective.exact_likelihood else "<="
+    return f"val_nll {val_nll:.4f} nats/token (ppl {relation} {_ppl(val_nll):.2f})"
 
 
 def micro_batches(tr: Trainer, batch: dict[str, torch.Tensor]):
@@ -211,12 +249,32 @@ def train_step(tr: Trainer, batch: dict[str, torch.Tensor]) -> tuple[float, floa
     # ranks averaged sum_m grad(nll_sum_m) / ids.numel() (every micro-batch has ids.numel() positions)
     torch._foreach_mul_(grads, dist.world_size * ids.numel() / max(num_tokens, 1.0))
     grad_norm = clip_gradients(tr.model.parameters(), cfg.grad_clip)
-    tr.optimizer.step()
-    tr.scheduler.step()
+    loss = nll_sum / max(num_tokens, 1.0)
+    finite = math.isfinite(loss) and math.isfinite(grad_norm)  # the same on every rank (both are all-reduced)
+    if finite:
+        tr.optimizer.step()
+    tr.scheduler.step()  # a skipped update still uses up its step of the schedule (and its batch)
     tr.optimizer.zero_grad(set_to_none=True)
-    if tr.ema is not None:
+    if not finite:
+        diverged(tr, loss, grad_norm)
+    elif tr.ema is not None:
         tr.ema.update()
-    return nll_sum / max(num_tokens, 1.0), grad_norm
+    return loss, grad_norm
+
+
+def diverged(tr: Trainer, loss: float, grad_norm: float) -> None:
+    """A non-finite step (its update was dropped): stop with a one-line error, or count it and go on (skip)."""
+    step = tr.step + 1
+    if tr.cfg.train.on_nonfinite == "skip":
+        tr.skipped += 1
+        tr.logger.message(f"step {step}: loss {loss}, grad norm {grad_norm}: update skipped "
+                          f"({tr.skipped} so far)")
+        return
+    newest = newest_checkpoint(checkpoint_root(tr.out_dir))
+    resume = f"the newest checkpoint is {newest.name} (--resume continues from it)" if newest else "no checkpoint"
+    raise TrainingDiverged(f"training diverged at step {step}: loss {loss}, grad norm {grad_norm}; nothing non-finite "
+                           f"was saved and {resume}; lower train.lr (now {tr.cfg.train.lr:g}) or raise "
+                           "train.warmup_steps, or set train.on_nonfinite=skip to drop such updates")
 
 
 @torch.no_grad()
@@ -242,11 +300,13 @@ def evaluate(tr: Trainer) -> float:
     return nll_sum / max(num_tokens, 1.0)
 
 
-def export_final(tr: Trainer) -> Path:
-    """Copy the deployable model of the last checkpoint (the final step's) to out_dir/final, atomically."""
+def export_final(tr: Trainer, *, keep_existing: bool = False) -> Path:
+    """Copy the deployable model of the last checkpoint (the final step's) to out_dir/final, atomically, after
+    checking that it loads and is finite. keep_existing: a finished run's intact final/ is never rewritten."""
     final_dir = tr.out_dir / FINAL_DIR
-    if tr.dist.is_main:
+    if tr.dist.is_main and not (keep_existing and model_dir_readable(final_dir)):
         source = latest_checkpoint(checkpoint_root(tr.out_dir)) / MODEL_DIR
+        check_model_dir(source)
         write_dir_atomically(final_dir, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
     barrier(tr.dist)
     return final_dir
@@ -266,8 +326,13 @@ def save(tr: Trainer) -> None:
     ema = tr.ema.state_dict() if tr.ema is not None else None
     state = {"step": tr.step, "elapsed": tr.elapsed, "model": raw,
              "ema": ema, "optimizer": get_optimizer_state_dict(tr.model, tr.optimizer, options=_FULL),
-             "scheduler": tr.scheduler.state_dict(), "data": tr.train_batches.state_dict()}
+             "scheduler": tr.scheduler.state_dict(), "data": tr.train_batches.state_dict(),
+             "skipped": tr.skipped, "threads": torch.get_num_threads()}
     weights = raw if ema is None else {**raw, **ema["shadow"]}  # the deployable model: EMA weights when on
+    bad = next((name for name, w in {**raw, **weights}.items() if not bool(torch.isfinite(w).all())), None)
+    if bad is not None:  # finite losses with non-finite weights: refuse to overwrite a good checkpoint with it
+        raise TrainingDiverged(f"training diverged by step {tr.step}: weight {bad} is not finite, so no checkpoint "
+                               "was written; lower train.lr and resume from the newest checkpoint")
     if tr.dist.is_main:
         save_checkpoint(checkpoint_root(tr.out_dir), tr.step, state, lambda path: write_model(tr, weights, path))
     barrier(tr.dist)
@@ -283,6 +348,10 @@ def restore(tr: Trainer, state: dict[str, Any], root: Path) -> None:
         raise ConfigError(f"checkpoint in {root} does not match the configured model and optimizer "
                           f"({str(err).strip().splitlines()[0]}); resume with the run's own config") from None
     tr.scheduler.load_state_dict(state["scheduler"])
+    # the configured lr wins over the saved one (it may be lowered on resume, e.g. after a divergence)
+    tr.scheduler.base_lrs = [tr.cfg.train.lr for _ in tr.optimizer.param_groups]
+    for group in tr.optimizer.param_groups:
+        group["lr"] = tr.cfg.train.lr * lr_multiplier(tr.scheduler.last_epoch, tr.cfg.train)
     tr.train_batches.load_state_dict(state["data"])
     if tr.ema is not None:  # a run that turns EMA on at resume starts averaging from the current weights
         if state.get("ema") is not None:
@@ -290,3 +359,17 @@ def restore(tr: Trainer, state: dict[str, Any], root: Path) -> None:
         else:
             tr.ema = EMA(tr.model, tr.cfg.train.ema)
     tr.step, tr.elapsed = int(state["step"]), float(state["elapsed"])
+    tr.skipped = int(state.get("skipped", 0))
+
+
+def has_checkpoints(root: Path) -> bool:
+    return (root / LATEST).exists() or newest_checkpoint(root) is not None
+
+
+def warn_thread_change(state: dict[str, Any]) -> None:
+    """Intra-op thread counts change float reduction order, hence the loss curve: say so when they differ."""
+    saved, now = state.get("threads"), torch.get_num_threads()
+    if saved is not None and int(saved) != now:
+        warnings.warn(f"this run was checkpointed with {saved} intra-op threads and resumes with {now}: the loss "
+                      f"curve will not be bit-identical to an uninterrupted run (torch.set_num_threads({saved}) or "
+                      f"OMP_NUM_THREADS={saved} restores it)", stacklevel=2)

@@ -110,7 +110,7 @@ def test_dlm_import_graph_is_acyclic():
 # layer, the acyclic graph above orders them). The longest matching prefix decides a module's layer; commands.py of
 # any package is on top.
 LAYERS = [
-    ["dlm.registry", "dlm.types", "dlm.config", "dlm.utils", "dlm.denoiser"],
+    ["dlm.registry", "dlm.types", "dlm.config", "dlm.utils", "dlm.denoiser", "dlm.validation"],
     ["dlm.model", "dlm.process", "dlm.data", "dlm.pretrained"],
     ["dlm.eval.likelihood"],
     ["dlm.objectives"],

@@ -1,25 +1,10 @@
-"""Fixtures for the data tests: the local data dir (tests skip when a file is missing) and HF offline mode."""
+"""Fixtures for the data tests: HF offline mode (`shared_file`, the local data dir, lives in tests/conftest.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from dlm.data.paths import data_dir
-
-
-@pytest.fixture
-def shared_file():
-    """shared_file('ptb/ptb.valid.txt') -> Path under the data dir, or skip the test when it is missing."""
-
-    def find(relative: str) -> Path:
-        path = data_dir() / relative
-        if not path.is_file():
-            pytest.skip(f"local data file {path} is not present")
-        return path
-
-    return find
 
 
 @pytest.fixture

@@ -98,7 +98,8 @@ def test_uniform_infill_with_a_prompt_conditioned_denoiser(name, steps):
     check_middle_conditionals(x, [v], [total_variation(pair_law, conditional(v))])
 
 
-def test_parse_infill_template_with_gpt2():
+def test_parse_infill_template_with_gpt2(shared_file):
+    shared_file("tokenizers/gpt2/encoder.json")
     tokenizer = build_tokenizer("gpt2")
     prompt, known = parse_infill_template("To be, or <mask:12> the question", tokenizer)
     head, tail = tokenizer.encode("To be, or"), tokenizer.encode(" the question")

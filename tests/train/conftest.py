@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file
+import torch
+from safetensors.torch import load_file, save_file
 
 from dlm.data.paths import CORPUS_DIR
 
@@ -31,3 +32,10 @@ def tiny_run(out_dir: Path, corpus: Path | str, *extra: str) -> list[str]:
 
 def final_weights(out_dir: Path) -> dict:
     return load_file(str(out_dir / "final" / "model.safetensors"))
+
+
+def fake_model_dir(path: Path) -> None:
+    """A minimal model dir that passes the checkpoint structural check: config.json and readable safetensors."""
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    save_file({"w": torch.ones(2)}, str(path / "model.safetensors"))

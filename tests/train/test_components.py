@@ -14,6 +14,7 @@ from dlm.train.checkpoint import LATEST, latest_checkpoint, load_trainer_state, 
 from dlm.train.ema import EMA
 from dlm.train.log import read_metrics, truncate_metrics
 from dlm.train.optim import build_optimizer, build_scheduler, lr_multiplier, param_groups
+from tests.train.conftest import fake_model_dir
 
 
 def _model(*overrides: str) -> DiffusionLM:
@@ -80,7 +81,7 @@ def test_ema_follows_the_warmed_up_decay_and_swaps_back():
 def test_checkpoints_are_atomic_pointed_to_and_pruned(tmp_path):
     state = {"step": 0, "model": {}, "optimizer": {}, "scheduler": {}, "data": {}}
     for step in (1, 2, 3, 4):
-        save_checkpoint(tmp_path, step, {**state, "step": step}, lambda path: path.mkdir(), keep=2)
+        save_checkpoint(tmp_path, step, {**state, "step": step}, fake_model_dir, keep=2)
     assert (tmp_path / LATEST).read_text().strip() == "step_000004"
     assert sorted(p.name for p in tmp_path.iterdir()) == [LATEST, "step_000003", "step_000004"]
     assert load_trainer_state(latest_checkpoint(tmp_path))["step"] == 4
@@ -91,7 +92,7 @@ def test_checkpoints_are_atomic_pointed_to_and_pruned(tmp_path):
 
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path):
     state = {"step": 1, "model": {}, "optimizer": {}, "scheduler": {}, "data": {}}
-    save_checkpoint(tmp_path, 1, state, lambda path: path.mkdir())
+    save_checkpoint(tmp_path, 1, state, fake_model_dir)
 
     def crash(path):
         raise OSError("disk full")

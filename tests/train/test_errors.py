@@ -83,6 +83,9 @@ def test_corrupt_and_missing_trainer_state(config, tmp_path, small_corpus):
 def test_resume_with_a_different_model(config, tmp_path, small_corpus):
     overrides = tiny_run(tmp_path / "run", small_corpus)
     train_command(config, overrides)
+    message = _error(config, [*overrides, "model.d_model=32"], resume=True)
+    assert "differs from the run's own in model.d_model: 64 -> 32" in message
+    (tmp_path / "run" / "config.yaml").unlink()  # a run without its saved config: the checkpoint itself refuses
     assert "does not match the configured model" in _error(config, [*overrides, "model.d_model=32"], resume=True)
 
 

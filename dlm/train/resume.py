@@ -1,0 +1,88 @@
+"""What `--resume` may change: the run's saved config (out_dir/config.yaml) is the truth, and only settings that
+cannot change what the checkpoints mean may differ from it.
+
+Safe to change on resume (SAFE_ON_RESUME): train.steps (extend or shorten the run; the cosine LR schedule is
+re-derived from the new length, and a longer run replaces final/ at its new end), train.lr (the new peak lr
+applies from the next step, e.g. lowered after a divergence), how often to log / evaluate / save, the progress
+bar, TensorBoard, and what to do on a non-finite step. Anything else (model, process,
+objective, data, lr, batch, seed, ...) would make the resumed run a different run than its checkpoints: refused
+with the differing keys listed. From the CLI (`train_command`) a resume starts from the saved config, with only
+the explicit `key=value` overrides applied, so a run started with overrides resumes with them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from dlm.config import RunConfig, load_config, to_dict
+from dlm.registry import ConfigError
+
+CONFIG_FILE = "config.yaml"
+SAFE_ON_RESUME = frozenset({"train.steps", "train.lr", "train.eval_every", "train.log_every", "train.save_every",
+                            "train.progress", "train.tensorboard", "train.on_nonfinite"})
+
+
+def flat(cfg: RunConfig) -> dict[str, Any]:
+    """{'train.lr': 3e-4, 'model.d_model': 256, ...}: every leaf of the config under its dotted key."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                out[prefix + key] = value
+
+    walk(to_dict(cfg), "")
+    return out
+
+
+def differing_keys(a: RunConfig, b: RunConfig) -> list[str]:
+    fa, fb = flat(a), flat(b)
+    return sorted(key for key in fa if fa[key] != fb.get(key))
+
+
+def saved_config(out_dir: str | Path) -> RunConfig | None:
+    """The config a run in out_dir was started with, or None when it has none (or it is unreadable)."""
+    path = Path(out_dir) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return load_config(path)
+    except ConfigError:
+        return None
+
+
+def check_resume_config(cfg: RunConfig, saved: RunConfig | None) -> None:
+    """One-line ConfigError when cfg differs from the run's saved config in a key that is not safe to change."""
+    if saved is None:
+        return
+    unsafe = [key for key in differing_keys(cfg, saved) if key not in SAFE_ON_RESUME and key != "train.out_dir"]
+    if unsafe:
+        flat_cfg, flat_saved = flat(cfg), flat(saved)
+        changes = ", ".join(f"{key}: {flat_saved[key]!r} -> {flat_cfg[key]!r}" for key in unsafe[:6])
+        more = f" (+{len(unsafe) - 6} more)" if len(unsafe) > 6 else ""
+        raise ConfigError(f"--resume of {cfg.train.out_dir} with a config that differs from the run's own in "
+                          f"{changes}{more}; only {', '.join(sorted(SAFE_ON_RESUME))} may change on resume: drop "
+                          "those overrides, or train into a new train.out_dir")
+
+
+def resume_config(config: str | Path | None, overrides: list[str]) -> RunConfig:
+    """The config of a CLI resume: the run's saved config with the explicit overrides applied.
+
+    The YAML file only locates the run (its train.out_dir, unless overridden); where it differs from the saved
+    config the saved values win, with a warning naming the keys.
+    """
+    given = load_config(config, overrides)
+    out_dir = given.train.out_dir
+    saved_path = Path(out_dir) / CONFIG_FILE
+    if saved_config(out_dir) is None:
+        return given
+    cfg = load_config(saved_path, [*overrides, f"train.out_dir={out_dir}"])
+    ignored = [key for key in differing_keys(given, cfg) if key not in SAFE_ON_RESUME]
+    if ignored:
+        warnings.warn(f"resuming with the run's saved config {saved_path}, which differs from {config} in "
+                      f"{', '.join(ignored[:6])}{' ...' if len(ignored) > 6 else ''}", stacklevel=2)
+    return cfg
