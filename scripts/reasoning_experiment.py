@@ -104,6 +104,10 @@ def plot(points: list[dict], path: str) -> None:
     print(f"plot: {path}")
 
 
+def _as_list(settings: dict | list) -> list:
+    return settings if isinstance(settings, list) else [settings]
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
@@ -112,13 +116,14 @@ def main() -> None:
     if args.merge:
         parts = [json.loads(Path(name).read_text()) for name in args.merge.split(",")]
         points = [point for part in parts for point in part["points"]]
-        merged = {"settings": [part["settings"] for part in parts], "points": points}
+        merged = {"settings": [s for part in parts for s in _as_list(part["settings"])], "points": points}
         out.write_text(json.dumps(merged, indent=2) + "\n")
         plot(merged["points"], args.plot)
         return
-    points: list[dict] = json.loads(out.read_text())["points"] if args.extend and out.is_file() else []
-    settings = {**vars(args),
-                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    earlier = json.loads(out.read_text()) if args.extend and out.is_file() else {"settings": [], "points": []}
+    points: list[dict] = earlier["points"]
+    settings = [*_as_list(earlier["settings"]),
+                {**vars(args), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}]
 
     def record(point: dict) -> None:
         points.append(point)
