@@ -37,6 +37,7 @@ class ModelConfig:
     rope_base: float = 10000.0
     attention: str = "sdpa"  # sdpa | flash (flash falls back to sdpa where flash-attn is unavailable)
     num_classes: int = 0  # > 0: a class-label embedding (label num_classes = no label) for classifier-free guidance
+    learned_positions: bool = False  # add a learned absolute position embedding (max_len rows) to the rotary ones
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", default="runs/reasoning")
     parser.add_argument("--out", default="benchmarks/reasoning.json")
     parser.add_argument("--plot", default="benchmarks/reasoning.png")
+    parser.add_argument("--extend", action="store_true", help="continue the runs already in --runs to the (later) "
+                        "milestones, adding to the points in --out (constant lr: equals one longer run)")
     parser.add_argument("--merge", default="", help="comma list of result JSONs to combine into --out and plot; no "
                         "training (for runs made in separate invocations)")
     return parser.parse_args()
@@ -55,14 +57,16 @@ def parse_args() -> argparse.Namespace:
 def run_family(task: str, family: str, args: argparse.Namespace, record) -> None:
     config, extra, sampler = FAMILIES[family]
     out_dir = Path(args.runs) / f"{task}_{family}"
-    shutil.rmtree(out_dir, ignore_errors=True)
+    if not args.extend:
+        shutil.rmtree(out_dir, ignore_errors=True)
     spec = get_task(task)
     examples = spec.load("test") if spec.has_split("test") else spec.generate_examples(1000, seed=1000)
     examples = examples[: args.eval_limit] if args.eval_limit else examples
     base = [f"train.out_dir={out_dir}", f"train.batch_size={args.batch_size}", "train.eval_every=0",
             "train.save_every=0", "train.progress=false", "train.log_every=50", *extra, *args.overrides.split()]
     for index, steps in enumerate(int(s) for s in args.milestones.split(",")):
-        summary = task_train_command(task, str(ROOT / config), [*base, f"train.steps={steps}"], resume=index > 0)
+        summary = task_train_command(task, str(ROOT / config), [*base, f"train.steps={steps}"],
+                                     resume=args.extend or index > 0)
         model = dlm.DiffusionLM.from_pretrained(summary["final_dir"])
         result = evaluate(model, spec, examples, sampler=sampler, batch_size=100)
         record({"task": task, "family": family, "sampler": result["sampler"], "steps": steps,
@@ -100,6 +104,10 @@ def plot(points: list[dict], path: str) -> None:
     print(f"plot: {path}")
 
 
+def _as_list(settings: dict | list) -> list:
+    return settings if isinstance(settings, list) else [settings]
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
@@ -108,13 +116,14 @@ def main() -> None:
     if args.merge:
         parts = [json.loads(Path(name).read_text()) for name in args.merge.split(",")]
         points = [point for part in parts for point in part["points"]]
-        merged = {"settings": [part["settings"] for part in parts], "points": points}
+        merged = {"settings": [s for part in parts for s in _as_list(part["settings"])], "points": points}
         out.write_text(json.dumps(merged, indent=2) + "\n")
         plot(merged["points"], args.plot)
         return
-    points: list[dict] = []
-    settings = {**vars(args),
-                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    earlier = json.loads(out.read_text()) if args.extend and out.is_file() else {"settings": [], "points": []}
+    points: list[dict] = earlier["points"]
+    settings = [*_as_list(earlier["settings"]),
+                {**vars(args), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}]
 
     def record(point: dict) -> None:
         points.append(point)

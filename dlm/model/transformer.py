@@ -6,6 +6,9 @@ LayerNorms are modulated by adaLN (shift, scale, gate from the conditioning vect
 with it off (time-independent models: MDLM default, RADD, AR) blocks are plain pre-norm residual blocks.
 With cfg.num_classes > 0 a class-label embedding is added to every token embedding; the label num_classes is the
 null class ("no label"), so one network is conditional and unconditional (classifier-free guidance, dlm/guidance/).
+With cfg.learned_positions a learned absolute position embedding (GPT-2's wpe) is added too: rotary attention alone
+sees only offsets, so a bidirectional model must locate a token through content anchors, while grid puzzles
+(Sudoku: row, column and box of a cell) need absolute positions (dlm/tasks/).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Transformer(nn.Module):
         self.time_conditioning, self.causal = time_conditioning, causal
         self.embed = nn.Embedding(vocab_in, cfg.d_model)
         self.label_embed = nn.Embedding(cfg.num_classes + 1, cfg.d_model) if cfg.num_classes > 0 else None
+        self.position_embed = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.learned_positions else None
         self.time_embed = TimeEmbedding(cfg.cond_dim) if time_conditioning else None
         self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg, i, time_conditioning) for i in range(cfg.n_layers))
@@ -89,8 +93,9 @@ class Transformer(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         nn.init.normal_(self.embed.weight, std=0.02)
-        if self.label_embed is not None:
-            nn.init.normal_(self.label_embed.weight, std=0.02)
+        for table in (self.label_embed, self.position_embed):
+            if table is not None:
+                nn.init.normal_(table.weight, std=0.02)
         for block in self.blocks:  # GPT-2 scaled init of residual projections
             nn.init.normal_(block.attn.out.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
         if self.final_adaln is not None:
@@ -113,6 +118,8 @@ class Transformer(nn.Module):
             cos, sin = cos.view(B, 1, L, -1), sin.view(B, 1, L, -1)
         c = F.silu(self.time_embed(cond)) if self.time_embed is not None else None
         x = self.embed(tokens)
+        if self.position_embed is not None:
+            x = x + self.position_embed(positions)  # (L, d) or per row (B, L, d)
         label_vector = self._label_embedding(label, B, tokens.device)
         if label_vector is not None:
             x = x + label_vector
