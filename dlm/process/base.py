@@ -115,6 +115,10 @@ class Process(ABC):
         """bool (B, L, N): the clean tokens x0 compatible with x_t, q_t(x_t | x0) > 0 and x0 not the mask."""
         return (self.kernel(xt, self.schedule.alpha(t.double())) > 0) & self.clean_mask(xt)
 
+    def movable(self, xt: Tensor) -> Tensor:
+        """bool (B, L): positions a reverse step can change (every one here; Absorbing: the masks only)."""
+        return torch.ones(xt.shape, dtype=torch.bool, device=xt.device)
+
     def project_x0(self, x0_probs: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         """Zero every x0 the data cannot be (the mask) or x_t rules out (q_t(x_t | x0) = 0: carry-over of clean
         tokens under absorbing), then renormalize; float64 (B, L, N). A row left with no mass becomes uniform over
