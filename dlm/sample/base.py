@@ -62,7 +62,7 @@ class Sampler:
     block_size > 0 decodes semi-autoregressively in blocks (masked processes only, semi_ar.py);
     eps: the grid ends at t = eps (ALGORITHMS §1.5); final: noise removal at eps draws x0 at the positions that are
     still undetermined ("sample") or takes the argmax ("argmax"), so no mask survives;
-    chunk_positions: how many positions' laws are computed and drawn at once (chunks.py; 0 = as many as fit 16 MB
+    chunk_positions: how many positions' laws are computed and drawn at once (chunks.py; 0 = as many as fit 4 MB
     in float64, -1 = all of them as one (B, L, N) law). The samples do not depend on it.
     """
 
