@@ -49,6 +49,10 @@ class Absorbing(Process):
         keep[self.mask_id] = False
         return keep
 
+    def movable(self, xt: Tensor) -> Tensor:
+        """A clean token is never re-masked nor changed by a reverse step: only masks move."""
+        return xt == self.mask_id
+
     def prior(self, shape, *, generator=None, device=None) -> Tensor:
         return torch.full(tuple(shape), self.mask_id, dtype=torch.long, device=device)
 

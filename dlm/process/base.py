@@ -75,9 +75,10 @@ class Process(ABC):
 
     def kernel(self, xt: Tensor, alpha_ts: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
         """q(x_t = xt | x_s = j) for every j, with alpha_ts = alpha_t / alpha_s.  xt (B, L) -> (B, L, N)."""
-        onehot = torch.nn.functional.one_hot(xt, self.width).to(dtype)
         a = per_sequence(alpha_ts.to(dtype), 3)
-        return a * onehot + (1 - a) * self.limit(onehot)[xt].unsqueeze(-1)
+        leak = (1 - a) * self.limit(a)[xt].unsqueeze(-1)  # (B, L, 1): pi_{x_t}
+        at_xt = xt.unsqueeze(-1) == torch.arange(self.width, device=xt.device)  # bool: one pass, no float one-hot
+        return torch.where(at_xt, a + leak, leak)
 
     def clean_mask(self, like: Tensor) -> Tensor:
         """Which of the N categories clean data can take: bool (N,) on like's device. All of them by default."""
@@ -115,6 +116,10 @@ class Process(ABC):
         """bool (B, L, N): the clean tokens x0 compatible with x_t, q_t(x_t | x0) > 0 and x0 not the mask."""
         return (self.kernel(xt, self.schedule.alpha(t.double())) > 0) & self.clean_mask(xt)
 
+    def movable(self, xt: Tensor) -> Tensor:
+        """bool (B, L): positions a reverse step can change (every one here; Absorbing: the masks only)."""
+        return torch.ones(xt.shape, dtype=torch.bool, device=xt.device)
+
     def project_x0(self, x0_probs: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         """Zero every x0 the data cannot be (the mask) or x_t rules out (q_t(x_t | x0) = 0: carry-over of clean
         tokens under absorbing), then renormalize; float64 (B, L, N). A row left with no mass becomes uniform over
@@ -122,6 +127,8 @@ class Process(ABC):
         allowed = self.allowed_x0(xt, t)
         x0_probs = x0_probs.double().clamp_min(0) * allowed
         total = x0_probs.sum(-1, keepdim=True)
+        if bool((total > 0).all()):  # the usual case: no fallback tensor to build
+            return x0_probs / total.clamp_min(1e-300)
         fallback = allowed.double() / allowed.sum(-1, keepdim=True)
         return torch.where(total > 0, x0_probs / total.clamp_min(1e-300), fallback)
 

@@ -25,6 +25,7 @@ from dlm.process.absorbing import Absorbing
 from dlm.process.base import Process
 from dlm.process.uniform import Uniform
 from dlm.registry import FINAL_RULES, SAMPLERS, ConfigError
+from dlm.sample.chunks import chunk_positions, chunked_draw
 from dlm.sample.context import SamplingContext
 from dlm.sample.grids import TimeGrid
 from dlm.sample.noise import Generators, NoiseTape
@@ -60,7 +61,9 @@ class Sampler:
     temperature / top_k / top_p reshape x_theta before it is used (temperature 0 = argmax of x_theta);
     block_size > 0 decodes semi-autoregressively in blocks (masked processes only, semi_ar.py);
     eps: the grid ends at t = eps (ALGORITHMS §1.5); final: noise removal at eps draws x0 at the positions that are
-    still undetermined ("sample") or takes the argmax ("argmax"), so no mask survives.
+    still undetermined ("sample") or takes the argmax ("argmax"), so no mask survives;
+    chunk_positions: how many positions' laws are computed and drawn at once (chunks.py; 0 = as many as fit 4 MB
+    in float64, -1 = all of them as one (B, L, N) law). The samples do not depend on it.
     """
 
     temperature: float = 1.0
@@ -69,6 +72,7 @@ class Sampler:
     block_size: int = 0
     eps: float = 1e-5
     final: str = "sample"
+    chunk_positions: int = 0
 
     supports: ClassVar[tuple[type, ...]] = (Absorbing, Uniform)
     stages: ClassVar[int] = 1
@@ -151,10 +155,25 @@ class Sampler:
 
     def step(self, ctx: SamplingContext, xt: Tensor, grid: TimeGrid, i: int) -> StepOutput:
         """One reverse step t_i -> t_{i+1}: run the stages, drawing each from its law."""
-        hist, memo = [xt], {}
+        t, s = grid.t(i), grid.s(i)
+
+        def law(c: SamplingContext, hist: list[Tensor], memo: dict) -> Tensor:
+            return self.stage_probs(c, hist, memo, t, s)
+
+        hist, memos = [xt], {}
         for _ in range(self.stages):
-            hist.append(ctx.draw(self.stage_probs(ctx, hist, memo, grid.t(i), grid.s(i)), hist[-1]))
+            hist.append(self.draw(ctx, hist, memos, law, ctx.process.movable(xt)))
         return StepOutput(xs=hist[-1])
+
+    def draw(self, ctx: SamplingContext, hist: list[Tensor], memos: dict, law: Callable, active: Tensor) -> Tensor:
+        """hist[-1] redrawn from law(ctx, hist, memo) at the active (bool (B, L)) editable positions, chunk by
+        chunk (chunks.py), or from one (B, L, N) law when chunk_positions < 0; same samples either way."""
+        if self.chunk_positions < 0:
+            return ctx.draw(law(ctx, hist, memos), hist[-1])
+        if ctx.editable is not None:
+            active = active & ctx.editable
+        size = chunk_positions(ctx.process.width, self.chunk_positions)
+        return chunked_draw(ctx, self.predict, hist, memos, law, active, size)
 
     def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
         """Noise removal t -> 0: the Bayes posterior p(x0^l | x_t) per position (SEDD's Denoiser step, §2.6)."""
@@ -167,12 +186,18 @@ class Sampler:
             undetermined &= ctx.editable
         if not bool(undetermined.any()):
             return x
-        return ctx.draw(self.final_rule(self.final_probs(ctx, x, grid.end)), x)
+
+        def law(c: SamplingContext, hist: list[Tensor], memo: dict) -> Tensor:
+            return self.final_rule(self.final_probs(c, hist[0], grid.end))
+
+        return self.draw(ctx, [x], {}, law, undetermined)
 
 
 def undetermined_positions(process: Process, x: Tensor, t: float) -> Tensor:
     """bool (B, L): positions where more than one clean token is compatible with x at time t."""
-    return process.allowed_x0(x, _times(t, x)).sum(-1) > 1
+    flat = x.reshape(-1, 1)  # positions in chunks: allowed_x0 is (n, 1, N)
+    parts = [process.allowed_x0(c, _times(t, c)).sum(-1) > 1 for c in flat.split(chunk_positions(process.width))]
+    return torch.cat(parts).view(x.shape)
 
 
 def _times(t: float, like: Tensor) -> Tensor:

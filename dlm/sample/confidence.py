@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -24,15 +25,19 @@ from torch import Tensor
 from dlm.process.absorbing import Absorbing
 from dlm.registry import REMASKING, SAMPLERS
 from dlm.sample.base import Sampler, _times
+from dlm.sample.chunks import chunk_positions, gather_positions
 from dlm.sample.context import SamplingContext
 from dlm.sample.grids import TimeGrid
-from dlm.types import StepOutput
+from dlm.types import Prediction, StepOutput
 from dlm.utils.categorical import sample_categorical
 
 
 class Remasking(ABC):
     """A confidence rule: untempered x_theta at the masked positions probs (n, N), the proposals (n,) and their
-    batch rows (n,) -> confidence (n,), higher commits first."""
+    batch rows (n,) -> confidence (n,), higher commits first. A rule that draws noise (draws_noise) is called once
+    per step on all proposals, after the proposals' noise, with probs of width 0; the others once per chunk."""
+
+    draws_noise: ClassVar[bool] = False
 
     @abstractmethod
     def __call__(self, ctx: SamplingContext, probs: Tensor, proposal: Tensor, rows: Tensor) -> Tensor: ...
@@ -59,6 +64,8 @@ class NegativeEntropy(Remasking):
 
 @REMASKING.register("random")
 class RandomOrder(Remasking):
+    draws_noise = True
+
     def __call__(self, ctx, probs, proposal, rows):
         return ctx.uniform((len(proposal),), probs.device, rows=rows)
 
@@ -89,17 +96,36 @@ class Confidence(Sampler):
             return StepOutput(xs=xt)
         t = grid.t(i)
         prediction = self.predict(ctx, xt, t)
-        probs = ctx.process.x0_probs(prediction, xt, _times(t, xt))[masked]  # (n, N), untempered
-        rows = masked.nonzero()[:, 0]
-        proposal = self._propose(ctx, self.reshape(probs), rows)  # tempered / filtered
+        proposal, scores = self._masked_proposals(ctx, prediction, xt, t, masked)
         confidence = torch.full(xt.shape, float("-inf"), dtype=torch.float64, device=xt.device)
-        confidence[masked] = self.rule(ctx, probs, proposal, rows)
+        confidence[masked] = scores
         order = confidence.argsort(dim=-1, descending=True, stable=True)
         rank = torch.empty_like(order).scatter_(-1, order, torch.arange(xt.shape[1], device=xt.device).expand_as(order))
         chosen = (rank < quota.unsqueeze(-1)) & masked
         xs = xt.clone()
         xs[masked] = torch.where(chosen[masked], proposal, xt[masked])
         return StepOutput(xs=xs, prediction=prediction)
+
+    def _masked_proposals(self, ctx: SamplingContext, prediction: Prediction, xt: Tensor, t: float,
+                          masked: Tensor) -> tuple[Tensor, Tensor]:
+        """Proposal and confidence (n,) at the masked positions (row-major), from x_theta computed only there, a
+        chunk of positions at a time (chunks.py; chunk_positions < 0: all at once). The noise is the same as one
+        draw over all of them: the proposals' uniforms in order, then those of a noise-drawing rule."""
+        flat = masked.flatten().nonzero()[:, 0]
+        size = len(flat) if self.chunk_positions < 0 else chunk_positions(ctx.process.width, self.chunk_positions)
+        proposals, scores = [], []
+        for part in flat.split(max(size, 1)):
+            sub = xt.flatten()[part].unsqueeze(1)  # (n, 1): each position its own sequence
+            probs = ctx.process.x0_probs(gather_positions(prediction, part), sub, _times(t, sub))[:, 0]  # untempered
+            rows = part // xt.shape[1]
+            proposals.append(self._propose(ctx, self.reshape(probs), rows))  # tempered / filtered
+            if not self.rule.draws_noise:
+                scores.append(self.rule(ctx, probs, proposals[-1], rows))
+        proposal = torch.cat(proposals) if proposals else flat
+        if self.rule.draws_noise:
+            nothing = torch.empty(len(proposal), 0, dtype=torch.float64, device=xt.device)
+            return proposal, self.rule(ctx, nothing, proposal, flat // xt.shape[1])
+        return proposal, torch.cat(scores) if scores else torch.zeros(0, dtype=torch.float64, device=xt.device)
 
     def _propose(self, ctx: SamplingContext, law: Tensor, rows: Tensor) -> Tensor:
         """One draw per row of law (n, N) (rows: their batch rows); temperature 0 made the law one-hot, so take the
