@@ -82,7 +82,7 @@ def load_pretrained(model_class: type[T], path: str | Path, *, map_location: str
         config = DLMConfig.from_pretrained(path)
     except (OSError, ValueError, json.JSONDecodeError) as err:
         raise ConfigError(f"checkpoint {path}: config.json is unreadable ({str(err).splitlines()[0]})") from None
-    tokenizer = _load_tokenizer(path) if load_tokenizer else None
+    tokenizer = _load_tokenizer(path, config) if load_tokenizer else None
     model = model_class.from_config(config.to_run_config(), config.vocab_size, mask_id=config.mask_id,
                                    tokenizer=tokenizer)
     try:
@@ -114,9 +114,10 @@ def _check_dlm_config(file: Path) -> None:
                           f"'{DLMConfig.model_type}'); load a directory written by DiffusionLM.save_pretrained")
 
 
-def _load_tokenizer(path: Path) -> Any:
+def _load_tokenizer(path: Path, config: DLMConfig) -> Any:
     if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
         return None
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    # config= keeps AutoTokenizer from re-reading config.json as an unregistered model type (a warning per load)
+    return AutoTokenizer.from_pretrained(str(path), config=config)
