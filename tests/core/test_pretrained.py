@@ -42,16 +42,20 @@ def test_score_entropy_needs_a_process_that_defines_it():
     assert ScoreEntropy(Uniform(5, LogLinear()), cfg.objective).process.width == 5
 
 
-def test_loading_a_checkpoint_with_its_tokenizer_prints_no_transformers_warning(tmp_path, capfd):
+def test_loading_a_checkpoint_with_its_tokenizer_prints_no_transformers_warning(tmp_path):
+    """In a fresh process (dlm.hf not imported, so "dlm" is no registered AutoConfig type), as `dlm sample` loads."""
+    import subprocess
+    import sys
+
     from dlm.data.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer("char", texts=["to be or not to be"])
     cfg = dlm.load_config(None, ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.cond_dim=16",
                                  "model.max_len=16"])
-    model = dlm.DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer)
-    model.save_pretrained(str(tmp_path / "ckpt"))
-    capfd.readouterr()
-    loaded = dlm.DiffusionLM.from_pretrained(str(tmp_path / "ckpt"))
-    assert loaded.tokenizer.encode("to be") == tokenizer.encode("to be")
-    err = capfd.readouterr().err
-    assert "instantiate a model of type" not in err, err  # AutoTokenizer re-read config.json as an unknown type
+    dlm.DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer).save_pretrained(str(tmp_path / "ckpt"))
+    ckpt = str(tmp_path / "ckpt")
+    code = f"import dlm; m = dlm.DiffusionLM.from_pretrained({ckpt!r}); print(m.tokenizer.encode('to be'))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(tokenizer.encode("to be"))
+    assert "instantiate a model of type" not in run.stderr, run.stderr  # AutoTokenizer re-read config.json
