@@ -47,8 +47,9 @@ def test_clamped_positions_survive(codec_dir, family):
         keep = ~im.layout.mask("caption")
         out = im.generate(rows, keep, steps=4, generator=gen, final="argmax")
         assert torch.equal(out[:, keep[0]], rows[:, keep[0]])  # image->text: codes clamped
-    predicted = im.image_to_text(rows, steps=4, generator=gen)
-    assert predicted.shape == (4,) and bool(((predicted >= -1) & (predicted < 10)).all())
+    predicted = im.image_to_text(rows, n_t=2, generator=torch.Generator().manual_seed(1))
+    assert predicted.shape == (4,) and bool(((predicted >= 0) & (predicted < 10)).all())  # always one of the K
+    assert torch.equal(predicted, im.image_to_text(rows, n_t=2, generator=torch.Generator().manual_seed(1)))
     nll = im.code_nll(rows, n_t=2, generator=gen)
     assert nll.shape == (4,) and bool(torch.isfinite(nll).all()) and bool((nll > 0).all())
 
