@@ -10,6 +10,8 @@ conditional tasks it serves through `generate(prompt=, prompt_mask=)` and `condi
                             (common random numbers) for every candidate; autoregressive (the caption precedes the
                             image): the exact -log p(caption, codes), which differs from it by -log p(codes) only.
     inpaint(rows, keep)     the codes where keep is True clamped (e.g. the top half), the rest generated
+    edit_caption(rows, y)   DICE (arXiv 2410.08207, dlm.edit): the codes inverted under their own caption, then
+                            replayed under the caption of class y (the model with the caption positions swapped)
     code_nll(rows)          held-out bound on -log p(codes | caption) per code, nats: conditional_elbo over the
                             image positions (diffusion), exact for AR; image-only rows: the ELBO of the codes
 Every method takes generator=; rows are token rows as the source builds them.
@@ -125,6 +127,23 @@ class ImageModel:
         keep[:, self.layout.image_start : self.layout.image_end] = keep_codes
         keep |= ~self.layout.mask("image")
         return self.decode(self.generate(rows, keep, steps=steps, sampler=sampler, generator=generator))
+
+    def edit_caption(self, rows: Tensor, labels: Tensor, *, steps: int, tau: float = 0.7, lambda1: float = 0.7,
+                     lambda2: float | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """(B, L) rows whose codes are edited towards each label's caption; only code positions ever change. With
+        labels = the rows' own classes, lambda1 = 1 and lambda2 = 0 the replay returns `rows` bit for bit."""
+        from dlm.edit import edit, invert
+        if not self.vocab.has_text:
+            raise ConfigError("editing under a caption needs a captioned model (data.source vqtext:...)")
+        trace = invert(self.model, self.model.process, rows, steps=steps, tau=tau, editable=self.layout.mask("image"),
+                       generator=generator)
+        end = self.layout.text_end
+        target = self.caption_rows(labels)[:, :end].to(rows.device)  # (B, text_end)
+
+        def swapped(xt: Tensor, t: Tensor):  # the editing denoiser: the same model reading the target caption
+            return self.model(torch.cat([target, xt[:, end:]], 1), t)
+
+        return edit(swapped, trace, lambda1=lambda1, lambda2=lambda2, generator=generator)
 
     @torch.no_grad()
     def code_nll(self, rows: Tensor, *, n_t: int = 16, generator: torch.Generator | None = None) -> Tensor:

@@ -76,3 +76,15 @@ def test_ar_code_nll_is_the_exact_conditional(codec_dir):
     per_token = -log_probs.gather(-1, targets[:, None])[:, 0]
     image = im.layout.mask("image")[0, 1:]
     assert im.code_nll(row).item() == pytest.approx(float(per_token[image].sum()), rel=1e-6)
+
+
+def test_dice_reconstruction_under_the_same_caption_is_exact(codec_dir):
+    im = _image_model(codec_dir, "mdlm")
+    rows, labels = im.source.rows()
+    rows, labels = rows[:4], labels[:4]
+    out = im.edit_caption(rows, labels, steps=6, tau=0.9, lambda1=1.0, lambda2=0.0,
+                          generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, rows)  # lambda1 = 1, lambda2 = 0, same caption: the codes come back exactly
+    edited = im.edit_caption(rows, (labels + 1) % 10, steps=6, tau=0.9, generator=torch.Generator().manual_seed(0))
+    image = im.layout.mask("image")[0]
+    assert torch.equal(edited[:, ~image], rows[:, ~image])  # caption and markers untouched: only codes change
