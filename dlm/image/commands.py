@@ -84,7 +84,8 @@ def images_command(checkpoint: str, out: str = "", codec: str = "", num_samples:
     held-out ELBO per code and PNG grids for a checkpoint trained on a vq:/vqtext: source (JSON in <out>).
 
     steps: reverse steps (default: one per image position). cfg_scales: comma-separated, masked models only (others
-    use 0). classifier: a feature-classifier dir (default <out>/classifier, trained there when missing)."""
+    use 0). n_t: time samples per bound (held-out ELBO; each candidate caption of image->caption).
+    classifier: a feature-classifier dir (default <out>/classifier, trained there when missing)."""
     arguments = dict(locals())
     import torch
 
@@ -107,8 +108,7 @@ def images_command(checkpoint: str, out: str = "", codec: str = "", num_samples:
     result["sweep"] = evaluate.sample_sweep(im, judge, scales, num_samples, steps=steps, batch_size=batch_size,
                                             sampler=sampler, out=folder, seed=seed)
     if im.vocab.has_text and caption_images > 0:
-        result.update(evaluate.caption_accuracy(im, caption_images, steps=im.layout.text_end, batch_size=batch_size,
-                                                     seed=seed))
+        result.update(evaluate.caption_accuracy(im, caption_images, n_t=n_t, batch_size=batch_size, seed=seed))
     if elbo_images > 0:
         result.update(evaluate.held_out_elbo(im, elbo_images, n_t=n_t, batch_size=batch_size, seed=seed))
     evaluate.inpainting_grid(im, folder, steps=steps, seed=seed)

@@ -77,14 +77,14 @@ def sample_sweep(im: ImageModel, classifier: FeatureClassifier, scales: list[flo
     return rows
 
 
-def caption_accuracy(im: ImageModel, n: int, *, steps: int, batch_size: int, seed: int) -> dict[str, float]:
-    """Zero-shot image->caption accuracy on the first n test images."""
+def caption_accuracy(im: ImageModel, n: int, *, n_t: int, batch_size: int, seed: int) -> dict[str, float]:
+    """Zero-shot image->caption accuracy on the first n test images (n_t time samples per candidate caption)."""
     source_rows, labels = im.source.rows("test")
     gen = torch.Generator().manual_seed(seed)
-    predicted = torch.cat([im.image_to_text(source_rows[i : min(i + batch_size, n)], steps=steps, generator=gen)
+    predicted = torch.cat([im.image_to_text(source_rows[i : min(i + batch_size, n)], n_t=n_t, generator=gen)
                            for i in range(0, n, batch_size)])
     return {"image_to_caption_accuracy": float((predicted == labels[:n]).double().mean()),
-            "image_to_caption_unparsed": float((predicted < 0).double().mean()), "image_to_caption_n": n}
+            "image_to_caption_n": n, "image_to_caption_n_t": n_t}
 
 
 def held_out_elbo(im: ImageModel, n: int, *, n_t: int, batch_size: int, seed: int) -> dict[str, float]:

@@ -4,11 +4,14 @@ conditional tasks it serves through `generate(prompt=, prompt_mask=)` and `condi
     text_to_image(labels)   captioned rows: caption + markers clamped, codes generated; with cfg_scale w > 0 on a
                             masked process, unsupervised CFG on the caption (the null branch sees it masked,
                             dlm.guidance.prompt_guidance); image-only rows: unconditional samples (labels ignored)
-    image_to_text(rows)     zero-shot classification. Diffusion: codes + markers clamped, the caption infilled
-                            (argmax noise removal), read back as a class (-1 if it names none). Autoregressive (the
-                            caption precedes the image, so it cannot be infilled): argmin over the K captions of the
-                            exact -log p(caption, codes), the Bayes rule under a uniform class prior.
+    image_to_text(rows)     zero-shot classification by likelihood, the Bayes rule under a uniform class prior:
+                            argmin over the K class captions of a bound on -log p(caption | codes). Diffusion:
+                            conditional_elbo over the caption positions with the codes clamped, the same noise
+                            (common random numbers) for every candidate; autoregressive (the caption precedes the
+                            image): the exact -log p(caption, codes), which differs from it by -log p(codes) only.
     inpaint(rows, keep)     the codes where keep is True clamped (e.g. the top half), the rest generated
+    edit_caption(rows, y)   DICE (arXiv 2410.08207, dlm.edit): the codes inverted under their own caption, then
+                            replayed under the caption of class y (the model with the caption positions swapped)
     code_nll(rows)          held-out bound on -log p(codes | caption) per code, nats: conditional_elbo over the
                             image positions (diffusion), exact for AR; image-only rows: the ELBO of the codes
 Every method takes generator=; rows are token rows as the source builds them.
@@ -97,26 +100,24 @@ class ImageModel:
         """Token rows -> images via the codec (positions that are not codes decode as code 0)."""
         return self.codec.decode(self.vocab.codes(rows[:, self.layout.image_start : self.layout.image_end])).cpu()
 
-    def image_to_text(self, rows: Tensor, *, steps: int, generator: torch.Generator | None = None) -> Tensor:
-        """(B,) predicted class of each row's image (module docstring), -1 where the caption names no class."""
+    @torch.no_grad()
+    def image_to_text(self, rows: Tensor, *, n_t: int = 8, generator: torch.Generator | None = None) -> Tensor:
+        """(B,) predicted class of each row's image (module docstring); n_t: time samples per candidate."""
         if not self.vocab.has_text:
             raise ConfigError("image->text needs a captioned model (data.source vqtext:...)")
-        captions = self.captions()
-        if self.model.objective.causal:  # the caption comes first: rank the captions instead
-            return self._classify_by_likelihood(rows, captions)
-        keep = ~self.layout.mask("caption")
-        out = self.generate(rows, keep, steps=steps, generator=generator, final="argmax")
-        index = {c: k for k, c in enumerate(captions)}
-        texts = [self.vocab.caption_text(r[: self.layout.text_end]) for r in out]
-        return torch.tensor([index.get(t, -1) for t in texts])
-
-    @torch.no_grad()
-    def _classify_by_likelihood(self, rows: Tensor, captions: list[str]) -> Tensor:
+        caption = self.layout.mask("caption").expand_as(rows)
+        generator = generator if generator is not None else torch.Generator(device=rows.device)
+        state = generator.get_state()
         nll = []
-        for caption in captions:
+        for text in self.captions():
             candidate = rows.clone()
-            candidate[:, : self.layout.text_end] = self.vocab.caption_ids(caption)
-            nll.append(self.model.elbo(candidate))
+            candidate[:, : self.layout.text_end] = self.vocab.caption_ids(text)
+            if self.model.objective.causal:
+                nll.append(self.model.elbo(candidate))
+                continue
+            generator.set_state(state)  # common random numbers: the candidates differ only in their caption
+            nll.append(conditional_elbo(self.model, self.model.process, candidate, caption, n_t=n_t,
+                                        generator=generator))
         return torch.stack(nll, 1).argmin(1)
 
     def inpaint(self, rows: Tensor, keep_codes: Tensor, *, steps: int, sampler: str = "",
@@ -126,6 +127,23 @@ class ImageModel:
         keep[:, self.layout.image_start : self.layout.image_end] = keep_codes
         keep |= ~self.layout.mask("image")
         return self.decode(self.generate(rows, keep, steps=steps, sampler=sampler, generator=generator))
+
+    def edit_caption(self, rows: Tensor, labels: Tensor, *, steps: int, tau: float = 0.7, lambda1: float = 0.7,
+                     lambda2: float | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """(B, L) rows whose codes are edited towards each label's caption; only code positions ever change. With
+        labels = the rows' own classes, lambda1 = 1 and lambda2 = 0 the replay returns `rows` bit for bit."""
+        from dlm.edit import edit, invert
+        if not self.vocab.has_text:
+            raise ConfigError("editing under a caption needs a captioned model (data.source vqtext:...)")
+        trace = invert(self.model, self.model.process, rows, steps=steps, tau=tau, editable=self.layout.mask("image"),
+                       generator=generator)
+        end = self.layout.text_end
+        target = self.caption_rows(labels)[:, :end].to(rows.device)  # (B, text_end)
+
+        def swapped(xt: Tensor, t: Tensor):  # the editing denoiser: the same model reading the target caption
+            return self.model(torch.cat([target, xt[:, end:]], 1), t)
+
+        return edit(swapped, trace, lambda1=lambda1, lambda2=lambda2, generator=generator)
 
     @torch.no_grad()
     def code_nll(self, rows: Tensor, *, n_t: int = 16, generator: torch.Generator | None = None) -> Tensor:
