@@ -13,5 +13,5 @@ for family in mdlm udlm sedd ar; do
   .venv/bin/dlm train --config "configs/runs/shakespeare_$family.yaml" "train.steps=$STEPS" "train.out_dir=$OUT/$family" \
     train.progress=false train.eval_every=0 train.save_every=0
 done
-.venv/bin/python scripts/bench_zero_shot.py "$OUT"/{mdlm,udlm,sedd,ar}/final --max-blocks 256 --n-t 4 \
-  --out outputs/zero_shot.json
+.venv/bin/python scripts/bench_zero_shot.py "$OUT"/{mdlm,udlm,sedd,ar}/final --max-blocks "${MAX_BLOCKS:-256}" --n-t 4 \
+  --out benchmarks/zero_shot.json | tee benchmarks/zero_shot.txt
