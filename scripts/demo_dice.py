@@ -20,7 +20,6 @@ the same training speeches ([BOS] + text, all characters scored).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import demo_cfg  # noqa: E402
+from bench_outputs import write_outputs  # noqa: E402  (scripts/, the script's own folder)
 
 import dlm  # noqa: E402
 from dlm.data import build_tokenizer  # noqa: E402
@@ -207,14 +207,11 @@ def main() -> None:
     source_row["judge_accuracy_on_source_labels"] = judge.accuracy([texts[i] for i in held], src_label.tolist())
     print(f"{len(held)} held-out lines; source: {source_row}", flush=True)
     rows = run_grid(model, source, src_label, tgt_label, judge, tokenizer, reference, bos, args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: v for k, v in vars(args).items() if k != "out"} | {
         "lines": len(held), "model": demo_cfg.MODEL, "reference": AR_MODEL, "pairs": PAIR,
         "wall_seconds": round(time.perf_counter() - begin)}
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "source": source_row, "results": rows}, indent=1))
-    plot(rows, source_row, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')} in {meta['wall_seconds']}s")
+    write_outputs(args.out, {"meta": meta, "source": source_row, "results": rows},
+                  lambda path: plot(rows, source_row, path))
 
 
 if __name__ == "__main__":
