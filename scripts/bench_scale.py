@@ -1,7 +1,9 @@
 """GPT-2-vocabulary scale on the CPU (issue 8): sampler overhead, training-step peak memory, eager vs compiled.
 
 * Sampler overhead: time(generate) / (NFE x one forward) for every per-position sampler, on the small backbone at
-  V = 50257, L = 1024 (random weights: the cost does not depend on them). NFE is counted by NFECounter. Target <= 1.25.
+  V = 50257, L = 1024, B = 4 (random weights: the cost does not depend on them). NFE is counted and every forward
+  timed inside the run (TimedDenoiser), so the ratio compares against forwards made under the same load. Target
+  <= 1.25. Run it with OMP_NUM_THREADS=1 under nice; the thread count is recorded.
 * Peak memory of one training step (forward + backward) per objective on the same backbone, as a ratio to the AR
   objective's: each objective runs in its own subprocess, and the step's memory is its peak RSS
   (getrusage ru_maxrss) minus the RSS just before the step (model, optimizer-free, and batch already built).
@@ -9,7 +11,8 @@
 * Eager vs compiled training tokens/s of the small config (char vocabulary, 32 x 256, as bench_train.py), with the
   backbone compiled as train.compile does; compile time is reported separately and not counted in tokens/s.
 
-    .venv/bin/python scripts/bench_scale.py [--out benchmarks/bench_scale.json] [--batch 1] [--train-batch 2]
+    .venv/bin/python scripts/bench_scale.py [--out benchmarks/bench_scale.json] [--parts sampler] [--batch 4]
+        [--process absorbing|uniform] [--samplers ancestral,confidence] [--repeats 1] [--train-batch 2]
 """
 
 from __future__ import annotations
@@ -33,11 +36,11 @@ from bench_train import train_step  # noqa: E402
 
 from dlm.config import load_config  # noqa: E402
 from dlm.diffusion_lm import DiffusionLM  # noqa: E402
+from dlm.registry import PROCESSES, SAMPLERS  # noqa: E402
 from dlm.sample import generate  # noqa: E402
 from dlm.sample.nfe import NFECounter  # noqa: E402
 
 V, L = 50257, 1024
-SAMPLERS = ("ancestral", "euler", "tau_leaping", "analytic", "theta_trapezoidal", "confidence")
 OBJECTIVES = {
     "autoregressive": ["objective.name=autoregressive"],
     "masked_elbo": [],
@@ -57,22 +60,54 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+class TimedDenoiser(NFECounter):
+    """NFECounter that also times every forward, so the overhead is measured against forwards of the same run
+    (the shared machine's load drifts between runs)."""
+
+    def __init__(self, denoiser):
+        super().__init__(denoiser)
+        self.seconds: list[float] = []
+
+    def __call__(self, xt, t, **kwargs):
+        start = time.perf_counter()
+        out = super().__call__(xt, t, **kwargs)
+        self.seconds.append(time.perf_counter() - start)
+        return out
+
+
+def per_position_samplers(process_name: str) -> list[str]:
+    """Every registered sampler that runs on `process_name` (the autoregressive one declares no process)."""
+    kind = PROCESSES.get_factory(process_name)
+    return [name for name, cls in SAMPLERS.items() if issubclass(kind, cls.supports)]
+
+
 @torch.no_grad()
-def sampler_overhead(batch: int, steps: int, samplers: list[str]) -> dict:
-    model = _model([]).eval()
-    xt = torch.full((batch, L), model.process.mask_id, dtype=torch.long)
+def sampler_overhead(batch: int, steps: int, samplers: list[str], process_name: str, repeats: int) -> dict:
+    """time(generate) / (NFE x one forward) per sampler: the median over `repeats` runs, "one forward" being the
+    median forward time inside that run; forward_s (3 forwards before) is the reference the ratio also uses."""
+    model = _model([] if process_name == "absorbing" else [f"process.name={process_name}"]).eval()
+    xt = model.process.prior((batch, L), generator=torch.Generator().manual_seed(0))
     t = torch.full((batch,), 0.5)
     model(xt, t)
     forward = statistics.median(_timed(lambda: model(xt, t)) for _ in range(3))
-    out = {"batch": batch, "seq_len": L, "vocab": V, "steps": steps, "forward_s": forward, "samplers": {}}
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out = {"batch": batch, "seq_len": L, "vocab": V, "steps": steps, "process": process_name,
+           "threads": torch.get_num_threads(), "repeats": repeats, "forward_s": forward, "samplers": {}}
     for name in samplers:
-        counter = NFECounter(model)
-        seconds = _timed(lambda c=counter, n=name: generate(c, model.process, n, steps=steps, shape=(batch, L),
-                                                            generator=torch.Generator().manual_seed(0)))
-        out["samplers"][name] = {"seconds": seconds, "nfe": counter.calls,
-                                 "overhead": seconds / (counter.calls * forward)}
-        print(f"  {name}: {seconds:.1f} s, NFE {counter.calls}, overhead {out['samplers'][name]['overhead']:.2f}",
-              flush=True)
+        runs = []
+        for _ in range(repeats):
+            timed = TimedDenoiser(model)
+            seconds = _timed(lambda c=timed, n=name: generate(c, model.process, n, steps=steps, shape=(batch, L),
+                                                              generator=torch.Generator().manual_seed(0)))
+            runs.append({"seconds": seconds, "nfe": timed.calls, "forward_in_run_s": statistics.median(timed.seconds),
+                         "overhead": seconds / (timed.calls * statistics.median(timed.seconds)),
+                         "overhead_vs_reference_forward": seconds / (timed.calls * forward)})
+        row = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        out["samplers"][name] = row
+        print(f"  {name}: {row['seconds']:.1f} s, NFE {row['nfe']}, overhead {row['overhead']:.2f} "
+              f"(vs reference forward {row['overhead_vs_reference_forward']:.2f})", flush=True)
+    out["peak_rss_over_forward_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
+    out["logits_float32_bytes"] = batch * L * model.process.width * 4
     return out
 
 
@@ -131,12 +166,14 @@ def _merge_into(path: Path, report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/bench_scale.json")
-    parser.add_argument("--batch", type=int, default=1, help="sampling batch (issue 8 asks B=4: ~4x the memory)")
+    parser.add_argument("--batch", type=int, default=4, help="sampling batch (issue 8: B=4)")
     parser.add_argument("--steps", type=int, default=2, help="sampling steps")
     parser.add_argument("--train-batch", type=int, default=2, help="training batch for the memory ratio")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds, eager vs compiled")
     parser.add_argument("--parts", default="memory,sampler,compile")
-    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument("--samplers", default="", help="comma-separated (default: every per-position sampler)")
+    parser.add_argument("--process", default="absorbing", help="sampling process: absorbing | uniform")
+    parser.add_argument("--repeats", type=int, default=1, help="generate runs per sampler (median)")
     parser.add_argument("--memory-of", default="", help=argparse.SUPPRESS)  # child process: one objective
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -155,7 +192,9 @@ def main() -> None:
             print(f"  {r['objective']}: {r['step_peak_bytes'] / 2**30:.2f} GiB, "
                   f"{r['step_peak_bytes'] / ar:.2f}x AR", flush=True)
     if "sampler" in parts:
-        report["sampler_overhead"] = sampler_overhead(args.batch, args.steps, args.samplers.split(","))
+        names = args.samplers.split(",") if args.samplers else per_position_samplers(args.process)
+        key = "sampler_overhead" if args.process == "absorbing" else f"sampler_overhead_{args.process}"
+        report[key] = sampler_overhead(args.batch, args.steps, names, args.process, args.repeats)
     if "compile" in parts:
         report["eager_vs_compiled"] = compiled_speed(args.rounds)
         print(f"  eager vs compiled: {report['eager_vs_compiled']}", flush=True)

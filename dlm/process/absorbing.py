@@ -18,6 +18,7 @@ from torch import Tensor
 from dlm.process.base import Process, expm1_sigma
 from dlm.process.schedules import Schedule
 from dlm.registry import PROCESSES, ConfigError
+from dlm.types import Prediction
 from dlm.utils.cross_entropy import gathered, logsumexp_except
 from dlm.utils.shapes import per_sequence
 
@@ -52,6 +53,24 @@ class Absorbing(Process):
     def movable(self, xt: Tensor) -> Tensor:
         """A clean token is never re-masked nor changed by a reverse step: only masks move."""
         return xt == self.mask_id
+
+    def x0_at_masks(self, prediction: Prediction) -> Tensor:
+        """x_theta (..., N) at masked positions in the prediction's dtype (float32 for a real model: no float64 copy
+        over the vocabulary). At a mask both outputs give it as a softmax over the clean columns: a mean model's
+        project_x0(exp(log_probs)), and a score model's x0_from_score, since there s_y = x_theta(y) / expm1(sigma)."""
+        logits = prediction.log_probs if prediction.log_probs is not None else prediction.log_score
+        mask = torch.tensor([self.mask_id], device=logits.device)
+        return torch.softmax(logits.index_fill(-1, mask, float("-inf")), -1)  # the mask column is the only non-clean
+
+    def mask_stay(self, t: float, s: float) -> float:
+        """P(x_s = m | x_t = m) of the posterior step for any normalized x_theta: (1 - alpha_s) / (1 - alpha_t)."""
+        alpha = self.schedule.alpha(torch.tensor([t, s], dtype=torch.float64))
+        return float((1 - alpha[1]) / (1 - alpha[0]))
+
+    def mask_exit_rate(self, t: float) -> float:
+        """sum_y R_t(m -> y) = -alpha'_t / (1 - alpha_t) for any normalized x_theta: the total reverse rate out of the
+        mask (mean_rates), which needs no sum over the vocabulary."""
+        return float(self.schedule.masked_weight(torch.tensor(t, dtype=torch.float64)))
 
     def prior(self, shape, *, generator=None, device=None) -> Tensor:
         return torch.full(tuple(shape), self.mask_id, dtype=torch.long, device=device)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from dlm.process.absorbing import Absorbing
 from dlm.registry import SAMPLERS
 from dlm.sample.base import Sampler, _times
 from dlm.sample.context import SamplingContext
@@ -31,9 +32,12 @@ class Analytic(Sampler):
         xt = hist[0]
         prediction = self.predict(ctx, xt, t)
         time_t, time_s = _times(t, xt), _times(s, xt)
-        if prediction.log_score is None or self.reshaped():
+        if self.uses_x0(prediction):
             return ctx.process.posterior(xt, self.x0(ctx, xt, t, prediction), time_t, time_s)
         return staggered_step(ctx.process, prediction.log_score.double().exp(), xt, time_t, time_s)
+
+    def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float:
+        return process.mask_stay(t, s)  # the x_theta path is the ancestral posterior
 
 
 def staggered_step(process, score: Tensor, xt: Tensor, t: Tensor, s: Tensor) -> Tensor:

@@ -23,6 +23,12 @@ from dlm.types import Prediction
 class Ancestral(Sampler):
     """One NFE per step; exact per position for any step size given the true x_theta."""
 
+    def uses_x0(self, prediction: Prediction) -> bool:
+        return True  # the posterior reads x_theta (score models through x0_from_score)
+
+    def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float:
+        return process.mask_stay(t, s)
+
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
         xt = hist[0]
         return ctx.process.posterior(xt, self.x0(ctx, xt, t), _times(t, xt), _times(s, xt))

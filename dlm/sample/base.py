@@ -27,6 +27,7 @@ from dlm.process.uniform import Uniform
 from dlm.registry import FINAL_RULES, SAMPLERS, ConfigError
 from dlm.sample.chunks import chunk_positions, chunked_draw
 from dlm.sample.context import SamplingContext
+from dlm.sample.fused import FinalStage, MaskStage, StepStage, fused_draw
 from dlm.sample.grids import TimeGrid
 from dlm.sample.noise import Generators, NoiseTape
 from dlm.sample.semi_ar import Block, block_plan
@@ -132,6 +133,12 @@ class Sampler:
         prediction = self.predict(ctx, xt, t) if prediction is None else prediction
         return self.reshape(ctx.process.x0_probs(prediction, xt, _times(t, xt)))
 
+    def masked_x0(self, ctx: SamplingContext, xt: Tensor, t: float) -> Tensor:
+        """x0 at masked positions xt (n, 1) -> (n, N), in the prediction's dtype unless reshaped (Absorbing)."""
+        if self.reshaped():
+            return self.x0(ctx, xt, t)[:, 0]
+        return ctx.process.x0_at_masks(self.predict(ctx, xt, t))[:, 0]
+
     def reshape(self, probs: Tensor) -> Tensor:
         """Probabilities (..., N) after temperature (0 = argmax) / top-k / top-p, float64."""
         if not self.reshaped():
@@ -140,12 +147,41 @@ class Sampler:
             return argmax_law(probs)
         return filtered_probs(probs.log(), temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
 
+    def uses_x0(self, prediction: Prediction) -> bool:
+        """Whether the stage laws read x_theta (normalized), not the concrete score: mean models, or reshaping."""
+        return prediction.log_score is None or self.reshaped()
+
     def rates(self, ctx: SamplingContext, xt: Tensor, t: float) -> Tensor:
         """Reverse CTMC rates R_t(x_t -> y) (B, L, N), 0 at the current token (Process.reverse_rates / mean_rates)."""
         prediction = self.predict(ctx, xt, t)
-        if prediction.log_score is not None and not self.reshaped():
+        if not self.uses_x0(prediction):
             return ctx.process.reverse_rates(prediction.log_score.double().exp(), xt, _times(t, xt))
         return ctx.process.mean_rates(self.x0(ctx, xt, t, prediction), xt, _times(t, xt))
+
+    # --- the fused masked path (fused.py): stage laws at masked origins as stay w.p. w, else q ---------------
+    def origin(self, hist: list[Tensor]) -> Tensor:
+        """The state stage len(hist) - 1 starts from (its stay state): hist[-1] unless the stage restarts."""
+        return hist[-1]
+
+    def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> Tensor | float | None:
+        """On the x_theta path: the exact stay probability w at masked origins of stage len(hist) - 1, a scalar or
+        elementwise in hist, for a stage whose clean part q is x_theta(. | hist[0]) at t; None when there is none
+        (then (w, q) are read off stage_probs where needed)."""
+        return None
+
+    def mask_law(self, ctx: SamplingContext, hist: list[Tensor], t: float, s: float) -> tuple[Tensor, Tensor] | None:
+        """On the x_theta path: (w (n,), q (n, N)) at n masked origins (hist entries (n, 1), a PositionChunk), or
+        None to read them off stage_probs. Default: the exact `stay` with q = x_theta(. | hist[0]) at t."""
+        w = self.stay(ctx.process, hist, t, s)
+        if w is None:
+            return None
+        w = torch.as_tensor(w, dtype=torch.float64, device=hist[0].device).expand(hist[0].shape)
+        return w.reshape(-1), self.masked_x0(ctx, hist[0], t)
+
+    def stay_bound(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> Tensor | float:
+        """On the x_theta path: a lower bound on w at masked origins from scalars only (default: `stay`, else 0)."""
+        w = self.stay(process, hist, t, s)
+        return 0.0 if w is None else w
 
     # --- stepping --------------------------------------------------------------------------------------
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
@@ -162,17 +198,21 @@ class Sampler:
 
         hist, memos = [xt], {}
         for _ in range(self.stages):
-            hist.append(self.draw(ctx, hist, memos, law, ctx.process.movable(xt)))
+            hist.append(self.draw(ctx, hist, memos, law, ctx.process.movable(xt), StepStage(self, t, s)))
         return StepOutput(xs=hist[-1])
 
-    def draw(self, ctx: SamplingContext, hist: list[Tensor], memos: dict, law: Callable, active: Tensor) -> Tensor:
-        """hist[-1] redrawn from law(ctx, hist, memo) at the active (bool (B, L)) editable positions, chunk by
-        chunk (chunks.py), or from one (B, L, N) law when chunk_positions < 0; same samples either way."""
-        if self.chunk_positions < 0:
+    def draw(self, ctx: SamplingContext, hist: list[Tensor], memos: dict, law: Callable, active: Tensor,
+             stage: MaskStage) -> Tensor:
+        """hist[-1] redrawn from law(ctx, hist, memo) at the active (bool (B, L)) editable positions. Absorbing:
+        the fused draw (fused.py; `stage` is the same law seen from masked origins). Otherwise Gumbel-max chunk by
+        chunk (chunks.py), or from one (B, L, N) law when chunk_positions < 0. Samples do not depend on the chunks."""
+        if self.chunk_positions < 0 and not isinstance(ctx.process, Absorbing):
             return ctx.draw(law(ctx, hist, memos), hist[-1])
         if ctx.editable is not None:
             active = active & ctx.editable
-        size = chunk_positions(ctx.process.width, self.chunk_positions)
+        size = chunk_positions(ctx.process.width, self.chunk_positions) if self.chunk_positions >= 0 else -1
+        if isinstance(ctx.process, Absorbing):
+            return fused_draw(ctx, self.predict, stage, hist, memos, active, size)
         return chunked_draw(ctx, self.predict, hist, memos, law, active, size)
 
     def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
@@ -190,11 +230,14 @@ class Sampler:
         def law(c: SamplingContext, hist: list[Tensor], memo: dict) -> Tensor:
             return self.final_rule(self.final_probs(c, hist[0], grid.end))
 
-        return self.draw(ctx, [x], {}, law, undetermined)
+        return self.draw(ctx, [x], {}, law, undetermined, FinalStage(self, grid.end))
 
 
 def undetermined_positions(process: Process, x: Tensor, t: float) -> Tensor:
-    """bool (B, L): positions where more than one clean token is compatible with x at time t."""
+    """bool (B, L): positions where more than one clean token is compatible with x at time t (Absorbing: the masks,
+    while alpha_t < 1, without a pass over the vocabulary)."""
+    if isinstance(process, Absorbing):
+        return (x == process.mask_id) & bool(process.schedule.alpha(torch.tensor(t, dtype=torch.float64)) < 1)
     flat = x.reshape(-1, 1)  # positions in chunks: allowed_x0 is (n, 1, N)
     parts = [process.allowed_x0(c, _times(t, c)).sum(-1) > 1 for c in flat.split(chunk_positions(process.width))]
     return torch.cat(parts).view(x.shape)

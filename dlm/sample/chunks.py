@@ -35,7 +35,7 @@ def chunk_positions(width: int, requested: int = 0) -> int:
 def gather_positions(prediction: Prediction, flat: Tensor) -> Prediction:
     """The prediction (B, L, N) at flat position indices (n,) -> (n, 1, N), each position its own sequence."""
     def pick(x: Tensor | None) -> Tensor | None:
-        return None if x is None else x.flatten(0, 1)[flat].unsqueeze(1)
+        return None if x is None else x.flatten(0, 1).index_select(0, flat).unsqueeze(1)  # row copies: fast
     return Prediction(log_probs=pick(prediction.log_probs), log_score=pick(prediction.log_score))
 
 

@@ -24,12 +24,12 @@ from torch import Tensor
 
 from dlm.process.absorbing import Absorbing
 from dlm.registry import REMASKING, SAMPLERS
-from dlm.sample.base import Sampler, _times
+from dlm.sample.base import Sampler
 from dlm.sample.chunks import chunk_positions, gather_positions
 from dlm.sample.context import SamplingContext
 from dlm.sample.grids import TimeGrid
 from dlm.types import Prediction, StepOutput
-from dlm.utils.categorical import sample_categorical
+from dlm.utils.categorical import inverse_cdf
 
 
 class Remasking(ABC):
@@ -108,28 +108,30 @@ class Confidence(Sampler):
 
     def _masked_proposals(self, ctx: SamplingContext, prediction: Prediction, xt: Tensor, t: float,
                           masked: Tensor) -> tuple[Tensor, Tensor]:
-        """Proposal and confidence (n,) at the masked positions (row-major), from x_theta computed only there, a
-        chunk of positions at a time (chunks.py; chunk_positions < 0: all at once). The noise is the same as one
-        draw over all of them: the proposals' uniforms in order, then those of a noise-drawing rule."""
+        """Proposal and confidence (n,) at the masked positions (row-major), from x_theta computed only there in the
+        prediction's dtype, a chunk of positions at a time (chunks.py; chunk_positions < 0: all at once). The noise
+        is the same as one draw over all of them: the proposals' uniforms in order, then those of a noise-drawing
+        rule."""
         flat = masked.flatten().nonzero()[:, 0]
         size = len(flat) if self.chunk_positions < 0 else chunk_positions(ctx.process.width, self.chunk_positions)
         proposals, scores = [], []
         for part in flat.split(max(size, 1)):
-            sub = xt.flatten()[part].unsqueeze(1)  # (n, 1): each position its own sequence
-            probs = ctx.process.x0_probs(gather_positions(prediction, part), sub, _times(t, sub))[:, 0]  # untempered
+            probs = ctx.process.x0_at_masks(gather_positions(prediction, part))[:, 0]  # (n, N) untempered
             rows = part // xt.shape[1]
-            proposals.append(self._propose(ctx, self.reshape(probs), rows))  # tempered / filtered
+            proposals.append(self._propose(ctx, probs, rows))  # tempered / filtered
             if not self.rule.draws_noise:
-                scores.append(self.rule(ctx, probs, proposals[-1], rows))
+                scores.append(self.rule(ctx, probs, proposals[-1], rows).double())
         proposal = torch.cat(proposals) if proposals else flat
         if self.rule.draws_noise:
             nothing = torch.empty(len(proposal), 0, dtype=torch.float64, device=xt.device)
             return proposal, self.rule(ctx, nothing, proposal, flat // xt.shape[1])
         return proposal, torch.cat(scores) if scores else torch.zeros(0, dtype=torch.float64, device=xt.device)
 
-    def _propose(self, ctx: SamplingContext, law: Tensor, rows: Tensor) -> Tensor:
-        """One draw per row of law (n, N) (rows: their batch rows); temperature 0 made the law one-hot, so take the
-        argmax without noise."""
+    def _propose(self, ctx: SamplingContext, probs: Tensor, rows: Tensor) -> Tensor:
+        """One draw per row of x_theta (n, N) after temperature / top-k / top-p (rows: their batch rows), by
+        inverse CDF with one uniform each; temperature 0 takes the argmax without noise."""
         if self.temperature == 0:
-            return law.argmax(-1)
-        return sample_categorical(law, noise=ctx.uniform(tuple(law.shape), law.device, rows=rows))
+            return probs.argmax(-1)
+        law = self.reshape(probs.double()) if self.reshaped() else probs
+        return inverse_cdf(law, ctx.uniform((len(law),), law.device, rows=rows))
+

@@ -18,12 +18,15 @@ rates at the start state and at the stage-1 state; S(y, lambda, tau) is the firs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
+from dlm.process.absorbing import Absorbing
 from dlm.registry import SAMPLERS, ConfigError
 from dlm.sample.base import Sampler
 from dlm.sample.context import SamplingContext
@@ -52,10 +55,30 @@ class _ThetaTwoStage(Sampler):
             memo["mu_n"] = self.rates(ctx, hist[0], t)
             return jump_probs(hist[0], memo["mu_n"], self.theta * h)
         y_n, y_star = hist
-        return self.second_stage(ctx, y_n, y_star, memo["mu_n"], t, h)
+        mu_n = memo["mu_n"] if "mu_n" in memo else self.rates(ctx, y_n, t)  # the fused path keeps no memo
+        return self.second_stage(ctx, y_n, y_star, mu_n, t, h)
 
     second_stage: ClassVar[Callable[..., Tensor]]
     """(ctx, y_n, y_star, mu_n, t, h) -> jump probabilities of the second stage; each solver defines it."""
+
+    def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float | None:
+        """Stage 1 is tau-leaping over theta h; stage 2 mixes two predictions (only a bound, stay_bound)."""
+        return math.exp(-self.theta * (t - s) * process.mask_exit_rate(t)) if len(hist) == 1 else None
+
+    def mask_law(self, ctx, hist, t, s):
+        """Stage 2 at masked origins on the x_theta path: rates out of a mask are Lambda_t x_theta, so the clipped
+        mixture needs the two x_theta rows (in the prediction's dtype) and one float64 row sum for its total."""
+        if len(hist) == 1:
+            return super().mask_law(ctx, hist, t, s)
+        h, process = t - s, ctx.process
+        rho = t - self.theta * h
+        rates, tau = self.mask_rates(self.masked_x0(ctx, hist[0], t) * process.mask_exit_rate(t),
+                                     self.masked_x0(ctx, hist[1], rho) * process.mask_exit_rate(rho),
+                                     hist[1][:, 0] == process.mask_id, h)
+        return torch.exp(-tau * rates.sum(-1, dtype=torch.float64)), rates
+
+    mask_rates: ClassVar[Callable[..., tuple[Tensor, float]]]
+    """(mu_n, mu_rho (n, N), y* masked (n,), h) -> stage 2's clipped rates at masked origins and its time step."""
 
 
 @SAMPLERS.register("theta_trapezoidal")
@@ -67,8 +90,22 @@ class ThetaTrapezoidal(_ThetaTwoStage):
         a2 = ((1 - theta) ** 2 + theta**2) / (2 * theta * (1 - theta))
         mu_rho = a1 * self.rates(ctx, y_star, t - theta * h)
         moved = (y_star != y_n).unsqueeze(-1)
-        lam = (mu_rho - (~moved) * a2 * mu_n).clamp_min(0)
+        lam = (mu_rho - torch.where(moved, 0.0, a2 * mu_n)).clamp_min(0)  # not (~moved) * a2: float32 a2
         return jump_probs(y_star, lam, (1 - theta) * h)
+
+    def mask_rates(self, mu_n, mu_rho, y_star_masked, h):
+        theta = self.theta
+        a1 = 1 / (2 * theta * (1 - theta))
+        a2 = ((1 - theta) ** 2 + theta**2) / (2 * theta * (1 - theta))
+        return (a1 * mu_rho - a2 * mu_n).clamp_min(0), (1 - theta) * h  # a masked origin y* has not moved
+
+    def stay_bound(self, process, hist, t, s):
+        """Stage 2 at a mask: [a1 mu_rho - a2 mu_n]_+ <= a1 mu_rho, whose total is a1 Lambda_rho."""
+        if len(hist) == 1:
+            return super().stay_bound(process, hist, t, s)
+        theta, h = self.theta, t - s
+        a1 = 1 / (2 * theta * (1 - theta))
+        return math.exp(-(1 - theta) * h * a1 * process.mask_exit_rate(t - theta * h))
 
 
 @SAMPLERS.register("theta_rk2")
@@ -81,3 +118,21 @@ class ThetaRK2(_ThetaTwoStage):
         mu_rho = self.rates(ctx, y_star, t - theta * h)
         lam = ((1 - 1 / (2 * theta)) * mu_n + mu_rho / (2 * theta)).clamp_min(0)
         return jump_probs(y_n, lam.scatter(-1, y_n.unsqueeze(-1), 0.0), h)
+
+    def origin(self, hist):
+        return hist[0]  # stage 2 restarts from y_n
+
+    def mask_rates(self, mu_n, mu_rho, y_star_masked, h):
+        theta = self.theta
+        mu_rho = mu_rho * y_star_masked.unsqueeze(-1)  # no rates out of a clean y*
+        return ((1 - 1 / (2 * theta)) * mu_n + mu_rho / (2 * theta)).clamp_min(0), h
+
+    def stay_bound(self, process, hist, t, s):
+        """Stage 2 from a mask of y_n: the clipped rates total at most [c]_+ Lambda_n + Lambda_rho / (2 theta)
+        (c = 1 - 1/(2 theta)), the second term only where y* is still masked (rates out of a clean y* are 0)."""
+        if len(hist) == 1:
+            return super().stay_bound(process, hist, t, s)
+        theta, h = self.theta, t - s
+        first = max(0.0, 1 - 1 / (2 * theta)) * process.mask_exit_rate(t)
+        second = process.mask_exit_rate(t - theta * h) / (2 * theta)
+        return torch.exp(-h * (first + second * (hist[1] == process.mask_id).double()))

@@ -10,11 +10,13 @@ Both read the reverse rates R_t(x_t -> y) = sigma'(t) pi_{x_t} s_y (denoiser.py)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from dlm.process.absorbing import Absorbing
 from dlm.registry import SAMPLERS
 from dlm.sample.base import Sampler
 from dlm.sample.context import SamplingContext
@@ -39,6 +41,10 @@ class Euler(Sampler):
         moves = (t - s) * self.rates(ctx, xt, t)
         return moves.scatter(-1, xt.unsqueeze(-1), 1 - moves.sum(-1, keepdim=True))
 
+    def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float:
+        leave = (t - s) * process.mask_exit_rate(t)  # h Lambda; the stay entry 1 - h Lambda is clipped at 0
+        return max(0.0, 1 - leave) / (max(0.0, 1 - leave) + leave)
+
 
 @SAMPLERS.register("tau_leaping")
 @dataclass
@@ -48,3 +54,6 @@ class TauLeaping(Sampler):
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
         xt = hist[0]
         return jump_probs(xt, self.rates(ctx, xt, t), t - s)
+
+    def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float:
+        return math.exp(-(t - s) * process.mask_exit_rate(t))

@@ -1,4 +1,4 @@
-"""Categorical sampling by Gumbel-max in float64, with optional injected noise.
+"""Categorical sampling in float64 with optional injected noise: Gumbel-max (V uniforms) or inverse CDF (one).
 
 argmax_k p_k / E_k with E_k = -log U_k ~ Exp(1) equals argmax_k (log p_k + G_k): a sample of normalize(p) for any
 non-negative, unnormalized p (MDLM `_sample_categorical`). Float32 noise truncates the Gumbel tail and lowers the
@@ -30,6 +30,20 @@ def sample_categorical(probs: Tensor, *, generator: torch.Generator | None = Non
         noise = uniform_noise(tuple(probs.shape), generator=generator, device=probs.device)
     exponential = -torch.log(noise.clamp_min(_TINY))
     return (probs.double().clamp_min(0) / exponential).argmax(dim=-1)
+
+
+def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
+    """One draw per row of unnormalized weights (n, N) >= 0 from one uniform each, u (n,) float64 -> LongTensor (n,).
+
+    The first k with C_k > u C_N, C the float64 cumulative sum: one V-wide pass instead of Gumbel-max's V uniforms
+    and logs. Float64 sums resolve probabilities down to ~1e-16 C_N, so no tail is cut the way float32 noise cuts it.
+    Zero-weight entries are never drawn, also when u C_N rounds up to C_N (then the last positive entry is taken).
+    """
+    cdf = weights.cumsum(-1, dtype=torch.float64)  # (n, N)
+    total = cdf[:, -1:].contiguous()
+    drawn = torch.searchsorted(cdf, u.unsqueeze(-1).to(cdf.dtype) * total, right=True)
+    last = torch.searchsorted(cdf, total, right=False)  # the last positive entry: where C first reaches C_N
+    return torch.minimum(drawn, last).squeeze(-1)
 
 
 def argmax_law(probs: Tensor) -> Tensor:
