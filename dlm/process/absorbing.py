@@ -59,8 +59,11 @@ class Absorbing(Process):
         over the vocabulary). At a mask both outputs give it as a softmax over the clean columns: a mean model's
         project_x0(exp(log_probs)), and a score model's x0_from_score, since there s_y = x_theta(y) / expm1(sigma)."""
         logits = prediction.log_probs if prediction.log_probs is not None else prediction.log_score
-        mask = torch.tensor([self.mask_id], device=logits.device)
-        return torch.softmax(logits.index_fill(-1, mask, float("-inf")), -1)  # the mask column is the only non-clean
+        probs = torch.softmax(logits, -1)
+        if bool((probs[..., self.mask_id] > 0).any()):  # else (SUBS: log x_theta(m) = -inf) no copy is needed
+            mask = torch.tensor([self.mask_id], device=logits.device)
+            probs = torch.softmax(logits.index_fill(-1, mask, float("-inf")), -1)  # the one non-clean column
+        return probs
 
     def mask_stay(self, t: float, s: float) -> float:
         """P(x_s = m | x_t = m) of the posterior step for any normalized x_theta: (1 - alpha_s) / (1 - alpha_t)."""

@@ -49,19 +49,17 @@ class AncestralCache(Ancestral):
 
     def predict(self, ctx: SamplingContext, xt: Tensor, t: float) -> Prediction:
         stored = ctx.state.get("ancestral_cache")
-        if stored is None or stored[0].shape != xt.shape:
+        changed = None if stored is None or stored[0].shape != xt.shape else (stored[0] != xt).any(-1)
+        if changed is None or bool(changed.all()):  # nothing to reuse: no merge, no extra copy of the logits
             prediction = ctx.predict(xt, t)
-            ctx.state["ancestral_cache"] = (xt.clone(), prediction)
-            return prediction
-        previous, prediction = stored
-        changed = (previous != xt).any(-1)
-        if bool(changed.any()):
-            fresh = ctx.predict(xt[changed], t, rows=changed)
+        elif bool(changed.any()):
+            fresh, prediction = ctx.predict(xt[changed], t, rows=changed), stored[1]
             prediction = Prediction(log_probs=_merge(prediction.log_probs, fresh.log_probs, changed),
                                     log_score=_merge(prediction.log_score, fresh.log_score, changed))
-            ctx.state["ancestral_cache"] = (xt.clone(), prediction)
+        else:
+            return stored[1]
+        ctx.state["ancestral_cache"] = (xt.clone(), prediction)
         return prediction
-
 
 def _merge(old: Tensor | None, new: Tensor | None, rows: Tensor) -> Tensor | None:
     if old is None:

@@ -4,8 +4,10 @@ A reverse step t -> s < t of every per-position sampler here is a short chain of
 seen so far (x_t, then the intermediate draws) to a law over each position's next value, (B, L, N) float64, and
 the context draws from it. One stage for MDLM/D3PM ancestral, SEDD analytic and Euler, tau-leaping; two for the
 theta-methods of Ren et al. (arXiv 2502.00234). Because the laws are explicit, `exact.py` can compose them into
-the exact distribution a sampler produces on a small toy. Samplers that couple positions (confidence remasking,
-autoregressive) override `step` instead.
+the exact distribution a sampler produces on a small toy. Under absorbing the draw is fused (fused.py): the same
+law seen as stay-masked w.p. w, else q, so that only the positions that unmask read a row of the vocabulary; the
+samplers say w in closed form where there is one (`stay`, `stay_bound`, `mask_law`). Samplers that couple positions
+(confidence remasking, autoregressive) override `step` instead.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class Sampler:
     eps: the grid ends at t = eps (ALGORITHMS §1.5); final: noise removal at eps draws x0 at the positions that are
     still undetermined ("sample") or takes the argmax ("argmax"), so no mask survives;
     chunk_positions: how many positions' laws are computed and drawn at once (chunks.py; 0 = as many as fit 4 MB
-    in float64, -1 = all of them as one (B, L, N) law). The samples do not depend on it.
+    in float64, -1 = all of them at once: one (B, L, N) law, or under absorbing one chunk of the fused draw,
+    fused.py). The samples do not depend on it.
     """
 
     temperature: float = 1.0

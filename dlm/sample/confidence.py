@@ -10,7 +10,9 @@ block by its last step. Confidence:
     entropy   sum_v x_theta(v) log x_theta(v)   (negative entropy)
     random    U(0, 1)                   (LLaDA "random": with one token per step, exact ancestral order sampling)
 Each rule is a registered class of REMASKING, built once from `remasking` when the sampler is. Positions are
-coupled through the top-k, so this sampler overrides `step`; masked processes only.
+coupled through the top-k, so this sampler overrides `step`; masked processes only. The pass over the masked rows
+runs in the prediction's dtype (float32 for a real model; Absorbing.x0_at_masks) and draws each proposal by inverse
+CDF with one uniform and float64 cumulative sums (issue 8: no V-wide float64 Gumbel noise).
 """
 
 from __future__ import annotations

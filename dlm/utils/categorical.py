@@ -32,18 +32,37 @@ def sample_categorical(probs: Tensor, *, generator: torch.Generator | None = Non
     return (probs.double().clamp_min(0) / exponential).argmax(dim=-1)
 
 
+BLOCK = 512  # entries per block of the two-level inverse CDF
+
+
 def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
     """One draw per row of unnormalized weights (n, N) >= 0 from one uniform each, u (n,) float64 -> LongTensor (n,).
 
-    The first k with C_k > u C_N, C the float64 cumulative sum: one V-wide pass instead of Gumbel-max's V uniforms
-    and logs. Float64 sums resolve probabilities down to ~1e-16 C_N, so no tail is cut the way float32 noise cuts it.
-    Zero-weight entries are never drawn, also when u C_N rounds up to C_N (then the last positive entry is taken).
+    The first k with C_k > u C_N, C the cumulative sum, found in two levels: float64 sums of BLOCK-entry blocks
+    (a vectorized reduction, no float64 copy of the row), their cumulative sum, then a float64 cumulative sum
+    inside the one block the uniform falls in. One pass over the row instead of Gumbel-max's V uniforms and logs;
+    float64 sums resolve probabilities down to ~1e-16 C_N, so no tail is cut the way float32 noise cuts it. Zero
+    entries are never drawn, also when rounding puts u C_N at or past a total (then the last positive one is).
     """
-    cdf = weights.cumsum(-1, dtype=torch.float64)  # (n, N)
-    total = cdf[:, -1:].contiguous()
-    drawn = torch.searchsorted(cdf, u.unsqueeze(-1).to(cdf.dtype) * total, right=True)
-    last = torch.searchsorted(cdf, total, right=False)  # the last positive entry: where C first reaches C_N
-    return torch.minimum(drawn, last).squeeze(-1)
+    weights = weights.contiguous()
+    n, width = weights.shape
+    full = width // BLOCK * BLOCK
+    blocks = weights[:, :full].view(n, -1, BLOCK).sum(-1, dtype=torch.float64)  # (n, full / BLOCK)
+    if full < width:
+        blocks = torch.cat([blocks, weights[:, full:].sum(-1, keepdim=True, dtype=torch.float64)], -1)
+    cdf = blocks.cumsum(-1)  # (n, nb)
+    target = u.unsqueeze(-1).to(cdf.dtype) * cdf[:, -1:]
+    block = _first_above(cdf, target)  # (n, 1)
+    before = torch.where(block > 0, cdf.gather(-1, (block - 1).clamp_min(0)), 0.0)
+    offsets = block * BLOCK + torch.arange(BLOCK, device=weights.device)  # (n, BLOCK)
+    inner = weights.gather(-1, offsets.clamp_max(width - 1)).double().masked_fill_(offsets >= width, 0.0)
+    return (block * BLOCK + _first_above(inner.cumsum(-1), target - before)).squeeze(-1)
+
+
+def _first_above(cdf: Tensor, target: Tensor) -> Tensor:
+    """First index k with cdf_k > target (n, 1), capped at the last positive step: where cdf first reaches its end."""
+    last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False)
+    return torch.minimum(torch.searchsorted(cdf, target.contiguous(), right=True), last)
 
 
 def argmax_law(probs: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from dlm.utils.categorical import sample_categorical, uniform_noise
+from dlm.utils.categorical import inverse_cdf, sample_categorical, uniform_noise
 
 W = 1e-8  # a tail token's weight relative to the head token
 
@@ -51,3 +51,29 @@ def test_float64_noise_resolves_the_event_float32_cannot_represent():
     top32 = torch.tensor(1 - 2.0**-24, dtype=torch.float32)
     assert float(-torch.log(top32)) > W  # no float32 uniform makes E1 < W * E0 here
     assert uniform_noise((2,)).dtype == torch.float64
+
+
+def test_inverse_cdf_is_the_first_index_past_u_times_the_total():
+    """Rows wider than one block, with zero runs: the two-level search gives the one-level float64 answer
+    argmin{k : C_k > u C_N} for random u, and a zero entry is never drawn (also at u -> 1, where u C_N rounds)."""
+    gen = torch.Generator().manual_seed(0)
+    weights = torch.rand(6, 1300, generator=gen) * (torch.rand(6, 1300, generator=gen) < 0.3)
+    weights[:, -40:] = 0  # trailing zeros: the largest u must land on the last positive entry
+    u = torch.rand(6, 500, generator=gen, dtype=torch.float64)
+    u[:, 0], u[:, 1] = 0.0, 1 - 2.0**-53
+    cdf = weights.double().cumsum(-1)
+    for row in range(6):
+        drawn = inverse_cdf(weights[row].expand(500, -1), u[row])
+        reference = torch.searchsorted(cdf[row], u[row] * cdf[row, -1], right=True)
+        reference = reference.clamp_max(int(weights[row].nonzero().max()))
+        assert torch.equal(drawn, reference)
+        assert bool((weights[row, drawn] > 0).all())
+
+
+def test_inverse_cdf_keeps_the_far_tail_of_float32_weights():
+    """The tail token of float32 weights [1, W] owns the top W / (1 + W) of (0, 1): float64 sums resolve it, the
+    interval float32 Gumbel noise cannot reach (first test above)."""
+    probs = torch.tensor([[1.0, W]], dtype=torch.float32).expand(2, -1)
+    tail = float(probs[0, 1]) / (1 + float(probs[0, 1]))
+    u = torch.tensor([1 - 0.5 * tail, 1 - 2 * tail], dtype=torch.float64)
+    assert inverse_cdf(probs, u).tolist() == [1, 0]
