@@ -85,7 +85,7 @@ def per_position_samplers(process_name: str) -> list[str]:
 def sampler_overhead(batch: int, steps: int, samplers: list[str], process_name: str, repeats: int) -> dict:
     """time(generate) / (NFE x one forward) per sampler: the median over `repeats` runs, "one forward" being the
     median forward time inside that run; forward_s (3 forwards before) is the reference the ratio also uses."""
-    model = _model([] if process_name == "absorbing" else [f"process.name={process_name}"]).eval()
+    model = _model(OBJECTIVES["masked_elbo" if process_name == "absorbing" else "uniform_elbo"]).eval()
     xt = model.process.prior((batch, L), generator=torch.Generator().manual_seed(0))
     t = torch.full((batch,), 0.5)
     model(xt, t)

@@ -14,6 +14,9 @@ rates at the start state and at the stage-1 state; S(y, lambda, tau) is the firs
       y* = S(y_n, mu_n, theta h),   y_{n+1} = S(y_n, [(1 - 1/(2 theta)) mu_n + 1/(2 theta) mu_rho]_+, h)
   (restarts from y_n; theta = 1/2 midpoint, 1 Heun). Only first order on masked data: a position unmasked in stage 1
   gets the O(h)-biased rate (1 - 1/(2 theta)) mu_n. Kept for comparison; prefer theta_trapezoidal.
+Masked data (fused.py): from a mask the rates are Lambda_t x_theta, stage 1 stays w.p. exp(-theta h Lambda_t), and
+stage 2's clipped total is bounded above by a1 Lambda_rho (trapezoidal; [c]_+ Lambda_n + Lambda_rho / (2 theta) for
+RK-2), so both x_theta rows are read only where the uniform exceeds the implied stay bound.
 """
 
 from __future__ import annotations
@@ -84,28 +87,29 @@ class _ThetaTwoStage(Sampler):
 @SAMPLERS.register("theta_trapezoidal")
 @dataclass
 class ThetaTrapezoidal(_ThetaTwoStage):
-    def second_stage(self, ctx, y_n, y_star, mu_n, t, h):
+    @property
+    def coefficients(self) -> tuple[float, float]:
+        """(a1, a2) of the module docstring."""
         theta = self.theta
-        a1 = 1 / (2 * theta * (1 - theta))
-        a2 = ((1 - theta) ** 2 + theta**2) / (2 * theta * (1 - theta))
+        return 1 / (2 * theta * (1 - theta)), ((1 - theta) ** 2 + theta**2) / (2 * theta * (1 - theta))
+
+    def second_stage(self, ctx, y_n, y_star, mu_n, t, h):
+        theta, (a1, a2) = self.theta, self.coefficients
         mu_rho = a1 * self.rates(ctx, y_star, t - theta * h)
         moved = (y_star != y_n).unsqueeze(-1)
         lam = (mu_rho - torch.where(moved, 0.0, a2 * mu_n)).clamp_min(0)  # not (~moved) * a2: float32 a2
         return jump_probs(y_star, lam, (1 - theta) * h)
 
     def mask_rates(self, mu_n, mu_rho, y_star_masked, h):
-        theta = self.theta
-        a1 = 1 / (2 * theta * (1 - theta))
-        a2 = ((1 - theta) ** 2 + theta**2) / (2 * theta * (1 - theta))
-        return (a1 * mu_rho - a2 * mu_n).clamp_min(0), (1 - theta) * h  # a masked origin y* has not moved
+        a1, a2 = self.coefficients
+        return (a1 * mu_rho - a2 * mu_n).clamp_min(0), (1 - self.theta) * h  # a masked origin y* has not moved
 
     def stay_bound(self, process, hist, t, s):
         """Stage 2 at a mask: [a1 mu_rho - a2 mu_n]_+ <= a1 mu_rho, whose total is a1 Lambda_rho."""
         if len(hist) == 1:
             return super().stay_bound(process, hist, t, s)
         theta, h = self.theta, t - s
-        a1 = 1 / (2 * theta * (1 - theta))
-        return math.exp(-(1 - theta) * h * a1 * process.mask_exit_rate(t - theta * h))
+        return math.exp(-(1 - theta) * h * self.coefficients[0] * process.mask_exit_rate(t - theta * h))
 
 
 @SAMPLERS.register("theta_rk2")
