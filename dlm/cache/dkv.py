@@ -10,8 +10,15 @@ The one-step delay: a token decoded after call c had its K/V computed as a mask,
 now as itself, and read from then on. Each block starts with a full forward (the reference resets its cache per
 block), and so does every `refresh_every`-th call of a block (the reference's cache_reloading_step). Default 16:
 with LLaDA's blocks of 32 decoded at 2 tokens per step that is one full forward per block, the refresh rate of
-Fast-dLLM's caches; the reference README's 4-8 cost more (scripts/bench_cache.py measures both: at L = 512 with a
-3/4 prompt, 4.2x fewer FLOPs at 8 against 5.5x at 16).
+Fast-dLLM's caches; scripts/bench_cache.py measures the curve (README, "KV caches").
+
+Two block-wise options for semi-AR decoding (the paper recomputes every mask, so its calls cost about the number
+of masks left, a half of L on average for unprompted generation):
+  block_only=True: recompute only the masks of the current block, reading the masks after it as the last full
+    forward left them, as Fast-dLLM's DualCache reads its suffix (arXiv 2505.22618): a call costs about a block;
+  refresh_at_block=False: no full forward at block starts; the calls are counted across blocks, so refresh_every
+    is the number of calls between full forwards for the whole run (the first call is always full). A new block's
+    first call then recomputes its masks and the previous block's last decoded tokens, like any other call.
 
 dkv_greedy (§6.2), the aggressive variant: every position is readable (stale K/V of masks included) and a call
 recomputes only the tokens decoded since the last call, the masked positions expected to be decoded at this call,
@@ -32,16 +39,29 @@ from dlm.registry import CACHES, ConfigError
 
 @CACHES.register("dkv_decode")
 class DKVDecode(CachePolicy):
-    """refresh_every: a full forward every k calls of a block (1 = always: the uncached logits)."""
+    """refresh_every: a full forward every k calls (of a block, or of the run when not refresh_at_block; 1 = always:
+    the uncached logits); block_only: recompute the masks of the current block only (the others read stale);
+    refresh_at_block: a full forward at the start of every block."""
 
-    def __init__(self, refresh_every: int = 16):
+    def __init__(self, refresh_every: int = 16, block_only: bool = False, refresh_at_block: bool = True):
         super().__init__(refresh_every)
+        self.block_only, self.refresh_at_block = bool(block_only), bool(refresh_at_block)
 
     def check(self, process) -> None:
         require_masked("dkv_decode", process)
 
+    def begin_block(self, editable: Tensor) -> None:
+        calls = self.calls
+        super().begin_block(editable)
+        if not self.refresh_at_block:
+            self.calls = calls
+
     def select(self, xt: Tensor) -> Tensor:
-        return ~self.store.valid[:, :xt.shape[1]]
+        L = xt.shape[1]
+        recompute = ~self.store.valid[:, :L]  # masks and the tokens decoded since the last call
+        if self.block_only and self.editable is not None:
+            recompute &= (xt != self.process.mask_id) | self.editable[:, :L]
+        return recompute
 
     def commit(self, xt: Tensor, recomputed: Tensor) -> None:
         self.store.valid[:, :xt.shape[1]] = xt != self.process.mask_id
