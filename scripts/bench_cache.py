@@ -18,6 +18,9 @@ FLOPs per backbone call are counted from the query tokens n and keys L:
 One thread unless --threads. Timings on a shared CPU are noisy: read the medians and ratios of one run.
 
     python scripts/bench_cache.py --model CKPT REFERENCE 32,64 [--model CKPT2 REF2 128] --out benchmarks/bench_cache
+benchmarks/bench_cache.json merges three runs (--merge; README "KV caches" has the checkpoints): the quickstart
+model at 64 steps with 32 samples and --ancestral-steps 256 --ancestral-samples 8, the L=512 model at 128 steps
+with --samples 16 --infill 16, and at 64 steps with --samples 32 --infill 16 (fewer policies: --policies).
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from dlm.cache import get_cache  # noqa: E402
 from dlm.eval.generative import ReferenceLM  # noqa: E402
 from dlm.sample import generate, get_sampler  # noqa: E402
 
-POLICIES = ["none", "dkv_decode:refresh_every=2", "dkv_decode:refresh_every=4", "dkv_decode:refresh_every=8",
-            "dkv_decode", "dkv_greedy", "prefix", "dual", "dual:refresh_every=4"]
+POLICIES = ["none", "dkv_decode:block_only=0", "dkv_decode:block_only=0,refresh_every=4", "dkv_decode:refresh_every=4",
+            "dkv_decode", "dkv_decode:refresh_at_block=0,refresh_every=32", "dkv_greedy", "prefix", "dual"]
 TIMED_BATCH = 8
 
 
@@ -175,7 +178,13 @@ def _line(row: dict) -> str:
 
 
 def _short(policy: str) -> str:
-    return policy.replace(":refresh_every=", "@")
+    """'dkv_decode:block_only=0,refresh_every=4' -> 'dkv_decode(all masks)@4'; '/run': refresh_at_block=0."""
+    name, _, spec = policy.partition(":")
+    options = dict(item.split("=") for item in filter(None, spec.split(",")))
+    label = name + ("(all masks)" if options.get("block_only") == "0" else "")
+    if "refresh_every" in options:
+        label += "@" + options["refresh_every"]
+    return label + ("/run" if options.get("refresh_at_block") == "0" else "")
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -190,7 +199,7 @@ def plot(rows: list[dict], path: Path) -> None:
     lengths = sorted({r["length"] for r in rows})
     fig, axes = plt.subplots(len(lengths), 3, figsize=(17, 5.5 * len(lengths)), squeeze=False)
     policies = list(dict.fromkeys(_short(r["policy"]) for r in rows))
-    colors = {p: plt.cm.tab10(i % 10) for i, p in enumerate(policies)}
+    colors = {p: plt.cm.tab20(i % 20) for i, p in enumerate(policies)}
     markers = {s: m for s, m in zip(sorted({r["steps"] for r in rows}), "osD^v")}
     for axrow, length in zip(axes, lengths):
         for r in (r for r in rows if r["length"] == length):
@@ -222,7 +231,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", nargs=3, action="append", required=True, metavar=("CKPT", "REFERENCE", "STEPS"),
+    parser.add_argument("--model", nargs=3, action="append", default=[], metavar=("CKPT", "REFERENCE", "STEPS"),
                         help="a masked checkpoint, its AR reference (same tokenizer) and comma-separated steps")
     parser.add_argument("--policies", default=",".join(POLICIES), help="';'-separated cache specs ('none' first)")
     parser.add_argument("--block-size", type=int, default=32)
@@ -242,23 +251,26 @@ def main() -> None:
     rows, models = [], []
     for earlier in (json.loads(Path(path).read_text()) for path in args.merge):
         rows += earlier["rows"]
-        models += earlier["meta"]["models"]
+        settings = {key: earlier["meta"][key] for key in ("samples", "timing_runs_batch1") if key in earlier["meta"]}
+        models += [{**settings, **m} for m in earlier["meta"]["models"]]
     for checkpoint, reference, steps in args.model:
         model = dlm.DiffusionLM.from_pretrained(checkpoint).eval()
         ref = ReferenceLM.load(reference, device="cpu")
         models.append({"checkpoint": checkpoint, "reference": reference, "length": model.config.data.seq_len,
                        "parameters": sum(p.numel() for p in model.parameters()),
-                       "held_out_text": held_out_anchor(model, ref, args.samples, model.config.data.seq_len)})
+                       "held_out_text": held_out_anchor(model, ref, args.samples, model.config.data.seq_len),
+                       "samples": args.samples, "timing_runs_batch1": args.timing_runs})
         print(f"{checkpoint}: held-out text under the reference {models[-1]['held_out_text']}", flush=True)
-        run(model, get_sampler("confidence", block_size=args.block_size), 4, range(1), model.config.data.seq_len,
-            "dual")  # warm-up
+        L = model.config.data.seq_len
+        run(model, get_sampler("confidence", block_size=args.block_size), -(-L // args.block_size), range(1), L,
+            "dual")  # warm-up: one step per block
         for count in (int(s) for s in steps.split(",")):
             rows += bench_steps(model, ref, count, args, policies)
         if args.ancestral_steps:
             rows += bench_ancestral(model, ref, args.ancestral_steps, args)
     meta = {"models": models, "sampler": f"confidence (max_prob), temperature 1, block_size {args.block_size}",
             "infill": f"greedy confidence, {args.infill_steps} steps, middle half of held-out lines",
-            "samples": args.samples, "timing_runs_batch1": args.timing_runs, "threads": args.threads,
+            "threads": args.threads,
             "torch": torch.__version__}
     write_outputs(args.out, {"meta": meta, "rows": rows}, lambda path: plot(rows, path))
 

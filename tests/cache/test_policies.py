@@ -34,7 +34,7 @@ class Checked:
         return cached
 
 
-@pytest.mark.parametrize("name", [*sorted(CACHES), "dkv_decode:block_only=1,refresh_at_block=0"])
+@pytest.mark.parametrize("name", [*sorted(CACHES), "dkv_decode:block_only=0", "dkv_decode:refresh_at_block=0"])
 def test_refresh_every_step_reproduces_uncached_logits(name):
     policy = get_cache(name, refresh_every=1)
     if name == "append":
@@ -101,8 +101,8 @@ def test_partial_recompute_on_an_unchanged_input_is_exact(kind):
 
 @pytest.mark.parametrize("name, sampler, most", [("dkv_decode", GREEDY, 0.6), ("dkv_greedy", GREEDY, 0.5),
                                                  ("prefix", BLOCKS, 0.7), ("dual", BLOCKS, 0.5),
-                                                 ("dkv_decode:block_only=1", BLOCKS, 0.5),
-                                                 ("dkv_decode:block_only=1,refresh_at_block=0", BLOCKS, 0.4)])
+                                                 ("dkv_decode", BLOCKS, 0.5),
+                                                 ("dkv_decode:refresh_at_block=0", BLOCKS, 0.4)])
 def test_policies_run_fewer_tokens(name, sampler, most):
     """Backbone query tokens against the uncached run (12 calls x 3 rows x 32 positions)."""
     model, prompt = masked_setup()
