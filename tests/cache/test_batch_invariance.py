@@ -34,7 +34,8 @@ def decode(model, rows, config, cache):
     return [row[:total] for row, total in zip(out, totals)]
 
 
-@pytest.mark.parametrize("cache", [None, "dkv_decode", "dkv_greedy", "prefix", "dual"])
+@pytest.mark.parametrize("cache", [None, "dkv_decode", "dkv_decode:block_only=0",
+                                   "dkv_decode:refresh_at_block=0", "dkv_greedy", "prefix", "dual"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_tokens_do_not_depend_on_the_batch(name, cache):
     model = tiny_model(sharpen=4.0)

@@ -34,7 +34,7 @@ class Checked:
         return cached
 
 
-@pytest.mark.parametrize("name", sorted(CACHES))
+@pytest.mark.parametrize("name", [*sorted(CACHES), "dkv_decode:block_only=0", "dkv_decode:refresh_at_block=0"])
 def test_refresh_every_step_reproduces_uncached_logits(name):
     policy = get_cache(name, refresh_every=1)
     if name == "append":
@@ -100,7 +100,9 @@ def test_partial_recompute_on_an_unchanged_input_is_exact(kind):
 
 
 @pytest.mark.parametrize("name, sampler, most", [("dkv_decode", GREEDY, 0.6), ("dkv_greedy", GREEDY, 0.5),
-                                                 ("prefix", BLOCKS, 0.7), ("dual", BLOCKS, 0.5)])
+                                                 ("prefix", BLOCKS, 0.7), ("dual", BLOCKS, 0.5),
+                                                 ("dkv_decode", BLOCKS, 0.5),
+                                                 ("dkv_decode:refresh_at_block=0", BLOCKS, 0.4)])
 def test_policies_run_fewer_tokens(name, sampler, most):
     """Backbone query tokens against the uncached run (12 calls x 3 rows x 32 positions)."""
     model, prompt = masked_setup()
@@ -110,6 +112,42 @@ def test_policies_run_fewer_tokens(name, sampler, most):
         generate(model, model.process, sampler, steps=12, cache=cache, **prompt)
         counts[key] = counter.close()
     assert counts["cached"] < most * counts["plain"]
+
+
+def test_dkv_decode_block_only_recomputes_inside_the_block():
+    """Between full forwards, block_only recomputes the block's masks and the tokens decoded at the last step (all
+    inside the block), and nothing else; the default recomputes every mask of the row, later blocks included."""
+    model, prompt = masked_setup()
+    seen = {}
+    for block_only in (False, True):
+        policy = get_cache("dkv_decode", block_only=block_only)
+        outside, select = [], policy.select
+
+        def spy(xt, policy=policy, outside=outside, select=select):
+            recompute = select(xt)
+            outside.append(int((recompute & ~policy.editable[:, :xt.shape[1]]).sum()))
+            return recompute
+
+        policy.select = spy
+        generate(model, model.process, BLOCKS, steps=12, cache=policy, **prompt)
+        seen[block_only] = outside
+    assert seen[True] and not any(seen[True])
+    assert sum(seen[False]) > 0
+
+
+@pytest.mark.parametrize("refresh_every, full_calls", [(0, 1), (5, 3)])
+def test_dkv_decode_without_block_refresh_counts_calls_over_the_run(refresh_every, full_calls):
+    """refresh_at_block=False: full forwards at calls 0, k, 2k, ... of the whole run (12 calls over 4 blocks of 6),
+    not at every block start (4 of them with the default)."""
+    model, prompt = masked_setup()
+    counts = {}
+    for at_block in (True, False):
+        policy = get_cache("dkv_decode", refresh_every=refresh_every, block_only=True, refresh_at_block=at_block)
+        full, calls = policy._full, []
+        policy._full = lambda *args, full=full, calls=calls: calls.append(1) or full(*args)
+        generate(model, model.process, BLOCKS, steps=12, cache=policy, **prompt)
+        counts[at_block] = len(calls)
+    assert counts == {True: 4, False: full_calls}
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
