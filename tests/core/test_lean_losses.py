@@ -12,9 +12,9 @@ import dlm.objectives.autoregressive
 import dlm.objectives.masked_elbo
 import dlm.objectives.radd
 from dlm.eval.likelihood import integrand as prediction_integrand
-from dlm.model.rotary import apply_rotary
 from dlm.process.uniform import MixtureLogSum
 from dlm.utils.cross_entropy import nll_from_logits
+from tests.model.test_rotary import plain_rotate_qkv
 from tests.tiny_models import VARIANTS, tiny_model
 
 DIFFUSION = ["masked_elbo", "score_entropy", "sedd_uniform", "uniform_elbo"]
@@ -94,12 +94,6 @@ def _plain_nll(logits, target, exclude=None):
     return kept.logsumexp(-1) - kept.gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
 
-def _plain_rotate_qkv(qkv, cos, sin):
-    q, k, v = qkv.permute(2, 0, 3, 1, 4)
-    cos, sin = (cos, sin) if cos.dim() == 2 else (cos[:, None], sin[:, None])
-    return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
-
-
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_fused_training_step_equals_the_plain_one(name, monkeypatch):
     """A seeded DiffusionLM.loss and every parameter gradient are those of the same model with the fused pieces
@@ -114,7 +108,7 @@ def test_fused_training_step_equals_the_plain_one(name, monkeypatch):
         return out.loss.detach(), [p.grad for p in model.parameters()]
 
     loss, grads = step()
-    monkeypatch.setattr(dlm.model.attention, "rotate_qkv", _plain_rotate_qkv)
+    monkeypatch.setattr(dlm.model.attention, "rotate_qkv", plain_rotate_qkv)
     for module in (dlm.objectives.masked_elbo, dlm.objectives.radd, dlm.objectives.autoregressive):
         monkeypatch.setattr(module, "nll_from_logits", _plain_nll)
     plain_loss, plain_grads = step()
