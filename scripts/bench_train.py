@@ -9,9 +9,13 @@ positions, causal SDPA, biased linears, exact GELU, dropout modules, head tied t
 objective. MFU = model FLOPs/s / peak FLOPs/s, model FLOPs per token = 6 N_matmul + 12 n_layers d L (PaLM appendix
 B), peak = the rate of a large fp32 torch.mm measured in the same run. Every round times each model once in turn
 (A/B/A/B), so a machine shared with other work slows them alike; the speed ratio is the median over rounds of the
-per-round ratio anchor_time / dlm_time. Writes JSON.
+per-round ratio anchor_time / dlm_time. The headline is eager against eager. With --compile each dlm model also
+runs with its backbone compiled (as `train.compile=true` does) and the reference with its loss compiled
+(torch.compile, inductor), reported as `<objective>_compiled` against both the compiled and the eager reference;
+it is off by default because inductor takes minutes per model on a CPU. Writes JSON.
 
-    .venv/bin/python scripts/bench_train.py [--out benchmarks/bench_train.json] [--models tiny,small] [--steps 10]
+    .venv/bin/python scripts/bench_train.py [--out benchmarks/bench_train.json] [--models tiny,small] [--steps 15]
+        [--compile]
 """
 
 from __future__ import annotations
@@ -147,6 +151,11 @@ class NanoGPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
 
+def first_call_seconds(fns: dict) -> dict[str, float]:
+    """Seconds of each fn's first call (for a compiled one: the compilation), before any timing."""
+    return {key: timed(fn) for key, fn in fns.items()}
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -177,76 +186,105 @@ def train_step(module: nn.Module, loss_fn, optimizer: torch.optim.Optimizer | No
     return step
 
 
-def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, objectives: list[str]) -> dict:
+def dlm_step(obj: str, base: list[str], x0: Tensor, generator: torch.Generator, *,
+             compiled: bool = False) -> tuple[DiffusionLM, object]:
+    """One objective's DiffusionLM (seeded init) and its training step through DiffusionLM.loss + fused AdamW."""
+    torch.manual_seed(0)
+    model = DiffusionLM.from_config(load_config(None, base + OBJECTIVES[obj]), VOCAB)
+    if compiled:
+        model.backbone.compile()  # what train.compile=true does (dlm/train/parallel.py)
+    train_cfg = load_config(None, base + OBJECTIVES[obj] + ["train.lr=1e-4"]).train
+    return model, train_step(model, lambda: model.loss(x0, generator=generator).loss, build_optimizer(model, train_cfg))
+
+
+def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, objectives: list[str],
+                compile_too: bool = False) -> dict:
     """Every objective's dlm step and the anchors (and the matmul peak), interleaved on one (batch, seq_len)."""
     base = [f"model={name}", f"model.max_len={seq_len}"]
     cfg = load_config(None, base)
     generator = torch.Generator().manual_seed(0)
     x0 = torch.randint(0, VOCAB, (batch, seq_len), generator=generator)
+    modules: dict[str, nn.Module] = {}
+    fns = {"peak": None}
+    for obj in objectives:
+        modules[obj], fns[obj] = dlm_step(obj, base, x0, generator)
     torch.manual_seed(0)
-    models = {obj: DiffusionLM.from_config(load_config(None, base + OBJECTIVES[obj]), VOCAB) for obj in objectives}
     reference = Reference(cfg.model, VOCAB + 1)  # the absorbing model's output width (mask appended)
-    nanogpt = NanoGPT(cfg.model, VOCAB)
+    modules["reference"], fns["reference"] = reference, train_step(reference, lambda: reference.loss(x0))
+    if "autoregressive" in objectives:
+        nanogpt = NanoGPT(cfg.model, VOCAB)
+        modules["nanogpt"], fns["nanogpt"] = nanogpt, train_step(nanogpt, lambda: nanogpt.loss(x0))
+    if compile_too:
+        for obj in objectives:
+            modules[f"{obj}_compiled"], fns[f"{obj}_compiled"] = dlm_step(obj, base, x0, generator,
+                                                                          compiled=True)
+        torch.manual_seed(0)
+        ref_c = Reference(cfg.model, VOCAB + 1)
+        ref_c_loss = torch.compile(ref_c.loss)
+        modules["reference_compiled"], fns["reference_compiled"] = ref_c, train_step(ref_c, lambda: ref_c_loss(x0))
     peak_fn, peak_flops = matmul()
-    fns = {"peak": peak_fn}
-    for obj, model in models.items():
-        train_cfg = load_config(None, base + OBJECTIVES[obj] + ["train.lr=1e-4"]).train
-        fns[obj] = train_step(model, lambda m=model: m.loss(x0, generator=generator).loss,
-                              build_optimizer(model, train_cfg))
-    fns["reference"] = train_step(reference, lambda: reference.loss(x0))
-    if "autoregressive" in models:
-        fns["nanogpt"] = train_step(nanogpt, lambda: nanogpt.loss(x0))
+    fns["peak"] = peak_fn
+    first = first_call_seconds({key: fn for key, fn in fns.items() if key.endswith("_compiled")})
     times = interleaved(fns, steps, warmup)
     peak = peak_flops / statistics.median(times["peak"])
     result = {"model": name, "batch_size": batch, "seq_len": seq_len, "d_model": cfg.model.d_model,
               "n_layers": cfg.model.n_layers, "n_heads": cfg.model.n_heads, "peak_fp32_matmul_flops": peak,
               "rounds": steps}
-    modules = {**models, "reference": reference, "nanogpt": nanogpt}
-    for key in fns:
-        if key == "peak":
-            continue
-        module = modules[key].backbone if key in models else modules[key]
-        flops = matmul_flops_per_token(module, seq_len, cfg.model.n_layers, cfg.model.d_model)
+    for key, module in modules.items():
+        net = module.backbone if isinstance(module, DiffusionLM) else module
+        flops = matmul_flops_per_token(net, seq_len, cfg.model.n_layers, cfg.model.d_model)
         tokens_per_s = batch * seq_len / statistics.median(times[key])
         result[key] = {"step_ms": 1000 * statistics.median(times[key]), "tokens_per_s": tokens_per_s,
                        "flops_per_token": flops, "mfu": flops * tokens_per_s / peak,
-                       "num_parameters": sum(p.numel() for p in modules[key].parameters())}
-    for obj in models:  # the speed of each objective's step relative to the anchors: median of per-round ratios
-        result[obj]["speed_vs_reference"] = statistics.median(
-            r / d for r, d in zip(times["reference"], times[obj]))
-    if "nanogpt" in fns:
-        result["autoregressive"]["speed_vs_nanogpt"] = statistics.median(
-            r / d for r, d in zip(times["nanogpt"], times["autoregressive"]))
+                       "num_parameters": sum(p.numel() for p in module.parameters())}
+        if key in first:
+            result[key]["first_step_s"] = first[key]
+    for key in modules:  # each dlm step's speed relative to the anchors: median of per-round ratios
+        obj = key.removesuffix("_compiled")
+        if obj not in objectives:
+            continue
+        anchors = ["reference"] + (["reference_compiled"] if key != obj else []) + \
+            (["nanogpt"] if obj == "autoregressive" else [])
+        for anchor in anchors:
+            result[key][f"speed_vs_{anchor}"] = median_ratio(times[anchor], times[key])
     return result
+
+
+def median_ratio(anchor: list[float], ours: list[float]) -> float:
+    """Median over rounds of anchor_time / our_time (> 1: ours is faster)."""
+    return statistics.median(a / o for a, o in zip(anchor, ours))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="outputs/bench_train.json")
+    parser.add_argument("--out", default="benchmarks/bench_train.json")
     parser.add_argument("--models", default="tiny,small", help="configs/model presets, comma-separated")
     parser.add_argument("--shapes", default="32x128,32x256", help="BxL per model, comma-separated")
     parser.add_argument("--objectives", default=",".join(OBJECTIVES))
-    parser.add_argument("--steps", type=int, default=10, help="rounds (each model one step per round)")
+    parser.add_argument("--steps", type=int, default=15, help="rounds (each model one step per round)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--note", default="", help="how the machine was loaded, recorded in the JSON")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time compiled dlm backbones and a compiled reference (minutes of inductor)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     report = {"machine": {"processor": platform.processor() or platform.machine(), "torch": torch.__version__,
                           "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                          "load_average_at_start": os.getloadavg(), "note": args.note}, "results": []}
+                          "load_average_at_start": os.getloadavg(), "note": args.note,
+                          "compiled": args.compile}, "results": []}
     for name, shape in zip(args.models.split(","), args.shapes.split(",")):
         batch, seq_len = (int(v) for v in shape.split("x"))
-        result = bench_model(name, batch, seq_len, args.steps, args.warmup, args.objectives.split(","))
+        result = bench_model(name, batch, seq_len, args.steps, args.warmup, args.objectives.split(","), args.compile)
         report["results"].append(result)
         print(f"{name} {shape}: reference {result['reference']['tokens_per_s']:.0f} tok/s; peak "
               f"{result['peak_fp32_matmul_flops'] / 1e9:.0f} GFLOP/s", flush=True)
-        for obj in args.objectives.split(","):
-            r = result[obj]
-            extra = f", vs nanoGPT {r['speed_vs_nanogpt']:.2f}x" if "speed_vs_nanogpt" in r else ""
-            print(f"  {obj}: {r['tokens_per_s']:.0f} tok/s (MFU {r['mfu']:.2f}), vs reference "
-                  f"{r['speed_vs_reference']:.2f}x{extra}", flush=True)
+        for key, r in result.items():
+            if isinstance(r, dict) and "speed_vs_reference" in r:
+                ratios = ", ".join(f"vs {k.removeprefix('speed_vs_')} {v:.2f}x" for k, v in r.items()
+                                   if k.startswith("speed_vs_"))
+                print(f"  {key}: {r['tokens_per_s']:.0f} tok/s (MFU {r['mfu']:.2f}), {ratios}", flush=True)
     report["machine"]["load_average_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))

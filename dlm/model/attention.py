@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlm.model.rotary import apply_rotary
+from dlm.model.rotary import rotate_qkv
 from dlm.registry import ConfigError
 
 _HAS_FLASH = importlib.util.find_spec("flash_attn") is not None
@@ -60,11 +60,10 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, *, causal: bool, attn_mask: Tensor | None = None,
                 positions: Tensor | None = None, kv_cache: KVHook | None = None) -> Tensor:
-        """x (B, L, d) -> (B, L, d). attn_mask: bool (B or 1, 1, L, L_all), True = may attend."""
+        """x (B, L, d) -> (B, L, d). cos, sin: rotary angles (L, D) or per row (B, L, D). attn_mask: bool
+        (B or 1, 1, L, L_all), True = may attend."""
         B, L, _ = x.shape
-        qkv = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, L, D)
-        q, k = apply_rotary(qkv[:2], _stacked(cos), _stacked(sin)).unbind(0)  # q and k in one pass
-        v = qkv[2]
+        q, k, v = rotate_qkv(self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim), cos, sin)  # (B, H, L, D)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer, k, v, positions)
         dropout = self.dropout if self.training else 0.0
@@ -87,7 +86,3 @@ class Attention(nn.Module):
         return (self.use_flash and q.is_cuda and attn_mask is None and q.dtype in (torch.float16, torch.bfloat16)
                 and k.shape[2] == q.shape[2])
 
-
-def _stacked(angles: Tensor) -> Tensor:
-    """Rotary angles (L, D) or per row (B, 1, L, D) -> broadcastable against stacked (2, B, H, L, D) q and k."""
-    return angles if angles.dim() == 2 else angles.unsqueeze(0)

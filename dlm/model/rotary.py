@@ -1,14 +1,21 @@
 """Rotary position embeddings (RoFormer, arXiv 2104.09864), rotate-half convention.
 
 rotate_half(x) = cat(-x2, x1) for x = cat(x1, x2). We fold its sign into the sine table, sin_signed = cat(-sin, sin)
-(the angles repeat over the two halves), so x * cos + rotate_half(x) * sin = x * cos + roll(x, D/2) * sin_signed:
-one pass fewer over q and k than negating a slice, and the same numbers.
+(the angles repeat over the two halves), so x * cos + rotate_half(x) * sin = x * cos + roll(x, D/2) * sin_signed.
+`apply_rotary` forms it as x * cos followed by one in-place addcmul per half (the rolled x is two views of x): three
+kernels and no rolled copy.
+
+The attention applies it through `rotate_qkv`, one autograd node from the fused qkv projection to q, k, v. Its
+backward is the inverse rotation, g * cos - roll(g, D/2) * sin_signed (roll(sin_signed, D/2) = -sin_signed), stacked
+with v's gradient into one contiguous (B, L, 3, H, D) gradient in one pass: autograd's own select/slice backwards
+would zero-fill one such tensor per q, k and v and add them up, passes the plain (rotary-free) transformer never pays.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 class Rotary(nn.Module):
@@ -30,5 +37,36 @@ class Rotary(nn.Module):
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin_signed: Tensor) -> Tensor:
-    """x (..., L, D) rotated by angles (L, D) or (B, 1, L, D) (broadcast from the right); q and k may come stacked."""
-    return x * cos.to(x.dtype) + x.roll(x.shape[-1] // 2, dims=-1) * sin_signed.to(x.dtype)
+    """x * cos + roll(x, D/2) * sin_signed for x (..., D) and angles broadcastable against it from the right
+    ((L, D) or (B, 1, L, D) for x (..., L, D)); q and k may come stacked. A new tensor (in-place only on it)."""
+    half = x.shape[-1] // 2
+    cos, sin_signed = cos.to(x.dtype), sin_signed.to(x.dtype)
+    out = x * cos
+    out[..., :half].addcmul_(x[..., half:], sin_signed[..., :half])
+    out[..., half:].addcmul_(x[..., :half], sin_signed[..., half:])
+    return out
+
+
+def rotate_qkv(qkv: Tensor, cos: Tensor, sin_signed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """qkv (B, L, 3, H, D) -> q, k rotated by angles (L, D) or per row (B, L, D), and v, each (B, H, L, D).
+
+    q and k are views of one (B, L, 2, H, D) tensor and v a view of qkv: the (B, L, H, D) layout SDPA reads
+    without a copy. Its q and k are apply_rotary's, bit for bit."""
+    return _RotateQKV.apply(qkv, cos.to(qkv.dtype), sin_signed.to(qkv.dtype))
+
+
+class _RotateQKV(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, qkv: Tensor, cos: Tensor, sin_signed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        ctx.save_for_backward(cos, sin_signed)
+        qk = qkv[:, :, :2]  # (B, L, 2, H, D)
+        rotated = apply_rotary(qk, cos[..., None, None, :], sin_signed[..., None, None, :])  # (L | B, L, 1, 1, D)
+        return rotated[:, :, 0].transpose(1, 2), rotated[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_q: Tensor, grad_k: Tensor, grad_v: Tensor) -> tuple[Tensor, None, None]:
+        cos, sin_signed = ctx.saved_tensors
+        cos4, sin4 = cos[..., None, :], -sin_signed[..., None, :]  # (L | B, L, 1, D): the inverse rotation
+        grads = [apply_rotary(g, cos4, sin4) for g in (grad_q.transpose(1, 2), grad_k.transpose(1, 2))]
+        return torch.stack([*grads, grad_v.transpose(1, 2)], dim=2), None, None

@@ -114,8 +114,8 @@ class Transformer(nn.Module):
         if positions is None:
             positions = torch.arange(L, device=tokens.device)
         cos, sin = self.rotary(positions.reshape(-1))
-        if positions.dim() == 2:  # per-row positions (cached decoding): angles (B, 1, L, head_dim)
-            cos, sin = cos.view(B, 1, L, -1), sin.view(B, 1, L, -1)
+        if positions.dim() == 2:  # per-row positions (cached decoding): angles (B, L, head_dim)
+            cos, sin = cos.view(B, L, -1), sin.view(B, L, -1)
         c = F.silu(self.time_embed(cond)) if self.time_embed is not None else None
         x = self.embed(tokens)
         if self.position_embed is not None:

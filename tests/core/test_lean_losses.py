@@ -7,8 +7,14 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import dlm.model.attention
+import dlm.objectives.autoregressive
+import dlm.objectives.masked_elbo
+import dlm.objectives.radd
 from dlm.eval.likelihood import integrand as prediction_integrand
 from dlm.process.uniform import MixtureLogSum
+from dlm.utils.cross_entropy import nll_from_logits
+from tests.model.test_rotary import plain_rotate_qkv
 from tests.tiny_models import VARIANTS, tiny_model
 
 DIFFUSION = ["masked_elbo", "score_entropy", "sedd_uniform", "uniform_elbo"]
@@ -59,3 +65,53 @@ def test_mixture_log_sum_gradient():
     b = torch.log(torch.tensor([0.7, 0.2], dtype=torch.float64)).view(2, 1, 1)
     torch.autograd.gradcheck(lambda x: MixtureLogSum.apply(x, a, b), (lp,))
     torch.testing.assert_close(MixtureLogSum.apply(lp, a, b), torch.logaddexp(lp + a, b).sum(-1))
+
+
+@pytest.mark.parametrize("exclude", [None, 0, 3, 6])
+def test_fused_cross_entropy_equals_log_softmax_and_its_gradient(exclude):
+    """nll_from_logits (torch's fused cross-entropy, the excluded category at -inf) = -log_softmax over the kept
+    categories at the target, and its gradient is that of the plain expression (zero at the excluded category)."""
+    gen = torch.Generator().manual_seed(4)
+    logits = 4 * torch.randn(3, 5, 7, generator=gen, dtype=torch.float64)
+    logits.requires_grad_()
+    keep = [j for j in range(7) if j != exclude]
+    target = torch.tensor(keep)[torch.randint(0, len(keep), (3, 5), generator=gen)]
+    weights = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    got = nll_from_logits(logits, target, exclude=exclude)
+    log_probs = torch.log_softmax(logits[..., keep], -1)
+    want = -log_probs.gather(-1, torch.searchsorted(torch.tensor(keep), target).unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    grad = torch.autograd.grad((got * weights).sum(), logits)[0]
+    plain = torch.autograd.grad((want * weights).sum(), logits)[0]
+    torch.testing.assert_close(grad, plain, rtol=1e-12, atol=1e-12)
+    if exclude is not None:
+        assert torch.equal(grad[..., exclude], torch.zeros(3, 5, dtype=torch.float64))
+
+
+def _plain_nll(logits, target, exclude=None):
+    """The pre-fusion loss read: logsumexp (over the kept categories) minus the gathered target logit."""
+    kept = logits if exclude is None else logits.index_fill(-1, torch.tensor([exclude]), float("-inf"))
+    return kept.logsumexp(-1) - kept.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_fused_training_step_equals_the_plain_one(name, monkeypatch):
+    """A seeded DiffusionLM.loss and every parameter gradient are those of the same model with the fused pieces
+    (rotate_qkv, fused cross-entropy) replaced by their plain autograd compositions: up to float rounding."""
+    x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
+
+    def step():
+        torch.manual_seed(0)
+        model = tiny_model(name)
+        out = model.loss(x0, generator=torch.Generator().manual_seed(1))
+        out.loss.backward()
+        return out.loss.detach(), [p.grad for p in model.parameters()]
+
+    loss, grads = step()
+    monkeypatch.setattr(dlm.model.attention, "rotate_qkv", plain_rotate_qkv)
+    for module in (dlm.objectives.masked_elbo, dlm.objectives.radd, dlm.objectives.autoregressive):
+        monkeypatch.setattr(module, "nll_from_logits", _plain_nll)
+    plain_loss, plain_grads = step()
+    torch.testing.assert_close(loss, plain_loss, rtol=1e-6, atol=1e-7)
+    for grad, plain in zip(grads, plain_grads):
+        torch.testing.assert_close(grad, plain, rtol=1e-4, atol=1e-6)

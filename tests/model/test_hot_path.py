@@ -7,7 +7,9 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from dlm.config import load_config
 from dlm.registry import ConfigError
+from dlm.train.optim import build_optimizer
 from tests.tiny_models import VARIANTS, tiny_model
 
 # Tensor -> Python conversions: each waits for the device (a host sync on GPU) and breaks a torch.compile graph.
@@ -40,15 +42,20 @@ def test_objective_loss_compiles_without_graph_breaks(name):
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_training_step_makes_no_host_sync(name):
-    """Forward, loss and backward read no tensor value on the host (the seeded generator draws included)."""
+    """Forward, loss, backward (the fused rotary and cross-entropy nodes included) and the fused AdamW update read
+    no tensor value on the host (the seeded generator draws included)."""
     model = tiny_model(name)
+    optimizer = build_optimizer(model, load_config(None, []).train)
     x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(1)
+    before = [p.detach().clone() for p in model.parameters()]
     with _SyncRecorder() as recorder:
         out = model.objective.loss(functools.partial(model, raw=True), x0, generator=generator)
         out.loss.backward()
+        optimizer.step()
     assert recorder.calls == []
     assert torch.isfinite(out.loss)
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))  # the update did run
 
 
 def test_recorder_sees_a_host_sync():
