@@ -9,12 +9,15 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedTokenizerFast
 
 from dlm.config import DataConfig
 from dlm.data.sources import source_files
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 CACHE_VERSION = 1
 ARRAYS = ("train_ids", "train_mask", "val_ids", "val_mask")

@@ -24,14 +24,16 @@ import shutil
 import tempfile
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from transformers import PreTrainedTokenizerFast
 
 from dlm.data.text_datasets import TEXT, local_files, splits_of, text_dataset
 from dlm.data.tokenizer import build_tokenizer, gpt2_tiktoken, special_tokens
 from dlm.registry import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 FORMAT, VERSION = "dlm-prepared", 1
 MANIFEST, TOKENIZER_DIR = "manifest.json", "tokenizer"

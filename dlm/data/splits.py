@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import PreTrainedTokenizerFast
 
 from dlm.config import DataConfig
 from dlm.data.batches import TokenBatches
@@ -17,6 +18,9 @@ from dlm.data.text_datasets import text_dataset
 from dlm.data.tokenizer import build_tokenizer, special_tokens
 from dlm.registry import SOURCES, ConfigError
 from dlm.types import SpecialTokens
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 MODES = ("wrap", "pad")
 ENCODE_BATCH = 1000  # documents per tokenizer call

@@ -12,15 +12,17 @@ done) and a resumed iterator replays the epoch up to it without building tensors
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerFast
 
 from dlm.data.packing import Packing
 from dlm.data.text_datasets import TEXT
 from dlm.registry import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 PREFIX = "stream:"
 ENCODE_BATCH = 256  # documents per tokenizer call

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
 
 from dlm.data.paths import DATA_DIR_ENV, data_dir
 from dlm.registry import ConfigError
 from dlm.types import SpecialTokens
+
+if TYPE_CHECKING:  # transformers costs ~1 s to import: only building a tokenizer imports it
+    from transformers import PreTrainedTokenizerFast
 
 SPECIALS = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"}
 GPT2_EOS = "<|endoftext|>"
@@ -55,6 +58,8 @@ def _need_texts(spec: str, texts: Iterable[str] | None) -> Iterable[str]:
 
 
 def _wrap(tok: Tokenizer, **specials: str) -> PreTrainedTokenizerFast:
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(tokenizer_object=tok, clean_up_tokenization_spaces=False, **specials)
 
 
@@ -160,7 +165,7 @@ def _pretrained(spec: str, local_hint: str = "") -> PreTrainedTokenizerFast:
 
     Missing bos / eos fall back to [CLS] / [SEP] (then bos to eos); a missing pad gets a new <pad> token.
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().is_dir():
         raise ConfigError(f"tokenizer directory not found: {spec}")
