@@ -189,24 +189,35 @@ def measure(args: list[str], env: dict) -> dict:
             peak["max"], **(json.loads(lines[-1]) if lines else {})}
 
 
-def compare(corpus: Path, sizes: dict, pipelines: list[str], work: Path, num_proc: int) -> dict:
-    """Each pipeline once on `corpus`; its output stays in work/<name> (ours is reused by the loader runs)."""
-    results = {}
-    for name in pipelines:
-        kind, _, variant = name.partition("_")
-        env = {**os.environ, "HF_DATASETS_CACHE": str(work / f"cache-{name}"), "TOKENIZERS_PARALLELISM": "false"}
-        out = work / name
-        print(f"[bench_prepare] {name} on {sizes['text_bytes'] / 1e6:.0f} MB ...", file=sys.stderr, flush=True)
-        run = measure(["--run", kind, "--input", str(corpus), "--output", str(out), "--num-proc", str(num_proc),
-                       "--encoder", "hf" if variant == "hf" else "tiktoken"], env)
-        run["mb_per_s"] = sizes["text_bytes"] / 1e6 / run["seconds"]
-        run["output_bytes"] = sum(p.stat().st_size for p in out.glob("*.bin"))
-        results[name] = run
-        shutil.rmtree(work / f"cache-{name}", ignore_errors=True)
+def compare(corpus: Path, sizes: dict, pipelines: list[str], work: Path, num_proc: int, rounds: int) -> dict:
+    """The pipelines in turn, `rounds` times over (ours, nanogpt, ours, nanogpt, ...) so that a change in the shared
+    machine's load hits both alike; each pipeline's median run is reported and the ratio is taken per round.
+    The last output of each stays in work/<name> (ours is reused by the loader runs)."""
+    runs: dict[str, list[dict]] = {name: [] for name in pipelines}
+    for round_index in range(rounds):
+        for name in pipelines:
+            kind, _, variant = name.partition("_")
+            env = {**os.environ, "HF_DATASETS_CACHE": str(work / f"cache-{name}"), "TOKENIZERS_PARALLELISM": "false"}
+            out = work / name
+            shutil.rmtree(out, ignore_errors=True)
+            print(f"[bench_prepare] {name} on {sizes['text_bytes'] / 1e6:.0f} MB, round {round_index + 1}/{rounds}"
+                  " ...", file=sys.stderr, flush=True)
+            run = measure(["--run", kind, "--input", str(corpus), "--output", str(out), "--num-proc",
+                           str(num_proc), "--encoder", "hf" if variant == "hf" else "tiktoken"], env)
+            run["mb_per_s"] = sizes["text_bytes"] / 1e6 / run["seconds"]
+            run["output_bytes"] = sum(p.stat().st_size for p in out.glob("*.bin"))
+            runs[name].append(run)
+            shutil.rmtree(work / f"cache-{name}", ignore_errors=True)
+    results: dict = {}
+    for name, done in runs.items():
+        median = sorted(done, key=lambda run: run["seconds"])[(len(done) - 1) // 2]
+        results[name] = {**median, "seconds_per_round": [run["seconds"] for run in done]}
     for base in ("ours", "ours_hf"):
         other = base.replace("ours", "nanogpt")
-        if base in results and other in results:
-            results[f"{base}_vs_{other}_throughput_ratio"] = results[base]["mb_per_s"] / results[other]["mb_per_s"]
+        if base in runs and other in runs:
+            per_round = [b["mb_per_s"] / o["mb_per_s"] for b, o in zip(runs[base], runs[other])]
+            results[f"{base}_vs_{other}_throughput_ratio_per_round"] = per_round
+            results[f"{base}_vs_{other}_throughput_ratio"] = sorted(per_round)[(len(per_round) - 1) // 2]
     return results
 
 
@@ -220,6 +231,8 @@ def main() -> None:
                         help="also test the loader on the large prepared corpus copied this many times over")
     parser.add_argument("--small-pipelines", default="ours,nanogpt,ours_hf,nanogpt_hf")
     parser.add_argument("--large-pipelines", default="ours,nanogpt")
+    parser.add_argument("--small-rounds", type=int, default=1, help="alternating runs of the small pipelines")
+    parser.add_argument("--large-rounds", type=int, default=1, help="alternating runs of the large pipelines")
     parser.add_argument("--workdir", default="")
     parser.add_argument("--out-json", default=str(REPO / "benchmarks" / "bench_prepare.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (2 and 4 MB), 50 loader batches")
@@ -238,18 +251,21 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_prepare-"))
     work.mkdir(parents=True, exist_ok=True)
     report = {"num_proc": args.num_proc, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
-              "loader": {}}
+              "command": " ".join(sys.argv[1:]), "loader": {}}
     try:
-        for label, size, pipelines in (("small", args.small_mb, args.small_pipelines),
-                                       ("large", args.size_mb, args.large_pipelines)):
+        for label, size, pipelines, rounds in (("small", args.small_mb, args.small_pipelines, args.small_rounds),
+                                               ("large", args.size_mb, args.large_pipelines, args.large_rounds)):
             corpus = work / f"{label}.jsonl"
             sizes = synthesize(corpus, size)
             report[label] = {"corpus": sizes, **compare(corpus, sizes, pipelines.split(","), work / label,
-                                                          args.num_proc)}
+                                                          args.num_proc, rounds)}
             corpus.unlink()
-        ours = work / "large" / "ours"
-        text_mb = report["large"]["corpus"]["text_bytes"] / 1e6
-        corpora = {f"{text_mb:.0f}MB": (ours, {})}
+            write_report(report, args.out_json, complete=False)  # a long run keeps what it has measured
+        corpora = {}  # the loader on both prepared corpora (small first: the ratio is large / small)
+        for label in ("small", "large"):
+            if (work / label / "ours").is_dir():
+                corpora[f"{report[label]['corpus']['text_bytes'] / 1e6:.0f}MB"] = (work / label / "ours", {})
+        ours, text_mb = work / "large" / "ours", report["large"]["corpus"]["text_bytes"] / 1e6
         if args.loader_replicate > 1:
             big = work / "replicated"
             corpora[f"{text_mb * args.loader_replicate:.0f}MB"] = (big, replicate(ours, big, args.loader_replicate))
@@ -260,9 +276,13 @@ def main() -> None:
         report["loader"]["peak_rss_ratio_large_vs_small"] = peaks[-1] / peaks[0]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out_json).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out_json, complete=True)
     print(json.dumps(report, indent=2))
+
+
+def write_report(report: dict, path: str, complete: bool) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({**report, "complete": complete}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
