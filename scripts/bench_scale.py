@@ -121,6 +121,21 @@ def step_memory(objective: str, batch: int) -> dict:
     return {"objective": objective, "batch": batch, "step_peak_bytes": peak - before}
 
 
+def _wait_for_memory(needed_gb: float, patience_s: float = 600.0) -> float:
+    """Block until MemAvailable >= needed_gb (the machine is shared: a step that does not fit would be killed)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable")) / 2**20
+        if available >= needed_gb or time.monotonic() > deadline:
+            if available < needed_gb:
+                raise SystemExit(f"error: {available:.1f} GB available, the step needs ~{needed_gb:.1f} GB; "
+                                 "retry when the machine is quieter or lower --train-batch")
+            return available
+        print(f"  waiting: {available:.1f} GB available, need {needed_gb:.1f} GB", flush=True)
+        time.sleep(15)
+
+
 def compiled_speed(rounds: int) -> dict:
     x0 = torch.randint(0, 69, (32, 256), generator=torch.Generator().manual_seed(0))
     out = {}
@@ -185,7 +200,11 @@ def main() -> None:
               "load_averages": {args.parts: {"start": os.getloadavg()}}}
     parts = args.parts.split(",")
     if "memory" in parts:
-        rows = [_subprocess(["--memory-of", name, "--train-batch", str(args.train_batch)]) for name in OBJECTIVES]
+        rows = []
+        for name in OBJECTIVES:  # one objective at a time, each in a fresh process
+            available = _wait_for_memory(1.3 * args.train_batch + 2.0)  # ~1.1 GB per sequence at V=50257, L=1024
+            rows.append({**_subprocess(["--memory-of", name, "--train-batch", str(args.train_batch)]),
+                         "available_gb_before": available})
         ar = rows[0]["step_peak_bytes"]
         report["memory"] = {r["objective"]: {**r, "ratio_to_autoregressive": r["step_peak_bytes"] / ar} for r in rows}
         for r in rows:
