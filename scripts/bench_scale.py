@@ -12,7 +12,7 @@
   backbone compiled as train.compile does; compile time is reported separately and not counted in tokens/s.
 
     .venv/bin/python scripts/bench_scale.py [--out benchmarks/bench_scale.json] [--parts sampler] [--batch 4]
-        [--process absorbing|uniform] [--samplers ancestral,confidence] [--repeats 1] [--train-batch 2]
+        [--process absorbing|uniform] [--samplers ancestral,confidence] [--repeats 1] [--train-batch 8]
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/bench_scale.json")
     parser.add_argument("--batch", type=int, default=4, help="sampling batch (issue 8: B=4)")
     parser.add_argument("--steps", type=int, default=2, help="sampling steps")
-    parser.add_argument("--train-batch", type=int, default=2, help="training batch for the memory ratio")
+    parser.add_argument("--train-batch", type=int, default=8,
+                        help="training batch for the memory ratio (issue 8: B=8, ~9 GB of RAM per step)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds, eager vs compiled")
     parser.add_argument("--parts", default="memory,sampler,compile")
     parser.add_argument("--samplers", default="", help="comma-separated (default: every per-position sampler)")
