@@ -11,14 +11,18 @@ after), each pipeline runs in its own process with its own fresh `datasets` cach
   *_hf           the same two with the Hugging Face fast GPT-2 tokenizer instead of tiktoken (pipeline only)
 
 Throughput is text MB (UTF-8 bytes of the documents) per wall second; peak RSS is sampled every 0.1 s over the
-process tree (sum, so forked workers count). Then the training loader (TokenBatches over PreparedRows, batch 64,
-L=1024, --loader-batches batches, sha256 check at open) runs in a fresh process per corpus size and reports its
-peak RSS: constant memory means the 100 MB and 1 GB corpora give the same peak. --loader-replicate K also
-builds a K-times larger prepared corpus by copying the large one's shards (no re-tokenizing) for that test.
+process tree (sum, so forked workers count). --small-rounds / --large-rounds R run the pipelines in turn R times
+(ours, nanogpt, ours, ...): the machine is shared, so a load change hits both alike; each pipeline reports its
+median run and the ratio is the median of the per-round ratios. Then the training loader (TokenBatches over
+PreparedRows, batch 64, L=1024, --loader-batches batches, sha256 check at open) runs in a fresh process on each
+prepared corpus (ours, small and large) and reports its peak RSS: constant memory means the 100 MB and 1 GB
+corpora give the same peak. --loader-replicate K also builds a K-times larger prepared corpus by copying the
+large one's shards (no re-tokenizing) for that test. The JSON is rewritten after each round ("complete": false).
 
 Needs tiktoken (dlm[prepare]) and psutil.
 
-    nice -n 10 .venv/bin/python scripts/bench_prepare.py --size-mb 1000 --num-proc 2
+    nice -n 10 .venv/bin/python scripts/bench_prepare.py --size-mb 1000 --num-proc 2 --small-pipelines ours,nanogpt \
+        --small-rounds 3 --large-rounds 3 --workdir runs/bench_prepare     # ~1 h on 2 loaded cores
     .venv/bin/python scripts/bench_prepare.py --smoke --out-json /tmp/smoke.json   # a minute: tiny sizes
 """
 
@@ -189,7 +193,8 @@ def measure(args: list[str], env: dict) -> dict:
             peak["max"], **(json.loads(lines[-1]) if lines else {})}
 
 
-def compare(corpus: Path, sizes: dict, pipelines: list[str], work: Path, num_proc: int, rounds: int) -> dict:
+def compare(corpus: Path, sizes: dict, pipelines: list[str], work: Path, num_proc: int, rounds: int,
+            on_round=lambda results: None) -> dict:
     """The pipelines in turn, `rounds` times over (ours, nanogpt, ours, nanogpt, ...) so that a change in the shared
     machine's load hits both alike; each pipeline's median run is reported and the ratio is taken per round.
     The last output of each stays in work/<name> (ours is reused by the loader runs)."""
@@ -208,6 +213,12 @@ def compare(corpus: Path, sizes: dict, pipelines: list[str], work: Path, num_pro
             run["output_bytes"] = sum(p.stat().st_size for p in out.glob("*.bin"))
             runs[name].append(run)
             shutil.rmtree(work / f"cache-{name}", ignore_errors=True)
+        on_round(summarize(runs))
+    return summarize(runs)
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict:
+    """Each pipeline's median run (by seconds) and the ours / nanogpt throughput ratio, per round and its median."""
     results: dict = {}
     for name, done in runs.items():
         median = sorted(done, key=lambda run: run["seconds"])[(len(done) - 1) // 2]
@@ -257,10 +268,12 @@ def main() -> None:
                                                ("large", args.size_mb, args.large_pipelines, args.large_rounds)):
             corpus = work / f"{label}.jsonl"
             sizes = synthesize(corpus, size)
+            def keep(results, label=label, sizes=sizes):  # a long run keeps what it has measured, round by round
+                write_report({**report, label: {"corpus": sizes, **results}}, args.out_json, complete=False)
+
             report[label] = {"corpus": sizes, **compare(corpus, sizes, pipelines.split(","), work / label,
-                                                          args.num_proc, rounds)}
+                                                          args.num_proc, rounds, keep)}
             corpus.unlink()
-            write_report(report, args.out_json, complete=False)  # a long run keeps what it has measured
         corpora = {}  # the loader on both prepared corpora (small first: the ratio is large / small)
         for label in ("small", "large"):
             if (work / label / "ours").is_dir():
