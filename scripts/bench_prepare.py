@@ -129,13 +129,24 @@ def run_loader(folder: str, batches: int) -> None:
     train, _ = token_sources(cfg, tokenizer_from_config(cfg))
     from dlm.data import TokenBatches
 
-    start, total = time.perf_counter(), 0
-    for _, batch in zip(range(batches), TokenBatches(train, batch_size=64, seed=0)):
+    start, total, split = time.perf_counter(), 0, {"RssAnon": 0.0, "RssFile": 0.0}
+    for index, batch in zip(range(batches), TokenBatches(train, batch_size=64, seed=0)):
         total += int(batch["input_ids"].sum() % 7)  # touch every token
+        if index % 20 == 0 or index == batches - 1:
+            split = {key: max(split[key], value) for key, value in _rss_split().items()}
     torch.set_num_threads(1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"rows": len(train), "batches": batches, "seconds": time.perf_counter() - start,
-                      "rss_before_mb": before / 1024, "peak_rss_mb": peak / 1024}))
+                      "rss_before_mb": before / 1024, "peak_rss_mb": peak / 1024,
+                      "peak_rss_anon_mb": split["RssAnon"], "peak_rss_file_mb": split["RssFile"]}))
+
+
+def _rss_split() -> dict[str, float]:
+    """The process's RSS split into anonymous memory (its own) and file-backed pages (here mostly the memmapped
+    shards it has read: page cache the kernel can drop, growing with the distinct pages touched), in MB."""
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status if line.startswith(("RssAnon", "RssFile")))
+    return {key: int(value.split()[0]) / 1024 for key, value in fields.items()}
 
 
 def replicate(folder: Path, out: Path, times: int) -> dict:
@@ -285,8 +296,9 @@ def main() -> None:
         for name, (folder, note) in corpora.items():
             report["loader"][name] = {**note, **measure(["--run", "loader", "--input", str(folder), "--loader-batches",
                                                          str(args.loader_batches)], dict(os.environ))}
-        peaks = [v["peak_rss_mb"] for v in report["loader"].values()]
-        report["loader"]["peak_rss_ratio_large_vs_small"] = peaks[-1] / peaks[0]
+        runs = list(report["loader"].values())
+        for key in ("peak_rss_mb", "peak_rss_anon_mb"):
+            report["loader"][f"{key.removesuffix('_mb')}_ratio_large_vs_small"] = runs[-1][key] / runs[0][key]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_report(report, args.out_json, complete=True)
