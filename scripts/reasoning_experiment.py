@@ -54,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run_family(task: str, family: str, args: argparse.Namespace, record) -> None:
+def run_family(task: str, family: str, args: argparse.Namespace, record, train_cpu_s: float = 0.0) -> None:
     config, extra, sampler = FAMILIES[family]
     out_dir = Path(args.runs) / f"{task}_{family}"
     if not args.extend:
@@ -64,14 +64,18 @@ def run_family(task: str, family: str, args: argparse.Namespace, record) -> None
     examples = examples[: args.eval_limit] if args.eval_limit else examples
     base = [f"train.out_dir={out_dir}", f"train.batch_size={args.batch_size}", "train.eval_every=0",
             "train.save_every=0", "train.progress=false", "train.log_every=50", *extra, *args.overrides.split()]
+    # train_cpu_s: CPU seconds of training so far (--extend starts from the run's last point); on a shared, niced
+    # machine wall time says little
     for index, steps in enumerate(int(s) for s in args.milestones.split(",")):
+        cpu_start = time.process_time()
         summary = task_train_command(task, str(ROOT / config), [*base, f"train.steps={steps}"],
                                      resume=args.extend or index > 0)
+        train_cpu_s += time.process_time() - cpu_start
         model = dlm.DiffusionLM.from_pretrained(summary["final_dir"])
         result = evaluate(model, spec, examples, sampler=sampler, batch_size=100)
         record({"task": task, "family": family, "sampler": result["sampler"], "steps": steps,
                 "tokens": summary["tokens_seen"], "train_elapsed_s": summary["elapsed_s"],
-                "tokens_per_s": summary["tokens_per_s"], "val_nll": summary["val_nll"],
+                "train_cpu_s": train_cpu_s, "tokens_per_s": summary["tokens_per_s"], "val_nll": summary["val_nll"],
                 "num_parameters": summary["num_parameters"], "eval_n": result["n"], "accuracy": result["accuracy"],
                 "wilson95": result["wilson95"], "by_difficulty": result["by_difficulty"],
                 "samples_per_s": result["samples_per_s"], "examples": result["examples"][:2]})
@@ -134,7 +138,8 @@ def main() -> None:
 
     for task in args.tasks.split(","):
         for family in args.families.split(","):
-            run_family(task, family, args, record)
+            done = [p.get("train_cpu_s", 0.0) for p in points if p["task"] == task and p["family"] == family]
+            run_family(task, family, args, record, max(done, default=0.0) if args.extend else 0.0)
     plot(points, args.plot)
 
 
