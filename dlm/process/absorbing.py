@@ -19,7 +19,7 @@ from dlm.process.base import Process, expm1_sigma
 from dlm.process.schedules import Schedule
 from dlm.registry import PROCESSES, ConfigError
 from dlm.types import Prediction
-from dlm.utils.cross_entropy import gathered, logsumexp_except
+from dlm.utils.cross_entropy import gathered, logsumexp_and_gather
 from dlm.utils.shapes import per_sequence
 
 
@@ -111,11 +111,13 @@ def weighted_at_masks(nll: Tensor, xt: Tensor, mask_id: int, weight: Tensor) -> 
 def absorbing_score_entropy(log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor, mask_id: int,
                             offset: Tensor | None = None) -> Tensor:
     """(B, L, N), (B, L), (B, L), (B,) -> SE (B, L) float64, zero where x_t is not masked; the score is
-    log_score - offset (B,). Lean: sum_{y != m} exp(s_y) = exp(logsumexp_{y != m} s_y), a reduction over a view in
-    log_score's dtype; exp(s) is never materialized. The per-position combination is float64."""
+    log_score - offset (B,). Lean: sum_{y != m} exp(s_y) = exp(logsumexp_{y != m} s_y), read with s_{x0} in one
+    autograd node in log_score's dtype (logsumexp_and_gather); exp(s) is never kept. The per-position combination
+    is float64."""
     r = per_sequence(1.0 / expm1_sigma(sigma.double()), 2)
     shift = 0.0 if offset is None else per_sequence(offset.double(), 2)
-    pos = torch.exp(logsumexp_except(log_score, mask_id).double() - shift)
-    neg = r * (gathered(log_score, x0).double() - shift)
+    lse, picked = logsumexp_and_gather(log_score, x0, exclude=mask_id)  # one autograd node (cross_entropy.py)
+    pos = torch.exp(lse.double() - shift)
+    neg = r * (picked.double() - shift)
     const = r * (torch.log(r) - 1)
     return torch.where(xt == mask_id, pos - neg + const, 0.0)  # where, not *: an unmasked inf must not give NaN

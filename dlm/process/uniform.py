@@ -93,12 +93,13 @@ class MixtureLogSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lp: Tensor, a: Tensor, b: Tensor) -> Tensor:
         ctx.save_for_backward(lp, a, b)
-        return torch.logaddexp(lp + a, b).sum(-1)
+        shifted = lp + a  # the one (B, L, N) temporary, overwritten in place
+        return torch.logaddexp(shifted, b, out=shifted).sum(-1)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         lp, a, b = ctx.saved_tensors
-        return torch.sigmoid(lp + (a - b)) * grad.unsqueeze(-1), None, None
+        return (lp + (a - b)).sigmoid_().mul_(grad.unsqueeze(-1)), None, None
 
 
 def uniform_prior_kl(alpha_1: float, n: int) -> float:

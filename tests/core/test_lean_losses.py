@@ -13,7 +13,7 @@ import dlm.objectives.masked_elbo
 import dlm.objectives.radd
 from dlm.eval.likelihood import integrand as prediction_integrand
 from dlm.process.uniform import MixtureLogSum
-from dlm.utils.cross_entropy import nll_from_logits
+from dlm.utils.cross_entropy import gathered, logsumexp_and_gather, logsumexp_except, nll_from_logits
 from tests.model.test_rotary import plain_rotate_qkv
 from tests.tiny_models import VARIANTS, tiny_model
 
@@ -115,3 +115,25 @@ def test_fused_training_step_equals_the_plain_one(name, monkeypatch):
     torch.testing.assert_close(loss, plain_loss, rtol=1e-6, atol=1e-7)
     for grad, plain in zip(grads, plain_grads):
         torch.testing.assert_close(grad, plain, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("exclude", [None, 0, 3, 6])
+def test_logsumexp_and_gather_equals_the_two_plain_reads_and_their_gradient(exclude):
+    """logsumexp_and_gather (one node, SEDD's score-entropy read) = (logsumexp over the kept categories, the
+    gathered logit) with the gradient of that plain composition, also when only one output is used."""
+    gen = torch.Generator().manual_seed(5)
+    logits = (4 * torch.randn(3, 5, 7, generator=gen, dtype=torch.float64)).requires_grad_()
+    ids = torch.randint(0, 7, (3, 5), generator=gen)
+    w1, w2 = torch.randn(2, 3, 5, generator=gen, dtype=torch.float64)
+    lse, picked = logsumexp_and_gather(logits, ids, exclude)
+    plain_lse = logits.logsumexp(-1) if exclude is None else logsumexp_except(logits, exclude)
+    torch.testing.assert_close(lse, plain_lse, rtol=1e-12, atol=1e-12)
+    assert torch.equal(picked, gathered(logits, ids))
+    uses = [lambda lse, g: (lse.exp() * w1 + g * w2).sum(), lambda lse, g: (lse * w1).sum(),
+            lambda lse, g: (g * w2).sum()]
+    for use in uses:
+        grad, = torch.autograd.grad(use(*logsumexp_and_gather(logits, ids, exclude)), logits)
+        plain = logits.logsumexp(-1) if exclude is None else logsumexp_except(logits, exclude)
+        want, = torch.autograd.grad(use(plain, gathered(logits, ids)), logits)
+        torch.testing.assert_close(grad, want, rtol=1e-12, atol=1e-12)
+    torch.autograd.gradcheck(lambda h: logsumexp_and_gather(h, ids, exclude), (logits,))
