@@ -63,10 +63,10 @@ def mixture_draw(ctx: SamplingContext, predict: Callable, stage, hist: list[Tens
     mixture (stage.mixes, stage.mixture), else by its explicit law chunk by chunk. The denoiser runs once either
     way. U1 and U2 are drawn for all positions up front; then each chunk of rows is read once."""
     predictions = memos.setdefault("predictions", {})
-    probe = PositionChunk(ctx, predict, hist, active.flatten().nonzero()[:0, 0], predictions)
+    flat = active.flatten().nonzero()[:, 0]
+    probe = PositionChunk(ctx, predict, hist, flat[:0], predictions)
     probe.predict(probe.hist[0], stage.t)  # computed once, kept for the fallback too
     prediction = predictions[(0, stage.t)]  # the full-state output (B, L, N)
-    flat = active.flatten().nonzero()[:, 0]
     size = max(len(flat), 1) if size < 0 else max(size, 1)
     if not (len(flat) and stage.mixes(ctx.process, prediction)):
         return chunked_draw(ctx, predict, hist, memos, law, active, size, predictions)
