@@ -52,6 +52,36 @@ class Uniform(Process):
         """KL(q(x_1 | x0) || uniform) per position, exact (alpha_1 > 0 under LogLinear's eps)."""
         return uniform_prior_kl(float(self.schedule.alpha(torch.tensor(1.0, dtype=torch.float64))), self.width)
 
+    # --- stage laws as mixtures (sample/mixture.py): weights from p_xt = x_theta(x_t) alone, float64 ---------
+    def _scalars(self, t: float) -> tuple[float, float, float]:
+        t = torch.tensor(t, dtype=torch.float64)
+        return float(self.schedule.alpha(t)), float(self.schedule.dalpha(t)), float(self.schedule.dsigma(t))
+
+    def posterior_parts(self, p_xt: Tensor, t: float, s: float) -> tuple[Tensor, Tensor, Tensor]:
+        """`posterior` for a normalized x_theta as unnormalized weights (point at x_t, x_theta, uniform over N):
+        [a 1(y = x_t) + (1 - a)/N] [alpha_s x_theta(y) + (1 - alpha_s)/N], a = alpha_t / alpha_s, expands into
+            point = a (alpha_s p_xt + (1 - alpha_s)/N),  theta = (1 - a) alpha_s / N,  uniform = (1 - a)(1 - alpha_s)/N.
+        p_xt (n,) float64 -> three (n,) tensors."""
+        alpha_t, alpha_s, n = self._scalars(t)[0], self._scalars(s)[0], self.width
+        a = alpha_t / alpha_s
+        point = a * (alpha_s * p_xt + (1 - alpha_s) / n)
+        return point, torch.full_like(p_xt, (1 - a) * alpha_s / n), torch.full_like(p_xt, (1 - a) * (1 - alpha_s) / n)
+
+    def rate_parts(self, p_xt: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        """`mean_rates` summed over y != x_t by part: R(y) = c1 x_theta(y) + c2 with c1 = -alpha' / (N bar),
+        c2 = sigma' (1 - alpha) / (N^2 bar), bar = alpha p_xt + (1 - alpha)/N, so the total rate of the x_theta part is
+        c1 (1 - p_xt) and of the uniform part c2 (N - 1) (both over the N - 1 tokens other than x_t). -> two (n,)."""
+        alpha, dalpha, dsigma = self._scalars(t)
+        n = self.width
+        bar = alpha * p_xt + (1 - alpha) / n
+        return -dalpha * (1 - p_xt) / (n * bar), dsigma * (1 - alpha) * (n - 1) / (n * n * bar)
+
+    def x0_posterior_parts(self, p_xt: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        """`x0_posterior` [alpha_t 1(y = x_t) + (1 - alpha_t)/N] x_theta(y) as (point = alpha_t p_xt, theta =
+        (1 - alpha_t)/N) weights. -> two (n,)."""
+        alpha = self._scalars(t)[0]
+        return alpha * p_xt, torch.full_like(p_xt, (1 - alpha) / self.width)
+
     supports_score_entropy = True
 
     def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor,

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from dlm.process.absorbing import Absorbing
+from dlm.process.uniform import Uniform
 from dlm.registry import SAMPLERS
 from dlm.sample.base import Sampler, _times
 from dlm.sample.context import SamplingContext
+from dlm.sample.mixture import Mixture
 
 
 @SAMPLERS.register("analytic")
@@ -38,6 +40,9 @@ class Analytic(Sampler):
 
     def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float:
         return process.mask_stay(t, s)  # the x_theta path is the ancestral posterior
+
+    def uniform_mixture(self, process: Uniform, p_x: Tensor, t: float, s: float) -> Mixture:
+        return Mixture(*process.posterior_parts(p_x, t, s))  # the x_theta path is the ancestral posterior
 
 
 def staggered_step(process, score: Tensor, xt: Tensor, t: Tensor, s: Tensor) -> Tensor:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from dlm.process.absorbing import Absorbing
+from dlm.process.uniform import Uniform
 from dlm.registry import SAMPLERS
 from dlm.sample.base import Sampler, _times
 from dlm.sample.context import SamplingContext
+from dlm.sample.mixture import Mixture
 from dlm.types import Prediction
 
 
@@ -28,6 +30,9 @@ class Ancestral(Sampler):
 
     def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float:
         return process.mask_stay(t, s)
+
+    def uniform_mixture(self, process: Uniform, p_x: Tensor, t: float, s: float) -> Mixture:
+        return Mixture(*process.posterior_parts(p_x, t, s))
 
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
         xt = hist[0]

@@ -6,7 +6,9 @@ the context draws from it. One stage for MDLM/D3PM ancestral, SEDD analytic and 
 theta-methods of Ren et al. (arXiv 2502.00234). Because the laws are explicit, `exact.py` can compose them into
 the exact distribution a sampler produces on a small toy. Under absorbing the draw is fused (fused.py): the same
 law seen as stay-masked w.p. w, else q, so that only the positions that unmask read a row of the vocabulary; the
-samplers say w in closed form where there is one (`stay`, `stay_bound`, `mask_law`). Samplers that couple positions
+samplers say w in closed form where there is one (`stay`, `stay_bound`, `mask_law`). Under uniform a one-stage law
+on a normalized x_theta is a mixture of a point mass at x_t, x_theta and the uniform law (mixture.py,
+`uniform_mixture`), drawn the same way. Samplers that couple positions
 (confidence remasking, autoregressive) override `step` instead.
 """
 
@@ -31,6 +33,7 @@ from dlm.sample.chunks import chunk_positions, chunked_draw
 from dlm.sample.context import SamplingContext
 from dlm.sample.fused import FinalStage, MaskStage, StepStage, fused_draw
 from dlm.sample.grids import TimeGrid
+from dlm.sample.mixture import Mixture, mixture_draw
 from dlm.sample.noise import Generators, NoiseTape
 from dlm.sample.semi_ar import Block, block_plan
 from dlm.types import Prediction, StepOutput
@@ -66,8 +69,8 @@ class Sampler:
     eps: the grid ends at t = eps (ALGORITHMS §1.5); final: noise removal at eps draws x0 at the positions that are
     still undetermined ("sample") or takes the argmax ("argmax"), so no mask survives;
     chunk_positions: how many positions' laws are computed and drawn at once (chunks.py; 0 = as many as fit 4 MB
-    in float64, -1 = all of them at once: one (B, L, N) law, or under absorbing one chunk of the fused draw,
-    fused.py). The samples do not depend on it.
+    in float64, -1 = all of them at once: one (B, L, N) law, or under absorbing / uniform one chunk of the fused /
+    mixture draw, fused.py / mixture.py). The samples do not depend on it.
     """
 
     temperature: float = 1.0
@@ -186,6 +189,11 @@ class Sampler:
         w = self.stay(process, hist, t, s)
         return 0.0 if w is None else w
 
+    def uniform_mixture(self, process: Uniform, p_x: Tensor, t: float, s: float) -> Mixture | None:
+        """Uniform process on the x_theta path: the one-stage law as a Mixture (mixture.py) from p_x = x_theta(x_t)
+        (n,) float64, or None (then the explicit stage_probs is drawn)."""
+        return None
+
     # --- stepping --------------------------------------------------------------------------------------
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
         """Law of every position's value after stage len(hist) - 1, given hist = [x_t, draws of earlier stages].
@@ -207,15 +215,18 @@ class Sampler:
     def draw(self, ctx: SamplingContext, hist: list[Tensor], memos: dict, law: Callable, active: Tensor,
              stage: MaskStage) -> Tensor:
         """hist[-1] redrawn from law(ctx, hist, memo) at the active (bool (B, L)) editable positions. Absorbing:
-        the fused draw (fused.py; `stage` is the same law seen from masked origins). Otherwise Gumbel-max chunk by
-        chunk (chunks.py), or from one (B, L, N) law when chunk_positions < 0. Samples do not depend on the chunks."""
-        if self.chunk_positions < 0 and not isinstance(ctx.process, Absorbing):
+        the fused draw (fused.py; `stage` is the same law seen from masked origins); uniform: the mixture draw where
+        the law is one (mixture.py). Otherwise Gumbel-max chunk by chunk (chunks.py), or from one (B, L, N) law when
+        chunk_positions < 0. Samples do not depend on the chunks."""
+        if self.chunk_positions < 0 and not isinstance(ctx.process, (Absorbing, Uniform)):
             return ctx.draw(law(ctx, hist, memos), hist[-1])
         if ctx.editable is not None:
             active = active & ctx.editable
         size = chunk_positions(ctx.process.width, self.chunk_positions) if self.chunk_positions >= 0 else -1
         if isinstance(ctx.process, Absorbing):
             return fused_draw(ctx, self.predict, stage, hist, memos, active, size)
+        if isinstance(ctx.process, Uniform):
+            return mixture_draw(ctx, self.predict, stage, hist, memos, law, active, size)
         return chunked_draw(ctx, self.predict, hist, memos, law, active, size)
 
     def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
@@ -238,9 +249,12 @@ class Sampler:
 
 def undetermined_positions(process: Process, x: Tensor, t: float) -> Tensor:
     """bool (B, L): positions where more than one clean token is compatible with x at time t (Absorbing: the masks,
-    while alpha_t < 1, without a pass over the vocabulary)."""
+    uniform: every position, while alpha_t < 1, without a pass over the vocabulary)."""
+    noisy = bool(process.schedule.alpha(torch.tensor(t, dtype=torch.float64)) < 1)
     if isinstance(process, Absorbing):
-        return (x == process.mask_id) & bool(process.schedule.alpha(torch.tensor(t, dtype=torch.float64)) < 1)
+        return (x == process.mask_id) & noisy
+    if isinstance(process, Uniform):  # q_t(x_t | x0) >= (1 - alpha_t) / N > 0 for every x0
+        return torch.full(x.shape, noisy, dtype=torch.bool, device=x.device)
     flat = x.reshape(-1, 1)  # positions in chunks: allowed_x0 is (n, 1, N)
     parts = [process.allowed_x0(c, _times(t, c)).sum(-1) > 1 for c in flat.split(chunk_positions(process.width))]
     return torch.cat(parts).view(x.shape)

@@ -68,21 +68,22 @@ class PositionChunk(SamplingContext):
 
 
 def chunk_laws(ctx: SamplingContext, predict: Callable, hist: list[Tensor], memos: dict, law: Law,
-               active: Tensor, size: int) -> Iterator[tuple[PositionChunk, Tensor]]:
+               active: Tensor, size: int, predictions: dict | None = None) -> Iterator[tuple[PositionChunk, Tensor]]:
     """Yield (chunk, its law (n, 1, N)) over the active positions (bool (B, L)), `size` at a time, in row-major
     order. There is always at least one (possibly empty) chunk, so the denoiser runs exactly as often as it would
-    without chunking. memos[k] is chunk k's memo, kept across the stages of one step."""
+    without chunking. memos[k] is chunk k's memo, kept across the stages of one step; predictions: network outputs
+    already computed for this stage (mixture.py's fallback), keyed (hist index, t)."""
     flat = active.flatten().nonzero()[:, 0]
-    predictions: dict = {}
+    predictions = {} if predictions is None else predictions
     for k, start in enumerate(range(0, max(len(flat), 1), size)):
         chunk = PositionChunk(ctx, predict, hist, flat[start:start + size], predictions)
         yield chunk, law(chunk, chunk.hist, memos.setdefault(k, {}))
 
 
 def chunked_draw(ctx: SamplingContext, predict: Callable, hist: list[Tensor], memos: dict, law: Law,
-                 active: Tensor, size: int) -> Tensor:
+                 active: Tensor, size: int, predictions: dict | None = None) -> Tensor:
     """hist[-1] (B, L) with every active position redrawn from its law, chunk by chunk (module docstring)."""
     out = hist[-1].clone()
-    for chunk, probs in chunk_laws(ctx, predict, hist, memos, law, active, size):
+    for chunk, probs in chunk_laws(ctx, predict, hist, memos, law, active, size, predictions):
         out.view(-1)[chunk.flat] = chunk.draw(probs, chunk.hist[-1]).squeeze(1)
     return out

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from dlm.sample.chunks import PositionChunk
 from dlm.sample.context import SamplingContext
+from dlm.sample.mixture import Mixture
 from dlm.types import Prediction
 from dlm.utils.categorical import inverse_cdf
 
@@ -53,6 +54,16 @@ class MaskStage(ABC):
     def mask_law(self, ctx: PositionChunk, hist: list[Tensor], prediction: Prediction) -> tuple[Tensor, Tensor]:
         """The exact (w (n,), q (n, N)) at a chunk of masked origins (hist entries (n, 1)); q unnormalized."""
 
+    def mixes(self, process, prediction: Prediction) -> bool:
+        """Uniform process (mixture.py): whether the stage law is a Mixture, read off a normalized x_theta (a mean
+        model's log_probs, not reshaped) while alpha_t < 1 (else x_t pins x0 and project_x0 is not the identity)."""
+        alpha = float(process.schedule.alpha(torch.tensor(self.t, dtype=torch.float64)))
+        return prediction.log_probs is not None and not self.sampler.reshaped() and alpha < 1
+
+    def mixture(self, process, p_x: Tensor) -> Mixture | None:
+        """The stage law as a Mixture from p_x = x_theta(x_t) (n,) float64, or None when it is none."""
+        return None
+
 
 class StepStage(MaskStage):
     """Stage len(hist) - 1 of a sampler's step t -> s: the sampler's origin / stay / stay_bound, else stage_probs."""
@@ -62,6 +73,13 @@ class StepStage(MaskStage):
 
     def origin(self, hist):
         return self.sampler.origin(hist)
+
+    def mixes(self, process, prediction):
+        probe = torch.zeros(0, dtype=torch.float64)  # the sampler says whether it has a mixture at all
+        return super().mixes(process, prediction) and self.mixture(process, probe) is not None
+
+    def mixture(self, process, p_x):
+        return self.sampler.uniform_mixture(process, p_x, self.t, self.s)
 
     def stay_bound(self, ctx, hist, prediction):
         if not self.sampler.uses_x0(prediction):
@@ -86,6 +104,13 @@ class FinalStage(MaskStage):
 
     def stay_bound(self, ctx, hist, prediction):
         return 0.0
+
+    def mixes(self, process, prediction):
+        return super().mixes(process, prediction) and self.sampler.final == "sample"
+
+    def mixture(self, process, p_x):
+        point, theta = process.x0_posterior_parts(p_x, self.t)
+        return Mixture(point, theta, torch.zeros_like(p_x))
 
     def mask_law(self, ctx, hist, prediction):
         q = self.sampler.final_rule(self.sampler.masked_x0(ctx, hist[0], self.t))

@@ -17,9 +17,11 @@ import torch
 from torch import Tensor
 
 from dlm.process.absorbing import Absorbing
+from dlm.process.uniform import Uniform
 from dlm.registry import SAMPLERS
 from dlm.sample.base import Sampler
 from dlm.sample.context import SamplingContext
+from dlm.sample.mixture import Mixture
 
 
 def jump_probs(x: Tensor, rates: Tensor, tau: float) -> Tensor:
@@ -45,6 +47,10 @@ class Euler(Sampler):
         leave = (t - s) * process.mask_exit_rate(t)  # h Lambda; the stay entry 1 - h Lambda is clipped at 0
         return max(0.0, 1 - leave) / (max(0.0, 1 - leave) + leave)
 
+    def uniform_mixture(self, process: Uniform, p_x: Tensor, t: float, s: float) -> Mixture:
+        theta, spread = ((t - s) * rate for rate in process.rate_parts(p_x, t))  # h R summed by part, y != x_t
+        return Mixture((1 - theta - spread).clamp_min(0), theta, spread, excludes=True)
+
 
 @SAMPLERS.register("tau_leaping")
 @dataclass
@@ -57,3 +63,10 @@ class TauLeaping(Sampler):
 
     def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float:
         return math.exp(-(t - s) * process.mask_exit_rate(t))
+
+    def uniform_mixture(self, process: Uniform, p_x: Tensor, t: float, s: float) -> Mixture:
+        theta, spread = process.rate_parts(p_x, t)
+        total = theta + spread
+        jump = -torch.expm1(-(t - s) * total)  # first-jump: leave w.p. 1 - exp(-h Lam), then y w.p. R(y) / Lam
+        scale = torch.where(total > 0, jump / total.clamp_min(1e-300), 0.0)
+        return Mixture(1 - jump, theta * scale, spread * scale, excludes=True)

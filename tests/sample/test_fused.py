@@ -1,18 +1,20 @@
 """The fused masked path (dlm/sample/fused.py): its factorised law (w, q) is the explicit stage law, its bounds are
-bounds, and its samples depend neither on the bounds nor on the chunking."""
+bounds, and its samples depend neither on the bounds nor on the chunking. The uniform mixture path
+(dlm/sample/mixture.py): its (P, A, U) rebuilds the explicit stage law."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dlm.process import Absorbing
+from dlm.process import Absorbing, Uniform
 from dlm.sample import generate
 from dlm.sample.base import get_sampler, undetermined_positions
 from dlm.sample.chunks import PositionChunk
 from dlm.sample.context import SamplingContext
 from dlm.sample.exact import all_states
 from dlm.sample.fused import FinalStage, StepStage
+from dlm.sample.mixture import current_probs
 from dlm.sample.noise import NoiseTape
 from tests.sample.helpers import TOY, Tabulated
 
@@ -118,10 +120,89 @@ def test_a_masked_step_draws_one_uniform_per_mask_and_one_per_leaver():
                                                         (masked[1] - masked[2],)]
 
 
+@pytest.mark.parametrize("process_class", [Absorbing, Uniform])
 @pytest.mark.parametrize("t", [0.0, 1e-5, 0.5, 1.0])
-def test_masked_undetermined_positions_need_no_pass_over_the_vocabulary(t):
-    """Absorbing's shortcut (the masks, while alpha_t < 1) is the generic rule: more than one allowed clean x0."""
-    process = Absorbing(3)
+def test_undetermined_positions_need_no_pass_over_the_vocabulary(t, process_class):
+    """The shortcuts (absorbing: the masks, uniform: every position, while alpha_t < 1) are the generic rule: more
+    than one allowed clean x0."""
+    process = process_class(3)
     xt = all_states(process.width, TOY.length)
     generic = process.allowed_x0(xt, torch.full((len(xt),), t, dtype=torch.float64)).sum(-1) > 1
     assert torch.equal(undetermined_positions(process, xt, t), generic)
+
+
+MIXED = [("ancestral", {}), ("analytic", {}), ("euler", {}), ("tau_leaping", {})]
+
+
+def _rebuilt(mixture, x0: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """The explicit law (n, N) a Mixture stands for: P at x_t + A x_theta + U uniform (both off x_t if excluded)."""
+    n, width = x0.shape
+    at = torch.nn.functional.one_hot(current, width).double()
+    theta, spread = x0.clone(), torch.full_like(x0, 1.0 / width)
+    if mixture.excludes:
+        theta, spread = theta * (1 - at), (1 - at) / (width - 1)
+    theta = theta / theta.sum(-1, keepdim=True).clamp_min(1e-300)
+    law = mixture.point[:, None] * at + mixture.theta[:, None] * theta + mixture.uniform[:, None] * spread
+    return law / law.sum(-1, keepdim=True)
+
+
+def _uniform_parts(ctx, stage, xt, t):
+    """(mixture, x_theta (n, N), current (n,)) at every position of xt, as mixture_draw computes them."""
+    prediction = ctx.predict(xt, t)
+    assert stage.mixes(ctx.process, prediction)
+    log_probs, current = prediction.log_probs.flatten(0, 1), xt.flatten()
+    _, p_x = current_probs(log_probs, current)
+    return stage.mixture(ctx.process, p_x), _normalized(log_probs.exp()), current
+
+
+@pytest.mark.parametrize("name, options", MIXED)
+def test_uniform_mixture_is_the_stage_law(name, options):
+    """Uniform process, every toy state x_t: the mixture (P, A, U) rebuilds stage_probs to 1e-12."""
+    process = Uniform(3)
+    sampler = get_sampler(name, **options)
+    ctx = SamplingContext(Tabulated(TOY, process), process)
+    xt = all_states(process.width, TOY.length)
+    whole = _normalized(sampler.stage_probs(ctx, [xt], {}, T, S)).view(-1, process.width)
+    mixture, x0, current = _uniform_parts(ctx, StepStage(sampler, T, S), xt, T)
+    assert (_rebuilt(mixture, x0, current) - whole).abs().max() < 1e-12
+
+
+def test_uniform_noise_removal_mixture_is_the_bayes_posterior():
+    process = Uniform(3)
+    sampler = get_sampler("ancestral")
+    ctx = SamplingContext(Tabulated(TOY, process), process)
+    xt = all_states(process.width, TOY.length)
+    whole = _normalized(sampler.final_probs(ctx, xt, 1e-3)).view(-1, process.width)
+    mixture, x0, current = _uniform_parts(ctx, FinalStage(sampler, 1e-3), xt, 1e-3)
+    assert (_rebuilt(mixture, x0, current) - whole).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("name, options, kind", [("ancestral", {"temperature": 0.7}, "mean"),
+                                                 ("ancestral", {}, "score"), ("theta_rk2", {}, "mean"),
+                                                 ("ancestral", {"final": "argmax"}, "final")])
+def test_uniform_laws_without_a_mixture_keep_the_explicit_draw(name, options, kind):
+    """Reshaped x_theta, score models, two-stage samplers and argmax noise removal are no mixture of x_theta."""
+    process = Uniform(3)
+    sampler = get_sampler(name, **options)
+    ctx = SamplingContext(Tabulated(TOY, process, "score" if kind == "score" else "mean"), process)
+    xt = all_states(process.width, TOY.length)
+    stage = FinalStage(sampler, 1e-3) if kind == "final" else StepStage(sampler, T, S)
+    assert not stage.mixes(process, ctx.predict(xt, stage.t))
+
+
+def test_a_uniform_step_draws_two_uniforms_per_position():
+    """The noise of a mixture step: U1 (the part) and U2 (the token) per position, no V-wide Gumbel noise."""
+    process = Uniform(3)
+    tape = NoiseTape()
+    generate(Tabulated(TOY, process), process, "tau_leaping", steps=2, shape=(50, TOY.length),
+             generator=torch.Generator().manual_seed(0), noise=tape)
+    assert [tuple(d.shape) for d in tape.draws] == [(50 * TOY.length,)] * 7  # prior, 2 steps and noise removal
+
+
+def test_current_probs_survives_logits_whose_exp_overflows():
+    """Raw logits (a bare Tensor from a user denoiser) far above 88: p_x is still the softmax at the current token."""
+    logits = torch.tensor([[1000.0, 999.0, 0.0], [-1000.0, -1001.0, -2000.0], [0.0, 1.0, 2.0]])
+    current = torch.tensor([1, 0, 2])
+    _, p_x = current_probs(logits, current)
+    expected = torch.softmax(logits.double(), -1).gather(-1, current[:, None])[:, 0]
+    assert torch.allclose(p_x, expected, rtol=1e-6, atol=0)
