@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -65,27 +66,30 @@ class PreparedSplit:
     def document_spans(self, docs: np.ndarray) -> np.ndarray:
         """(n, 2) stream [start, stop) of documents `docs` (n,), each stop just past the document's EOS."""
         with open(self.offsets_path, "rb", buffering=0) as file:
-            starts = [read_slice(file, np.dtype(np.int64), doc, doc + 2) for doc in np.asarray(docs).tolist()]
-        return np.stack(starts).reshape(-1, 2) if starts else np.zeros((0, 2), dtype=np.int64)
+            pairs = [read_slice(file, np.dtype(np.int64), doc, doc + 2) for doc in np.asarray(docs).tolist()]
+        return np.stack(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
 
     def tokens(self, spans: np.ndarray) -> list[np.ndarray]:
         """The stream slices [start, stop) of `spans` (n, 2), as int64 arrays; slices may cross shard ends."""
         files: dict[int, Any] = {}
         out = []
-        for start, stop in spans.tolist():
-            parts = []
-            first = int(np.searchsorted(self.starts, start, side="right")) - 1
-            for shard in range(first, len(self.paths)):
-                lo, hi = max(start, self.starts[shard]), min(stop, self.starts[shard + 1])
-                if lo >= hi:
-                    break
-                if shard not in files:
-                    files[shard] = open(self.paths[shard], "rb", buffering=0)  # noqa: SIM115 (closed below)
-                parts.append(read_slice(files[shard], self.dtype, lo - self.starts[shard], hi - self.starts[shard]))
-            out.append(np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64))
-        for file in files.values():
-            file.close()
+        with ExitStack() as opened:  # every shard file opened here is closed on the way out, errors included
+            for start, stop in spans.tolist():
+                out.append(self._slice(start, stop, files, opened))
         return out
+
+    def _slice(self, start: int, stop: int, files: dict[int, Any], opened: ExitStack) -> np.ndarray:
+        """Stream [start, stop) as int64, reading each shard it crosses through `files` (opened on first use)."""
+        parts = []
+        first = int(np.searchsorted(self.starts, start, side="right")) - 1
+        for shard in range(first, len(self.paths)):
+            lo, hi = max(start, self.starts[shard]), min(stop, self.starts[shard + 1])
+            if lo >= hi:
+                break
+            if shard not in files:
+                files[shard] = opened.enter_context(open(self.paths[shard], "rb", buffering=0))
+            parts.append(read_slice(files[shard], self.dtype, lo - self.starts[shard], hi - self.starts[shard]))
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
 
 class PreparedCorpus:
