@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlm.config import ModelConfig
+from dlm.model.activation import TanhGELU
 from dlm.model.attention import Attention, KVHook
 from dlm.model.rotary import Rotary
 from dlm.registry import ConfigError
@@ -48,7 +49,7 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d, elementwise_affine=not conditioned)
         self.attn = Attention(d, cfg.n_heads, layer, cfg.dropout, use_flash=cfg.attention == "flash")
         hidden = int(cfg.mlp_ratio * d)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), TanhGELU(), nn.Linear(hidden, d))
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()  # no call per residual at p = 0
         self.adaln = nn.Linear(cfg.cond_dim, 6 * d) if conditioned else None
         if self.adaln is not None:  # zero init: every block starts as the identity map (DiT adaLN-Zero)
