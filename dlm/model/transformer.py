@@ -156,6 +156,9 @@ class Transformer(nn.Module):
             raise ConfigError("this backbone is time-conditioned: pass cond (B,)")
 
     def num_flops_per_token(self, seq_len: int) -> int:
-        """Forward+backward FLOPs per token: 6 N_matmul + 12 n_layers d L (PaLM appendix B accounting)."""
-        n_matmul = sum(p.numel() for n, p in self.named_parameters() if p.dim() == 2 and "embed" not in n)
+        """Forward+backward FLOPs per token: 6 N_matmul + 12 n_layers d L (PaLM appendix B accounting). N_matmul
+        counts the weights applied to every token: not the embeddings, nor the time MLP and adaLN projections, which
+        act once per sequence on the conditioning vector."""
+        n_matmul = sum(p.numel() for n, p in self.named_parameters()
+                       if p.dim() == 2 and "embed" not in n and "adaln" not in n)
         return 6 * n_matmul + 12 * self.cfg.n_layers * self.cfg.d_model * seq_len
