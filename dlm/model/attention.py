@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlm.model.rotary import interleave_qk, rotate_qkv
+from dlm.model.rotary import rotate_qkv
 from dlm.registry import ConfigError
 
 _HAS_FLASH = importlib.util.find_spec("flash_attn") is not None
@@ -62,11 +62,8 @@ class Attention(nn.Module):
                 positions: Tensor | None = None, kv_cache: KVHook | None = None) -> Tensor:
         """x (B, L, d) -> (B, L, d). cos, sin: rotary angles (L, D) or per row (B, L, D). attn_mask: bool
         (B or 1, 1, L, L_all), True = may attend."""
-        B, L, d = x.shape
-        # q and k computed with their pairs interleaved (a (3 d, d) weight copy), for the in-place complex rotation
-        weight = interleave_qk(self.qkv.weight.view(3, self.n_heads, self.head_dim, -1), 0).view(3 * d, -1)
-        qkv = F.linear(x, weight).view(B, L, 3, self.n_heads, self.head_dim)
-        q, k, v = rotate_qkv(qkv, cos, sin, interleaved=True)  # (B, H, L, D)
+        B, L, _ = x.shape
+        q, k, v = rotate_qkv(self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim), cos, sin)  # (B, H, L, D)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer, k, v, positions)
         dropout = self.dropout if self.training else 0.0
