@@ -304,10 +304,15 @@ def main() -> None:
                 ratios = ", ".join(f"vs {k.removeprefix('speed_vs_')} {v:.2f}x (CPU time {r['cpu_' + k]:.2f}x)"
                                    for k, v in r.items() if k.startswith("speed_vs_"))
                 print(f"  {key}: {r['tokens_per_s']:.0f} tok/s (MFU {r['mfu']:.2f}), {ratios}", flush=True)
+    write_report(report, args.out)
+
+
+def write_report(report: dict, out: str) -> None:
+    """The JSON report, with the machine's load average at the end of the run."""
     report["machine"]["load_average_at_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

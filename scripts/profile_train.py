@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import sys
 from pathlib import Path
@@ -106,10 +105,7 @@ def main() -> None:
         for key, fams in families.items():
             shares = ", ".join(f"{f} {ms:.1f}" for f, ms in fams.items())
             print(f"  {key:16s} total {sum(fams.values()):8.1f}  {shares}")
-    report["machine"]["load_average_at_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    bt.write_report(report, args.out)
 
 
 if __name__ == "__main__":
