@@ -2,17 +2,24 @@
 
 A step is forward + backward + AdamW update of one batch, each model with its own recipe: dlm through
 `DiffusionLM.loss` (entry-point token check included) and `dlm.train.optim.build_optimizer` (fused AdamW), the
-anchors with a plain `torch.optim.AdamW` (nanoGPT's `configure_optimizers` fuses only on CUDA).
-Anchors, re-implemented here: `Reference`, a plain bidirectional pre-norm transformer without positions or time
+anchors with a plain `torch.optim.AdamW` (nanoGPT's `configure_optimizers` fuses only on CUDA). Anchors,
+re-implemented here: `Reference`, a plain bidirectional pre-norm transformer without positions or time
 (cross-entropy at every position), for every objective; `NanoGPT`, the architecture of nanoGPT's model.py (learned
 positions, causal SDPA, biased linears, exact GELU, dropout modules, head tied to the embedding), for the AR
-objective. MFU = model FLOPs/s / peak FLOPs/s, model FLOPs per token = 6 N_matmul + 12 n_layers d L (PaLM appendix
-B), peak = the rate of a large fp32 torch.mm measured in the same run. Every round times each model once in turn
-(A/B/A/B), so a machine shared with other work slows them alike; the speed ratio is the median over rounds of the
-per-round ratio anchor_time / dlm_time. The headline is eager against eager. With --compile each dlm model also
-runs with its backbone compiled (as `train.compile=true` does) and the reference with its loss compiled
-(torch.compile, inductor), reported as `<objective>_compiled` against both the compiled and the eager reference;
-it is off by default because inductor takes minutes per model on a CPU. Writes JSON.
+objective. The reference has the token-level size of every objective's backbone (same d, layers, heads, MLP, N + 1
+outputs) but no time input: SEDD's and UDLM's backbones are time-conditioned (adaLN), so their ratio includes what a
+DiT pays by design and the reference does not: the time MLP and per-block modulation projections (once per sequence;
+their 78k parameters at `tiny` are most of the 186k vs 108k count) and the modulation itself, h (1 + scale) + shift
+and x + gate y around each branch, elementwise passes over (B, L, d) forward and backward, where the reference's
+LayerNorm applies its affine inside the kernel. MFU = model FLOPs/s / peak FLOPs/s, model FLOPs per token = 6
+N_matmul + 12 n_layers d L (PaLM appendix B), peak = the rate of a large fp32 torch.mm measured in the same run.
+Every round times each model once in turn (A/B/A/B), so a machine shared with other work slows them alike; the speed
+ratio is the median over rounds of the per-round ratio anchor_time / dlm_time, by the wall clock (`speed_vs_*`) and
+by the process's CPU time (`cpu_speed_vs_*`, robust to other processes taking the core between the A/B calls). The
+headline is eager against eager. With --compile each dlm model also runs with its backbone compiled (as
+`train.compile=true` does) and the reference with its loss compiled (torch.compile, inductor), reported as
+`<objective>_compiled` against both the compiled and the eager reference; it is off by default because inductor
+takes minutes per model on a CPU. Writes JSON.
 
     .venv/bin/python scripts/bench_train.py [--out benchmarks/bench_train.json] [--models tiny,small] [--steps 15]
         [--compile]
@@ -57,9 +64,10 @@ def matmul(size: int = 2048):
 
 
 def matmul_flops_per_token(module: nn.Module, seq_len: int, n_layers: int, d: int) -> int:
-    """6 N_matmul + 12 n_layers d L, N_matmul = 2-D non-embedding weights (a tied head counts once, as the head)."""
+    """6 N_matmul + 12 n_layers d L, N_matmul = 2-D weights applied to every token: not the embeddings (a tied head
+    counts once, as the head), nor the time MLP and adaLN projections (once per sequence, on the conditioning)."""
     n_matmul = sum(p.numel() for n, p in module.named_parameters() if p.dim() == 2 and "embed" not in n
-                   and not n.startswith(("wte", "wpe")))
+                   and "adaln" not in n and not n.startswith(("wte", "wpe")))
     return 6 * n_matmul + 12 * n_layers * d * seq_len
 
 
@@ -157,21 +165,30 @@ def first_call_seconds(fns: dict) -> dict[str, float]:
 
 
 def timed(fn) -> float:
-    start = time.perf_counter()
+    return timed_both(fn)[0]
+
+
+def timed_both(fn) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this process) of one call. The CPU time leaves out the time the OS gave
+    to other processes, so on a shared machine it tracks the work done more closely than the wall clock."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def interleaved(fns: dict, steps: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds per call of each fn, calling them in turn round after round (A/B/A/B)."""
+def interleaved(fns: dict, steps: int, warmup: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU seconds per call of each fn, calling them in turn round after round (A/B/A/B)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {key: [] for key in fns}
+    wall: dict[str, list[float]] = {key: [] for key in fns}
+    cpu: dict[str, list[float]] = {key: [] for key in fns}
     for _ in range(steps):
         for key, fn in fns.items():
-            times[key].append(timed(fn))
-    return times
+            w, c = timed_both(fn)
+            wall[key].append(w)
+            cpu[key].append(c)
+    return wall, cpu
 
 
 def train_step(module: nn.Module, loss_fn, optimizer: torch.optim.Optimizer | None = None):
@@ -225,7 +242,7 @@ def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, ob
     peak_fn, peak_flops = matmul()
     fns["peak"] = peak_fn
     first = first_call_seconds({key: fn for key, fn in fns.items() if key.endswith("_compiled")})
-    times = interleaved(fns, steps, warmup)
+    times, cpu_times = interleaved(fns, steps, warmup)
     peak = peak_flops / statistics.median(times["peak"])
     result = {"model": name, "batch_size": batch, "seq_len": seq_len, "d_model": cfg.model.d_model,
               "n_layers": cfg.model.n_layers, "n_heads": cfg.model.n_heads, "peak_fp32_matmul_flops": peak,
@@ -236,7 +253,8 @@ def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, ob
         tokens_per_s = batch * seq_len / statistics.median(times[key])
         result[key] = {"step_ms": 1000 * statistics.median(times[key]), "tokens_per_s": tokens_per_s,
                        "flops_per_token": flops, "mfu": flops * tokens_per_s / peak,
-                       "num_parameters": sum(p.numel() for p in module.parameters())}
+                       "num_parameters": sum(p.numel() for p in module.parameters()),
+                       "cpu_step_ms": 1000 * statistics.median(cpu_times[key])}
         if key in first:
             result[key]["first_step_s"] = first[key]
     for key in modules:  # each dlm step's speed relative to the anchors: median of per-round ratios
@@ -247,6 +265,7 @@ def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, ob
             (["nanogpt"] if obj == "autoregressive" else [])
         for anchor in anchors:
             result[key][f"speed_vs_{anchor}"] = median_ratio(times[anchor], times[key])
+            result[key][f"cpu_speed_vs_{anchor}"] = median_ratio(cpu_times[anchor], cpu_times[key])
     return result
 
 
@@ -282,13 +301,18 @@ def main() -> None:
               f"{result['peak_fp32_matmul_flops'] / 1e9:.0f} GFLOP/s", flush=True)
         for key, r in result.items():
             if isinstance(r, dict) and "speed_vs_reference" in r:
-                ratios = ", ".join(f"vs {k.removeprefix('speed_vs_')} {v:.2f}x" for k, v in r.items()
-                                   if k.startswith("speed_vs_"))
+                ratios = ", ".join(f"vs {k.removeprefix('speed_vs_')} {v:.2f}x (CPU time {r['cpu_' + k]:.2f}x)"
+                                   for k, v in r.items() if k.startswith("speed_vs_"))
                 print(f"  {key}: {r['tokens_per_s']:.0f} tok/s (MFU {r['mfu']:.2f}), {ratios}", flush=True)
+    write_report(report, args.out)
+
+
+def write_report(report: dict, out: str) -> None:
+    """The JSON report, with the machine's load average at the end of the run."""
     report["machine"]["load_average_at_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

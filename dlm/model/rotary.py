@@ -6,9 +6,10 @@ rotate_half(x) = cat(-x2, x1) for x = cat(x1, x2). We fold its sign into the sin
 kernels and no rolled copy.
 
 The attention applies it through `rotate_qkv`, one autograd node from the fused qkv projection to q, k, v. Its
-backward is the inverse rotation, g * cos - roll(g, D/2) * sin_signed (roll(sin_signed, D/2) = -sin_signed), stacked
-with v's gradient into one contiguous (B, L, 3, H, D) gradient in one pass: autograd's own select/slice backwards
-would zero-fill one such tensor per q, k and v and add them up, passes the plain (rotary-free) transformer never pays.
+backward is the inverse rotation, g * cos - roll(g, D/2) * sin_signed (roll(sin_signed, D/2) = -sin_signed), run in
+the (B, H, L, D) layout SDPA's gradients come in (contiguous halves) and written with v's gradient straight into one
+contiguous (B, L, 3, H, D) gradient: autograd's own select/slice backwards would zero-fill one such tensor per q, k
+and v and add them up, passes the plain (rotary-free) transformer never pays.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class _RotateQKV(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_q: Tensor, grad_k: Tensor, grad_v: Tensor) -> tuple[Tensor, None, None]:
         cos, sin_signed = ctx.saved_tensors
-        cos4, sin4 = cos[..., None, :], -sin_signed[..., None, :]  # (L | B, L, 1, D): the inverse rotation
-        grads = [apply_rotary(g, cos4, sin4) for g in (grad_q.transpose(1, 2), grad_k.transpose(1, 2))]
-        return torch.stack([*grads, grad_v.transpose(1, 2)], dim=2), None, None
+        cos4, sin4 = cos.unsqueeze(-3), -sin_signed.unsqueeze(-3)  # (1 | B, 1, L, D): the inverse rotation
+        B, H, L, D = grad_q.shape
+        grad = grad_q.new_empty(B, L, 3, H, D)
+        for i, g in enumerate((grad_q, grad_k)):  # rotated in SDPA's (B, H, L, D) gradient layout, then written
+            grad[:, :, i] = apply_rotary(g, cos4, sin4).transpose(1, 2)  # once into its slot (no stack)
+        grad[:, :, 2] = grad_v.transpose(1, 2)
+        return grad, None, None

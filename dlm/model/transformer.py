@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlm.config import ModelConfig
+from dlm.model.activation import TanhGELU
 from dlm.model.attention import Attention, KVHook
 from dlm.model.rotary import Rotary
 from dlm.registry import ConfigError
@@ -48,7 +49,7 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d, elementwise_affine=not conditioned)
         self.attn = Attention(d, cfg.n_heads, layer, cfg.dropout, use_flash=cfg.attention == "flash")
         hidden = int(cfg.mlp_ratio * d)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), TanhGELU(), nn.Linear(hidden, d))
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()  # no call per residual at p = 0
         self.adaln = nn.Linear(cfg.cond_dim, 6 * d) if conditioned else None
         if self.adaln is not None:  # zero init: every block starts as the identity map (DiT adaLN-Zero)
@@ -155,6 +156,9 @@ class Transformer(nn.Module):
             raise ConfigError("this backbone is time-conditioned: pass cond (B,)")
 
     def num_flops_per_token(self, seq_len: int) -> int:
-        """Forward+backward FLOPs per token: 6 N_matmul + 12 n_layers d L (PaLM appendix B accounting)."""
-        n_matmul = sum(p.numel() for n, p in self.named_parameters() if p.dim() == 2 and "embed" not in n)
+        """Forward+backward FLOPs per token: 6 N_matmul + 12 n_layers d L (PaLM appendix B accounting). N_matmul
+        counts the weights applied to every token: not the embeddings, nor the time MLP and adaLN projections, which
+        act once per sequence on the conditioning vector."""
+        n_matmul = sum(p.numel() for n, p in self.named_parameters()
+                       if p.dim() == 2 and "embed" not in n and "adaln" not in n)
         return 6 * n_matmul + 12 * self.cfg.n_layers * self.cfg.d_model * seq_len
