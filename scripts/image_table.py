@@ -28,13 +28,15 @@ def row(folder: Path) -> dict:
     rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
     sweep = result["sweep"]
     best = max(sweep, key=lambda r: r.get("accuracy", -r["fd"]))
-    return {"family": result["family"], "process": result["process"],
+    return {"folder": folder.name, "family": result["family"], "process": result["process"],
             "train_steps": max((r["step"] for r in records), default=None),
             "train_tokens_per_s": statistics.median(rates) if rates else None,
+            "train_minutes": max((r["elapsed_s"] for r in records if "elapsed_s" in r), default=0.0) / 60,
             "best_cfg_scale": best["cfg_scale"], "accuracy": best.get("accuracy"), "fd": best["fd"],
             "fd_over_codec": best["fd"] / result["fd_codec"], "fd_codec": result["fd_codec"],
             "fd_test_vs_train": result["fd_test_vs_train"], "num_samples": best["num_samples"],
             "image_to_caption_accuracy": result.get("image_to_caption_accuracy"),
+            "image_to_caption_estimator": result.get("image_to_caption_estimator"),
             "elbo_per_code": result.get("elbo_per_code"), "elbo_per_code_se": result.get("elbo_per_code_se"),
             "sample_tokens_per_s": best["tokens_per_s"], "sweep": sweep}
 
@@ -49,14 +51,15 @@ def main() -> None:
     codec = json.loads(Path(args.codec).read_text()) if args.codec and Path(args.codec).is_file() else {}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"codec": codec, "targets": TARGETS, "rows": rows}, indent=2) + "\n")
-    print("| family | steps | train tok/s | best cfg | class acc | FD | FD/codec FD | img->caption | "
-          "nats/code | sample tok/s |\n|---|---|---|---|---|---|---|---|---|---|")
+    print("| folder | family | steps | train min | train tok/s | N | best cfg | class acc | FD | FD/codec FD | "
+          "img->caption | nats/code | sample tok/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
         cap = "-" if r["image_to_caption_accuracy"] is None else f"{r['image_to_caption_accuracy']:.3f}"
-        print(f"| {r['family']} | {r['train_steps']} | {r['train_tokens_per_s'] or 0:.0f} | {r['best_cfg_scale']:g} | "
-              f"{acc} | {r['fd']:.2f} | {r['fd_over_codec']:.2f} | {cap} | {r['elbo_per_code']:.3f} "
-              f"± {r['elbo_per_code_se']:.3f} | {r['sample_tokens_per_s']:.0f} |")
+        nats = "-" if r["elbo_per_code"] is None else f"{r['elbo_per_code']:.3f} ± {r['elbo_per_code_se']:.3f}"
+        print(f"| {r['folder']} | {r['family']} | {r['train_steps']} | {r['train_minutes']:.1f} | "
+              f"{r['train_tokens_per_s'] or 0:.0f} | {r['num_samples']} | {r['best_cfg_scale']:g} | {acc} | "
+              f"{r['fd']:.2f} | {r['fd_over_codec']:.2f} | {cap} | {nats} | {r['sample_tokens_per_s']:.0f} |")
     if codec:
         print(f"codec: test mse {codec['mse']:.5f}, psnr {codec['psnr_db']:.2f} dB, code perplexity "
               f"{codec['code_perplexity']:.1f} / {codec['codebook_size']}; floors: FD codec / test-vs-train per row")

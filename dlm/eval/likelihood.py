@@ -10,11 +10,14 @@ estimate). For absorbing processes with alpha_1 > 0 (LogLinear eps) the bound mi
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from dlm.denoiser import Denoiser, as_prediction
 from dlm.process.base import Process
+from dlm.registry import ConfigError
 from dlm.types import Prediction
 from dlm.validation import check_attention_mask, check_batch, check_positive
 
@@ -107,3 +110,49 @@ def conditional_elbo(denoiser: Denoiser, process: Process, x0: Tensor, target_ma
                      generator: torch.Generator | None = None) -> Tensor:
     """(B,) Monte Carlo bound on -log p(x0[target] | x0[~target]), nats (see conditional_elbo_samples)."""
     return conditional_elbo_samples(denoiser, process, x0, target_mask, n_t=n_t, generator=generator).mean(0)
+
+
+MAX_EXACT_TARGETS = 8  # 2^8 - 1 = 255 mask patterns: beyond that the Monte Carlo conditional_elbo is cheaper
+
+
+@torch.no_grad()
+def masked_conditional_nll(denoiser: Denoiser, process: Process, x0: Tensor, target_mask: Tensor) -> Tensor:
+    """(B,) the absorbing bound on -log p(x0[target] | x0[~target]), nats, with its time integral done exactly.
+
+    For a denoiser that ignores t (MDLM / RADD without time conditioning) the masked bound depends on t only
+    through the masked set M (each target position masked w.p. m = 1 - alpha_t), so with dm = -alpha'_t dt
+        int_0^1 (1/m) E_{M ~ Bern(m)^n} [f(M)] dm = sum_{M != {}} B(|M|, n - |M| + 1) f(M)
+                                                  = sum_{k=1}^n (1/k) mean_{|M| = k} f(M),
+    f(M) = sum_{l in M} -log x_theta(x0^l | x0 with M masked) (LLaDA's form, arXiv 2502.09992 eq. 12, summed
+    instead of sampled). It is conditional_elbo's expectation in the eps -> 0 limit, with no Monte Carlo error:
+    one forward per non-empty subset of the n target positions (n <= MAX_EXACT_TARGETS) and distinct masked row.
+    x0 (B, L); target_mask bool (L,) or (1, L), the same positions for every row; t passed to the denoiser is
+    |M| / (n + 1), inside (0, 1) (ignored by the models this is meant for).
+    """
+    check_batch(x0)
+    process.check_tokens(x0)
+    target = torch.as_tensor(target_mask, dtype=torch.bool, device=x0.device).reshape(-1)
+    if target.numel() != x0.shape[1] or getattr(process, "mask_id", None) is None:
+        raise ConfigError("masked_conditional_nll needs an absorbing process and one (L,) target mask for all rows")
+    positions = target.nonzero().flatten()
+    n = len(positions)
+    if not 1 <= n <= MAX_EXACT_TARGETS:
+        raise ConfigError(f"masked_conditional_nll enumerates 2^n - 1 mask patterns; n = {n} target positions "
+                          f"must lie in [1, {MAX_EXACT_TARGETS}]; use conditional_elbo (Monte Carlo) instead")
+    total = torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
+    for pattern in range(1, 2**n):
+        masked = positions[[bit for bit in range(n) if pattern >> bit & 1]]  # (k,)
+        k = len(masked)
+        xt = x0.clone()
+        xt[:, masked] = process.mask_id
+        # rows that agree outside M (candidate captions differing only there) share one forward
+        unique, inverse = torch.unique(xt, dim=0, return_inverse=True)  # (U, L), (B,)
+        t = torch.full((len(unique),), k / (n + 1), device=x0.device)  # inside (0, 1), about the masked fraction
+        prediction = as_prediction(denoiser(unique, t))
+        if prediction.log_probs is None:
+            raise ConfigError("masked_conditional_nll needs a mean-parameterized denoiser (log_probs), not a score; "
+                              "use conditional_elbo")
+        log_probs = prediction.log_probs[:, masked][inverse]  # (B, k, N)
+        nll = -log_probs.gather(-1, x0[:, masked, None]).squeeze(-1)  # (B, k)
+        total += nll.double().sum(-1) / (k * math.comb(n, k))
+    return total

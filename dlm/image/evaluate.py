@@ -78,13 +78,17 @@ def sample_sweep(im: ImageModel, classifier: FeatureClassifier, scales: list[flo
 
 
 def caption_accuracy(im: ImageModel, n: int, *, n_t: int, batch_size: int, seed: int) -> dict[str, float]:
-    """Zero-shot image->caption accuracy on the first n test images (n_t time samples per candidate caption)."""
+    """Zero-shot image->caption accuracy on the first n test images (n_t time samples per candidate caption, or
+    the exact sum over the caption's mask patterns where ImageModel.exact_caption_bound)."""
     source_rows, labels = im.source.rows("test")
+    n = min(n, len(source_rows))
     gen = torch.Generator().manual_seed(seed)
     predicted = torch.cat([im.image_to_text(source_rows[i : min(i + batch_size, n)], n_t=n_t, generator=gen)
                            for i in range(0, n, batch_size)])
+    estimator = ("exact_likelihood" if im.model.objective.causal else
+                 "exact_mask_patterns" if im.exact_caption_bound() else f"monte_carlo_n_t={n_t}")
     return {"image_to_caption_accuracy": float((predicted == labels[:n]).double().mean()),
-            "image_to_caption_n": n, "image_to_caption_n_t": n_t}
+            "image_to_caption_n": n, "image_to_caption_estimator": estimator}
 
 
 def held_out_elbo(im: ImageModel, n: int, *, n_t: int, batch_size: int, seed: int) -> dict[str, float]:

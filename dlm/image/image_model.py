@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dlm.eval.likelihood import conditional_elbo
+from dlm.eval.likelihood import MAX_EXACT_TARGETS, conditional_elbo, masked_conditional_nll
 from dlm.guidance import prompt_guidance
 from dlm.image.source import PREFIXES, ImageSource
 from dlm.image.vocabulary import JointVocabulary, RowLayout
+from dlm.objectives.masked_elbo import MaskedELBO
 from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
 from dlm.sample import generate, get_sampler
@@ -108,10 +109,16 @@ class ImageModel:
         caption = self.layout.mask("caption").expand_as(rows)
         generator = generator if generator is not None else torch.Generator(device=rows.device)
         state = generator.get_state()
-        nll = []
+        candidates = []
         for text in self.captions():
             candidate = rows.clone()
             candidate[:, : self.layout.text_end] = self.vocab.caption_ids(text)
+            candidates.append(candidate)
+        if self.exact_caption_bound():  # all candidates in one call: the masked rows they share run once
+            nll = masked_conditional_nll(self.model, self.model.process, torch.cat(candidates), caption[0])
+            return nll.view(len(candidates), len(rows)).argmin(0)
+        nll = []
+        for candidate in candidates:
             if self.model.objective.causal:
                 nll.append(self.model.elbo(candidate))
                 continue
@@ -119,6 +126,13 @@ class ImageModel:
             nll.append(conditional_elbo(self.model, self.model.process, candidate, caption, n_t=n_t,
                                         generator=generator))
         return torch.stack(nll, 1).argmin(1)
+
+    def exact_caption_bound(self) -> bool:
+        """Whether image_to_text sums the caption's masked bound over every mask pattern (no Monte Carlo, n_t
+        unused): a masked model that ignores t, with a caption short enough to enumerate (masked_conditional_nll)."""
+        objective = self.model.objective
+        return (isinstance(self.model.process, Absorbing) and not objective.time_conditioning
+                and isinstance(objective, MaskedELBO) and 0 < self.vocab.caption_len <= MAX_EXACT_TARGETS)
 
     def inpaint(self, rows: Tensor, keep_codes: Tensor, *, steps: int, sampler: str = "",
                 generator: torch.Generator | None = None) -> Tensor:

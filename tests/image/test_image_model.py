@@ -88,3 +88,24 @@ def test_dice_reconstruction_under_the_same_caption_is_exact(codec_dir):
     edited = im.edit_caption(rows, (labels + 1) % 10, steps=6, tau=0.9, generator=torch.Generator().manual_seed(0))
     image = im.layout.mask("image")[0]
     assert torch.equal(edited[:, ~image], rows[:, ~image])  # caption and markers untouched: only codes change
+
+
+@pytest.mark.parametrize("family", ["mdlm", "udlm", "sedd"])
+def test_image_to_text_is_exact_for_a_masked_model_that_ignores_t(codec_dir, family):
+    """MDLM sums the caption's bound over every mask pattern: no Monte Carlo, so the seed cannot change the answer,
+    and the answer is the argmin of the per-caption masked_conditional_nll (others keep the n_t estimate)."""
+    from dlm.eval.likelihood import masked_conditional_nll
+    im = _image_model(codec_dir, family)
+    rows = im.source.rows()[0][:8]
+    assert im.exact_caption_bound() == (family == "mdlm")
+    if family != "mdlm":
+        return
+    runs = [im.image_to_text(rows, n_t=1, generator=torch.Generator().manual_seed(s)) for s in range(3)]
+    assert all(torch.equal(runs[0], r) for r in runs)
+    caption = im.layout.mask("caption")[0]
+    nll = []
+    for text in im.captions():
+        candidate = rows.clone()
+        candidate[:, : im.layout.text_end] = im.vocab.caption_ids(text)
+        nll.append(masked_conditional_nll(im.model, im.model.process, candidate, caption))
+    assert torch.equal(runs[0], torch.stack(nll, 1).argmin(1))
