@@ -100,7 +100,7 @@ def plot(points: list[dict], path: str) -> None:
             lo = [max(0.0, 100 * (p["accuracy"] - p["wilson95"][0])) for p in rows]
             hi = [max(0.0, 100 * (p["wilson95"][1] - p["accuracy"])) for p in rows]
             ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=family)
-        ax.set(title=task, xlabel="training tokens (M)", ylabel="solved (%)", ylim=(-2, 102))
+        ax.set(title=task, xlabel="training tokens (M)", ylabel="solved (%)", ylim=(-2, 102), xlim=(0, None))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
