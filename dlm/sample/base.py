@@ -100,8 +100,10 @@ class Sampler:
         """Raise a one-line ConfigError when this sampler cannot run on `process`."""
         if not isinstance(process, self.supports):
             names = ", ".join(cls.__name__ for cls in self.supports)
+            usable = ", ".join(name for name, factory in sorted(SAMPLERS.items())
+                               if isinstance(process, getattr(factory, "supports", ())))
             raise ConfigError(f"sampler {type(self).__name__} supports processes [{names}], "
-                              f"got {type(process).__name__}")
+                              f"got {type(process).__name__}; choose a sampler for it: {usable or 'none registered'}")
         if self.block_size and not isinstance(process, Absorbing):
             raise ConfigError("block_size (semi-autoregressive decoding) needs a masked (absorbing) process")
 

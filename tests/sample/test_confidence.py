@@ -80,8 +80,10 @@ def test_confidence_measures_pick_the_expected_position(remasking, first):
 
 
 def test_confidence_needs_a_masked_process():
-    with pytest.raises(ConfigError, match="supports processes"):
+    with pytest.raises(ConfigError, match="supports processes") as error:
         generate(lambda xt, t: None, Uniform(V), "confidence", steps=4, shape=(1, 4))
+    usable = str(error.value).split("choose a sampler for it: ")[1].split(", ")
+    assert "analytic" in usable and "ancestral" in usable and "confidence" not in usable  # the ones that run on it
     with pytest.raises(ConfigError, match="remasking"):
         get_sampler("confidence", remasking="low_confidence")
     with pytest.raises(ConfigError, match="multiple"):
