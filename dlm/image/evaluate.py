@@ -9,7 +9,8 @@ Reported (JSON) for one checkpoint, with N = num_samples:
   image->caption  accuracy of zero-shot classification on test images (ImageModel.image_to_text)
   elbo            held-out bound on -log p(codes | caption) per code, nats (ImageModel.code_nll), with its
                   standard error over images
-  classifier      its accuracy on the real test split (the judge's own ceiling)
+  classifier      its accuracy on the real test split (the judge's own ceiling) and on codec reconstructions of
+                  it (classifier_codec_accuracy: the ceiling of a perfect model of the codes)
 PNG grids: samples per class for each cfg scale (row = class), inpainting (rows: original, top half kept,
 completions) and, for image-only models, unconditional samples.
 The classifier (frechet.py) is trained once per dataset and cached in <out>/classifier unless --classifier names one.
@@ -41,15 +42,23 @@ def classifier_for(dataset: str, path: str | Path, *, epochs: float = 1.0, seed:
 
 
 def floors(im: ImageModel, classifier: FeatureClassifier, n: int, generator: torch.Generator) -> dict[str, float]:
-    """FD floors (module docstring) and the classifier's test accuracy."""
+    """FD floors (module docstring), the classifier's test accuracy and its accuracy on codec reconstructions of the
+    test split: the ceiling of the class accuracy of any model of the codes."""
     train, test = load_images(im.source.dataset, "train"), load_images(im.source.dataset, "test")
     pick = torch.randperm(len(train), generator=generator)[:n]
     reference = test.images[:n]
-    recon = torch.cat([im.codec.decode(im.codec.encode(train.images[pick[i : i + 500]])).cpu()
-                       for i in range(0, len(pick), 500)])
     accuracy = float((classifier.predict(test.images) == test.labels).double().mean())
+    codec_accuracy = float((classifier.predict(_reconstruct(im, test.images)) == test.labels).double().mean())
     return {"fd_test_vs_train": frechet_distance(classifier, reference, train.images[pick]),
-            "fd_codec": frechet_distance(classifier, reference, recon), "classifier_test_accuracy": accuracy}
+            "fd_codec": frechet_distance(classifier, reference, _reconstruct(im, train.images[pick])),
+            "classifier_test_accuracy": accuracy, "classifier_codec_accuracy": codec_accuracy}
+
+
+@torch.no_grad()
+def _reconstruct(im: ImageModel, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """decode(encode(images)) (N, C, H, W), in batches."""
+    return torch.cat([im.codec.decode(im.codec.encode(images[i : i + batch_size])).cpu()
+                      for i in range(0, len(images), batch_size)])
 
 
 def sample_sweep(im: ImageModel, classifier: FeatureClassifier, scales: list[float], n: int, *, steps: int,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from dlm.cli import main
 from tests.image.conftest import synthetic_images
@@ -64,3 +66,37 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "error: " in capsys.readouterr().err
     assert main(["vq", "train", "--data", "cifar", "--out", str(tmp_path / "o")]) == 2
     assert "unknown image dataset 'cifar'" in capsys.readouterr().err
+
+
+class _Codec:
+    """A stand-in codec: identity, or one that decodes every image to black."""
+
+    def __init__(self, blank: bool):
+        self.blank = blank
+
+    def encode(self, images):
+        return images
+
+    def decode(self, codes):
+        return torch.zeros_like(codes) if self.blank else codes
+
+
+def test_floors_measure_the_codec_against_the_real_split(fake_mnist):
+    from dlm.image.datasets import load_images
+    from dlm.image.evaluate import floors
+    from dlm.image.frechet import ClassifierConfig, FeatureClassifier
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        judge = FeatureClassifier(ClassifierConfig(image_size=8)).eval()
+    test = load_images("mnist", "test")
+    exact = floors(SimpleNamespace(source=SimpleNamespace(dataset="mnist"), codec=_Codec(blank=False)), judge, 30,
+                   torch.Generator().manual_seed(0))
+    # a lossless codec: reconstructions are the images, so both floors and both accuracies coincide
+    assert exact["fd_codec"] == pytest.approx(exact["fd_test_vs_train"], abs=1e-9)
+    assert exact["classifier_codec_accuracy"] == exact["classifier_test_accuracy"]
+    blank = floors(SimpleNamespace(source=SimpleNamespace(dataset="mnist"), codec=_Codec(blank=True)), judge, 30,
+                   torch.Generator().manual_seed(0))
+    black_class = int(judge.predict(torch.zeros_like(test.images[:1]))[0])
+    assert blank["classifier_codec_accuracy"] == pytest.approx(float((test.labels == black_class).double().mean()))
+    assert blank["fd_codec"] > 10 * exact["fd_codec"] and blank["fd_test_vs_train"] == exact["fd_test_vs_train"]
