@@ -57,10 +57,14 @@ class PositionChunk(SamplingContext):
         if index is None or rows is not None:
             raise ConfigError("a chunked stage law asked the denoiser about a state that is not one of the step's; "
                               "set chunk_positions=-1 on this sampler to compute whole laws")
+        return gather_positions(self.full_prediction(index, t), self.flat)
+
+    def full_prediction(self, index: int, t: float | None) -> Prediction:
+        """The network output (B, L, N) for the step's state hist[index] at t, computed once and shared."""
         key = (index, t)
         if key not in self.predictions:
             self.predictions[key] = self._predict(self.full_ctx, self.full[index], t)
-        return gather_positions(self.predictions[key], self.flat)
+        return self.predictions[key]
 
     def uniform(self, shape: tuple[int, ...], device: torch.device | str | None = None,
                 rows: Tensor | None = None) -> Tensor:

@@ -134,8 +134,7 @@ def fused_draw(ctx: SamplingContext, predict, stage: MaskStage, hist: list[Tenso
     out = torch.where(active, origin, hist[-1])
     flat = (active & (origin == mask_id)).flatten().nonzero()[:, 0]
     predictions = memos.setdefault("predictions", {})
-    probe = PositionChunk(ctx, predict, hist, flat[:0], predictions)
-    prediction = probe.predict(probe.hist[0], stage.t)  # cached full-state output; the empty gather costs nothing
+    prediction = PositionChunk(ctx, predict, hist, flat[:0], predictions).full_prediction(0, stage.t)  # (B, L, N)
     if stage.always_leaves:
         u = torch.ones(len(flat), dtype=torch.float64, device=flat.device)
         candidates = flat

@@ -64,9 +64,8 @@ def mixture_draw(ctx: SamplingContext, predict: Callable, stage, hist: list[Tens
     way. U1 and U2 are drawn for all positions up front; then each chunk of rows is read once."""
     predictions = memos.setdefault("predictions", {})
     flat = active.flatten().nonzero()[:, 0]
-    probe = PositionChunk(ctx, predict, hist, flat[:0], predictions)
-    probe.predict(probe.hist[0], stage.t)  # computed once, kept for the fallback too
-    prediction = predictions[(0, stage.t)]  # the full-state output (B, L, N)
+    # the full-state output (B, L, N), computed once and kept in predictions for the fallback too
+    prediction = PositionChunk(ctx, predict, hist, flat[:0], predictions).full_prediction(0, stage.t)
     size = max(len(flat), 1) if size < 0 else max(size, 1)
     if not (len(flat) and stage.mixes(ctx.process, prediction)):
         return chunked_draw(ctx, predict, hist, memos, law, active, size, predictions)
