@@ -66,6 +66,7 @@ class AncestralCache(Ancestral):
         ctx.state["ancestral_cache"] = (xt.clone(), prediction)
         return prediction
 
+
 def _merge(old: Tensor | None, new: Tensor | None, rows: Tensor) -> Tensor | None:
     if old is None:
         return None

@@ -136,4 +136,3 @@ class Confidence(Sampler):
             return probs.argmax(-1)
         law = self.reshape(probs.double()) if self.reshaped() else probs
         return inverse_cdf(law, ctx.uniform((len(law),), law.device, rows=rows))
-
