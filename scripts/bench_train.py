@@ -214,21 +214,22 @@ def dlm_step(obj: str, base: list[str], x0: Tensor, generator: torch.Generator, 
     return model, train_step(model, lambda: model.loss(x0, generator=generator).loss, build_optimizer(model, train_cfg))
 
 
-def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, objectives: list[str],
-                compile_too: bool = False) -> dict:
-    """Every objective's dlm step and the anchors (and the matmul peak), interleaved on one (batch, seq_len)."""
+def model_steps(name: str, batch: int, seq_len: int, objectives: list[str], *, with_nanogpt: bool = True,
+                compile_too: bool = False) -> tuple[object, dict[str, nn.Module], dict]:
+    """(model config, modules, step callables) on one random (batch, seq_len) batch: each objective's DiffusionLM,
+    the reference, nanoGPT for the AR objective (if with_nanogpt) and, with compile_too, the compiled variants."""
     base = [f"model={name}", f"model.max_len={seq_len}"]
     cfg = load_config(None, base)
     generator = torch.Generator().manual_seed(0)
     x0 = torch.randint(0, VOCAB, (batch, seq_len), generator=generator)
     modules: dict[str, nn.Module] = {}
-    fns = {"peak": None}
+    fns: dict = {}
     for obj in objectives:
         modules[obj], fns[obj] = dlm_step(obj, base, x0, generator)
     torch.manual_seed(0)
     reference = Reference(cfg.model, VOCAB + 1)  # the absorbing model's output width (mask appended)
     modules["reference"], fns["reference"] = reference, train_step(reference, lambda: reference.loss(x0))
-    if "autoregressive" in objectives:
+    if with_nanogpt and "autoregressive" in objectives:
         nanogpt = NanoGPT(cfg.model, VOCAB)
         modules["nanogpt"], fns["nanogpt"] = nanogpt, train_step(nanogpt, lambda: nanogpt.loss(x0))
     if compile_too:
@@ -239,8 +240,15 @@ def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, ob
         ref_c = Reference(cfg.model, VOCAB + 1)
         ref_c_loss = torch.compile(ref_c.loss)
         modules["reference_compiled"], fns["reference_compiled"] = ref_c, train_step(ref_c, lambda: ref_c_loss(x0))
+    return cfg, modules, fns
+
+
+def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, objectives: list[str],
+                compile_too: bool = False) -> dict:
+    """Every objective's dlm step and the anchors (and the matmul peak), interleaved on one (batch, seq_len)."""
+    cfg, modules, steps_of = model_steps(name, batch, seq_len, objectives, compile_too=compile_too)
     peak_fn, peak_flops = matmul()
-    fns["peak"] = peak_fn
+    fns = {"peak": peak_fn, **steps_of}
     first = first_call_seconds({key: fn for key, fn in fns.items() if key.endswith("_compiled")})
     times, cpu_times = interleaved(fns, steps, warmup)
     peak = peak_flops / statistics.median(times["peak"])

@@ -69,20 +69,6 @@ def profile_model(fns: dict, steps: int) -> dict[str, dict[str, float]]:
             for key, t in totals.items()}
 
 
-def model_steps(name: str, batch: int, seq_len: int, objectives: list[str]) -> dict:
-    """bench_train's step callables on one random batch: the reference and each objective's DiffusionLM."""
-    base = [f"model={name}", f"model.max_len={seq_len}"]
-    cfg = bt.load_config(None, base)
-    generator = torch.Generator().manual_seed(0)
-    x0 = torch.randint(0, bt.VOCAB, (batch, seq_len), generator=generator)
-    torch.manual_seed(0)
-    reference = bt.Reference(cfg.model, bt.VOCAB + 1)
-    fns = {"reference": bt.train_step(reference, lambda: reference.loss(x0))}
-    for obj in objectives:
-        fns[obj] = bt.dlm_step(obj, base, x0, generator)[1]
-    return fns
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/profile_train.json")
@@ -98,7 +84,7 @@ def main() -> None:
                           "load_average_at_start": os.getloadavg(), "note": args.note}, "results": []}
     for name, shape, steps in zip(args.models.split(","), args.shapes.split(","), args.steps.split(",")):
         batch, seq_len = (int(v) for v in shape.split("x"))
-        fns = model_steps(name, batch, seq_len, args.objectives.split(","))
+        fns = bt.model_steps(name, batch, seq_len, args.objectives.split(","), with_nanogpt=False)[2]
         families = profile_model(fns, int(steps))
         report["results"].append({"model": name, "batch_size": batch, "seq_len": seq_len, "ms_per_step": families})
         print(f"{name} {shape} (ms/step, profiler self time)")
