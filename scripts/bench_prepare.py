@@ -142,8 +142,8 @@ def run_loader(folder: str, batches: int) -> None:
 
 
 def _rss_split() -> dict[str, float]:
-    """The process's RSS split into anonymous memory (its own) and file-backed pages (here mostly the memmapped
-    shards it has read: page cache the kernel can drop, growing with the distinct pages touched), in MB."""
+    """The process's RSS split into anonymous memory (its own) and file-backed pages (mapped files: libraries, and
+    any shard pages a memmap reader would map; the loader's positional reads map none), in MB."""
     with open("/proc/self/status") as status:
         fields = dict(line.split(":", 1) for line in status if line.startswith(("RssAnon", "RssFile")))
     return {key: int(value.split()[0]) / 1024 for key, value in fields.items()}
