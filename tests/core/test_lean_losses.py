@@ -15,7 +15,7 @@ from dlm.eval.likelihood import integrand as prediction_integrand
 from dlm.process.uniform import MixtureLogSum
 from dlm.utils.cross_entropy import gathered, logsumexp_and_gather, logsumexp_except, nll_from_logits
 from tests.model.test_rotary import plain_rotate_qkv
-from tests.tiny_models import VARIANTS, tiny_model
+from tests.tiny_models import VARIANTS, assert_same_step, seeded_step, tiny_model
 
 DIFFUSION = ["masked_elbo", "score_entropy", "sedd_uniform", "uniform_elbo"]
 
@@ -99,22 +99,11 @@ def test_fused_training_step_equals_the_plain_one(name, monkeypatch):
     """A seeded DiffusionLM.loss and every parameter gradient are those of the same model with the fused pieces
     (rotate_qkv, fused cross-entropy) replaced by their plain autograd compositions: up to float rounding."""
     x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
-
-    def step():
-        torch.manual_seed(0)
-        model = tiny_model(name)
-        out = model.loss(x0, generator=torch.Generator().manual_seed(1))
-        out.loss.backward()
-        return out.loss.detach(), [p.grad for p in model.parameters()]
-
-    loss, grads = step()
+    fused = seeded_step(name, x0)
     monkeypatch.setattr(dlm.model.attention, "rotate_qkv", plain_rotate_qkv)
     for module in (dlm.objectives.masked_elbo, dlm.objectives.radd, dlm.objectives.autoregressive):
         monkeypatch.setattr(module, "nll_from_logits", _plain_nll)
-    plain_loss, plain_grads = step()
-    torch.testing.assert_close(loss, plain_loss, rtol=1e-6, atol=1e-7)
-    for grad, plain in zip(grads, plain_grads):
-        torch.testing.assert_close(grad, plain, rtol=1e-4, atol=1e-6)
+    assert_same_step(fused, seeded_step(name, x0))
 
 
 @pytest.mark.parametrize("exclude", [None, 0, 3, 6])
