@@ -1,7 +1,7 @@
 """Exact error of every stage sampler versus denoiser evaluations (NFE) on enumerable toys, with fitted orders.
 
 No Monte Carlo: dlm.sample.exact composes each sampler's step kernels over all states in float64, driven by an exact
-oracle denoiser (tests/toy_oracle.py). Suites:
+oracle denoiser (dlm.testing). Suites:
   fs1_masked         ALGORITHMS §5.2 FS-1: L=2, K=3, Dirichlet(2) target, alpha_t = 1 - t, from t=1 to delta=0.1
   uniform_order      ALGORITHMS §5.2 uniform toy: L=2, K=3, sigma(t) = 3t, from the exact p_1 to t=0
   toy3_absorbing     the spiky 3-token test toy, LogLinear(1e-3), from all masks to eps=1e-5 plus noise removal

@@ -114,7 +114,7 @@ LAYERS = [
     ["dlm.model", "dlm.process", "dlm.data", "dlm.pretrained"],
     ["dlm.eval.likelihood"],
     ["dlm.objectives"],
-    ["dlm.cache", "dlm.sample", "dlm.guidance", "dlm.edit", "dlm.image", "dlm.tasks"],
+    ["dlm.cache", "dlm.sample", "dlm.guidance", "dlm.edit", "dlm.image", "dlm.tasks", "dlm.testing"],
     ["dlm.diffusion_lm"],
     ["dlm", "dlm.hf", "dlm.eval", "dlm.train", "dlm.cli",
      "dlm.image.codec_trainer", "dlm.image.image_model", "dlm.image.evaluate"],  # and every package's commands.py

@@ -5,7 +5,7 @@ import torch
 
 from dlm.eval.likelihood import elbo_samples
 from dlm.process import Absorbing, LogLinear, Uniform
-from tests.toy_oracle import ToyDistribution
+from dlm.testing import ToyDistribution
 
 TOY = ToyDistribution(length=3, vocab=3, seed=1)
 N_T = 4000

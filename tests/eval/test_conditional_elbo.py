@@ -7,7 +7,7 @@ import torch
 from dlm.eval.likelihood import conditional_elbo, conditional_elbo_samples, elbo_samples, masked_conditional_nll
 from dlm.process import Absorbing, LogLinear, Uniform
 from dlm.registry import ConfigError
-from tests.toy_oracle import ToyDistribution
+from dlm.testing import ToyDistribution
 
 TOY = ToyDistribution(length=3, vocab=3, seed=1)
 N_T = 2000

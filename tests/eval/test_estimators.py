@@ -9,7 +9,7 @@ import torch
 from dlm.eval.estimators import TimeSampling, bound_samples, summarize
 from dlm.process import Absorbing, LogLinear
 from dlm.registry import ConfigError
-from tests.toy_oracle import ToyDistribution
+from dlm.testing import ToyDistribution
 
 TOY = ToyDistribution(length=3, vocab=3, seed=1)
 PROCESS = Absorbing(3, LogLinear(eps=0.0))

@@ -10,10 +10,10 @@ from dlm.objectives.masked_elbo import subs
 from dlm.process import Absorbing, LogLinear, Uniform
 from dlm.sample import generate, get_sampler
 from dlm.sample.exact import all_states, exact_law, state_index, total_variation
+from dlm.testing import ToyDistribution
 from dlm.types import Prediction
 from tests.cache.helpers import tiny_model
 from tests.sample.helpers import empirical_law, mc_threshold
-from tests.toy_oracle import ToyDistribution
 
 V = 4
 P_COND = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.1, 0.2, 0.3, 0.4]], dtype=torch.float64)  # p(x | c), c = 0, 1

@@ -9,8 +9,8 @@ from dlm.registry import ConfigError
 from dlm.sample import generate, get_sampler
 from dlm.sample.exact import exact_law, total_variation
 from dlm.sample.text_infill import parse_infill_template
+from dlm.testing import ToyDistribution
 from tests.sample.helpers import TOY, Tabulated, empirical_law, mc_threshold
-from tests.toy_oracle import ToyDistribution
 
 PER_VALUE = 3000
 CUBE = TOY.probs.reshape(3, 3, 3)
