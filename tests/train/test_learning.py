@@ -7,12 +7,14 @@ import importlib.util
 import math
 
 import pytest
+import torch
 
 from dlm.config import load_config
 from dlm.diffusion_lm import DiffusionLM
 from dlm.registry import ConfigError
 from dlm.train import train
 from dlm.train.log import METRICS_FILE, read_metrics
+from tests.tiny_models import tiny_model
 from tests.train.conftest import tiny_run
 
 
@@ -45,9 +47,67 @@ def test_tensorboard_is_optional(tmp_path, small_corpus):
         assert any((tmp_path / "tensorboard").iterdir())
 
 
-def test_pad_mode_masks_padding(tmp_path, small_corpus):
-    """One document per row (pad mode): losses and the bound cover real tokens only and stay finite."""
+def test_pad_mode_trains_on_padded_rows(tmp_path, small_corpus):
+    """One document per row (pad mode) end to end: losses and the bound stay finite and beat a loose bound."""
     cfg = load_config(None, tiny_run(tmp_path, small_corpus, "data.mode=pad", "train.steps=3", "train.grad_accum=2"))
     summary = train(cfg)
     assert math.isfinite(summary["val_nll"]) and math.isfinite(summary["train_loss"])
     assert summary["val_nll"] < summary["uniform_nll"] + 1.0
+
+
+def _padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """x0 (4, 12) with right padding after 12, 9, 5 and 2 real tokens; mask (4, 12) True on the real ones."""
+    x0 = torch.randint(0, 9, (4, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.arange(12) < torch.tensor([12, 9, 5, 2])[:, None]
+    return x0, mask
+
+
+def _seeded_loss(model, x0, mask, noise_on=None):
+    """(LossOutput, parameter gradients) of one seeded loss + backward; noise_on (B, L) bool: those backbone outputs
+    get random values (sd 5) added, so anything read from them would change."""
+    hook = None
+    if noise_on is not None:
+        noise = 5 * torch.randn(*x0.shape, model.backbone.vocab_out, generator=torch.Generator().manual_seed(2))
+        hook = model.backbone.register_forward_hook(
+            lambda module, args, out: out + torch.where(noise_on[..., None], noise, 0.0))
+    out = model.loss(x0, attention_mask=mask, generator=torch.Generator().manual_seed(1))
+    model.zero_grad()
+    out.loss.backward()
+    if hook is not None:
+        hook.remove()
+    return out, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("variant", ["masked_elbo", "uniform_elbo", "score_entropy", "autoregressive"])
+def test_padding_carries_no_loss_and_no_gradient(variant):
+    """Pad mode's attention mask (what the training loop passes to DiffusionLM.loss): the loss is the mean over the
+    real tokens only (num_tokens counts no pad), and whatever the model outputs for padded positions (for AR: the
+    outputs that predict a pad) changes neither the loss nor any gradient."""
+    torch.manual_seed(0)
+    model = tiny_model(variant)
+    x0, mask = _padded_batch()
+    scored = mask.clone()
+    if variant == "autoregressive":  # output l predicts token l + 1; token 0 is context
+        scored = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], 1)
+    out, grads = _seeded_loss(model, x0, mask)
+    assert int(out.num_tokens) == int(scored.sum()) < x0.numel()
+    assert out.loss.item() == pytest.approx(float(out.nll_sum) / int(scored.sum()), rel=1e-6)
+    noisy, noisy_grads = _seeded_loss(model, x0, mask, noise_on=~scored)
+    assert noisy.loss.item() == out.loss.item() and float(noisy.nll_sum) == float(out.nll_sum)
+    assert all(torch.equal(g, n) for g, n in zip(grads, noisy_grads))
+    assert any(g.abs().sum() > 0 for g in grads)
+    real, real_grads = _seeded_loss(model, x0, mask, noise_on=scored)  # control: the real outputs do count
+    assert real.loss.item() != out.loss.item() and not all(torch.equal(g, n) for g, n in zip(grads, real_grads))
+
+
+def test_autoregressive_loss_ignores_the_token_ids_under_padding():
+    """Causal attention and right padding: no real token sees a pad, so replacing the ids under padding leaves the
+    loss and every gradient identical. (Bidirectional families read the pads as context, as MDLM's reference does.)"""
+    torch.manual_seed(0)
+    model = tiny_model("autoregressive")
+    x0, mask = _padded_batch()
+    other = torch.where(mask, x0, (x0 + 1 + torch.arange(12)) % 9)
+    out, grads = _seeded_loss(model, x0, mask)
+    changed, changed_grads = _seeded_loss(model, other, mask)
+    assert changed.loss.item() == out.loss.item() and int(changed.num_tokens) == int(mask[:, 1:].sum())
+    assert all(torch.equal(g, n) for g, n in zip(grads, changed_grads))
