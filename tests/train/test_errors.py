@@ -89,18 +89,6 @@ def test_resume_with_a_different_model(config, tmp_path, small_corpus):
     assert "does not match the configured model" in _error(config, [*overrides, "model.d_model=32"], resume=True)
 
 
-def _cli_ready() -> bool:
-    """The CLI imports every subcommand's module; until they all exist it cannot run."""
-    try:
-        from dlm.cli import build_parser
-
-        build_parser()
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _cli_ready(), reason="dlm.cli cannot import all its subcommands yet")
 def test_cli_prints_error_and_exits_2(config):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "dlm.cli", "train", "--config", config, "train.stepz=3"],
