@@ -57,14 +57,16 @@ def test_chunked_step_laws_equal_whole_laws(process_name, kind, name, options):
             assert (_assembled(ctx, sampler, [xt, y_star], memos, law, size) - second).abs().max() < 1e-12
 
 
-@pytest.mark.parametrize("process_name", ["absorbing", "uniform"])
-@pytest.mark.parametrize("name", ["ancestral", "euler", "theta_rk2", "confidence", "ancestral_cache"])
+SAMPLED = [(process_name, name) for process_name in ("absorbing", "uniform")
+           for name in ("ancestral", "euler", "theta_rk2", "analytic", "tau_leaping")]
+SAMPLED += [("absorbing", "confidence"), ("absorbing", "ancestral_cache")]  # masked-only samplers
+
+
+@pytest.mark.parametrize("process_name, name", SAMPLED)
 def test_chunking_leaves_samples_and_noise_unchanged(process_name, name):
     """Same seed: chunks of 1 and 3 positions give the very samples of the whole-law path (-1), so the uniforms are
     consumed in the same order; a recorded tape replays under chunking too."""
     process = PROCESSES[process_name]()
-    if name in ("confidence", "ancestral_cache") and process_name == "uniform":
-        pytest.skip("masked processes only")
     den = Tabulated(TOY, process)
 
     def run(chunk: int, noise=None):
