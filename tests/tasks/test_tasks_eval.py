@@ -2,6 +2,8 @@
 tiny model's `dlm task train` + `dlm task eval` run end to end in seconds."""
 
 import json
+import math
+from statistics import NormalDist
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +18,13 @@ from dlm.tasks.sudoku import solve
 from dlm.types import Prediction
 
 
+def _wilson_closed_form(correct: int, n: int) -> list[float]:
+    """The Wilson score interval written out here, with z the 97.5% normal quantile (not the library's constant)."""
+    z, p = NormalDist().inv_cdf(0.975), correct / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return [max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n))]
+
+
 def test_wilson_interval_known_values():
     lo, hi = wilson_interval(0, 50)
     assert lo == 0 and hi == pytest.approx(0.07135, abs=1e-4)
@@ -26,13 +35,14 @@ def test_wilson_interval_known_values():
 
 class SudokuOracle(torch.nn.Module):
     """A masked-diffusion denoiser that knows the rules: it reads the clamped puzzle and puts all mass on its
-    solution. With it, clamping, decoding and checking must give 100%."""
+    solution. With it, clamping, decoding and checking must give 100%. corrupt: a rotated (wrong) grid for every
+    puzzle; wrong: the puzzles (strings) that get the rotated grid."""
 
     objective = SimpleNamespace(required_sampler=None)  # a diffusion denoiser: the caller picks the sampler
 
-    def __init__(self, task, corrupt=False):
+    def __init__(self, task, corrupt=False, wrong=frozenset()):
         super().__init__()
-        self.task, self.tokenizer, self.corrupt = task, task.tokenizer, corrupt
+        self.task, self.tokenizer, self.corrupt, self.wrong = task, task.tokenizer, corrupt, wrong
         self.process = Absorbing(len(self.tokenizer))
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a device
         self.vocab = self.tokenizer.get_vocab()
@@ -43,7 +53,7 @@ class SudokuOracle(torch.nn.Module):
         for b, row in enumerate(xt.tolist()):
             puzzle = "".join(self.symbols[i] for i in row[: self.task.cells])
             solution = solve([int(c) for c in puzzle], self.task.box)[0]
-            if self.corrupt:
+            if self.corrupt or puzzle in self.wrong:
                 solution = solution[1:] + solution[:1]  # a rotated grid breaks the givens
             target = self.task.format_prompt(puzzle) + "".join(map(str, solution))
             for pos, symbol in enumerate(target):
@@ -58,6 +68,23 @@ def test_an_oracle_solves_everything_and_a_wrong_one_nothing():
     assert result["correct"] == 12 and result["accuracy"] == 1.0 and result["steps"] == task.answer_len
     assert sum(b["n"] for b in result["by_difficulty"].values()) == 12
     assert evaluate(SudokuOracle(task, corrupt=True), task, examples)["correct"] == 0
+
+
+def test_accuracy_is_the_fraction_the_checker_accepts_on_a_known_subset():
+    """An oracle that answers a known third of the puzzles wrong: accuracy, counts per difficulty, the per-example
+    verdicts and the Wilson interval are exactly those of the known right/wrong split."""
+    task = get_task("sudoku4x4")
+    examples = task.generate_examples(12, seed=0)
+    wrong = {ex.question for ex in examples[::3]}  # examples 0, 3, 6, 9
+    right = [ex.question not in wrong for ex in examples]
+    result = evaluate(SudokuOracle(task, wrong=wrong), task, examples, sampler="confidence", batch_size=5)
+    assert (result["n"], result["correct"], result["accuracy"]) == (12, 8, 8 / 12)
+    assert result["wilson95"] == pytest.approx(_wilson_closed_form(8, 12), abs=1e-7)
+    assert [ex["correct"] for ex in result["examples"]] == right[:5]
+    for bucket, score in result["by_difficulty"].items():
+        oks = [ok for ex, ok in zip(examples, right) if ex.difficulty == bucket]
+        assert (score["n"], score["correct"]) == (len(oks), sum(oks))
+        assert score["wilson95"] == pytest.approx(_wilson_closed_form(sum(oks), len(oks)), abs=1e-7)
 
 
 TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.cond_dim=16", "train.steps=3",
@@ -81,8 +108,10 @@ def test_tiny_train_and_eval_end_to_end(tmp_path, family, capsys):
     assert main(["task", "eval", "mult4x4", "--checkpoint", str(out_dir / "final"), "--split", "generated",
                  "--limit", "20", "--sampler", asked, "--out", str(report)]) == 0
     result = json.loads(report.read_text())
-    assert result["n"] == 20 and 0 <= result["accuracy"] <= 1
-    assert result["wilson95"][0] <= result["accuracy"] <= result["wilson95"][1]
+    assert result["n"] == 20 and result["accuracy"] == result["correct"] / 20
+    assert result["wilson95"] == pytest.approx(_wilson_closed_form(result["correct"], 20), abs=1e-7)
+    task = get_task("mult4x4")  # every reported verdict is the checker's on the reported answer
+    assert all(ex["correct"] == task.check(ex["question"], ex["answer"]) for ex in result["examples"])
     assert result["sampler"] == used
     assert result["samples_per_s"] > 0
     assert all(len(ex["answer"].split()) <= 8 for ex in result["examples"])
