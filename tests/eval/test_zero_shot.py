@@ -14,10 +14,11 @@ from dlm.eval.commands import ppl_command
 from dlm.eval.corpora import EvalTexts
 from dlm.eval.device import THREAD_ENV, available_cores, set_cpu_threads
 from dlm.eval.estimators import TimeSampling
-from dlm.eval.likelihood import conditional_elbo_samples
 from dlm.eval.oov import text_oov, warn_oov
 from dlm.eval.report import ar_ratios
-from dlm.eval.zero_shot import evaluate_blocks, make_blocks, zero_shot_perplexity
+from dlm.eval.zero_shot import Blocks, evaluate_blocks, make_blocks, zero_shot_perplexity
+from dlm.process import Absorbing
+from dlm.testing import ToyDistribution
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = ["First Citizen:\nBefore we proceed any further, hear me speak.", "", "All:\nSpeak, speak."] * 20
@@ -118,13 +119,47 @@ def test_diffusion_rows_bound_the_tokens_the_ar_row_scores_given_the_same_contex
     assert rows["mdlm"]["num_tokens"] == rows["ar"]["num_tokens"] == 8 * 62
     blocks = make_blocks(ROWS, mdlm.tokenizer, 64, max_blocks=8)
     assert blocks.scored[:, 1:63].all() and not blocks.scored[:, [0, 63]].any()
-    samples = conditional_elbo_samples(mdlm, mdlm.process, blocks.ids, blocks.scored, n_t=4,
-                                       generator=torch.Generator().manual_seed(5))
-    assert rows["mdlm"]["nll"] == pytest.approx(float(samples.mean(0).sum()) / (8 * 62), rel=1e-9)
+    assert blocks.clean[:, [0, 63]].all() and not blocks.clean[:, 1:63].any()  # BOS and EOS: the context
     (ratio,) = ar_ratios([{**rows["mdlm"], "checkpoint": "m"},
                           {**rows["ar"], "checkpoint": "a", "autoregressive": True}])
     assert ratio["ratio"] == pytest.approx(math.exp(rows["mdlm"]["nll"] - rows["ar"]["nll"]))
     assert ratio["num_tokens"] == 8 * 62
+
+
+class _ExactToyModel(torch.nn.Module):
+    """The exact denoiser of a ToyDistribution under a process, as the model the zero-shot pipeline scores.
+    temperature != 1 tempers its log-probs: a wrong (but valid) model, whose bound must be looser."""
+
+    def __init__(self, toy: ToyDistribution, process, temperature: float = 1.0):
+        super().__init__()
+        self.process, self.exact, self.temperature = process, toy.denoiser(process), temperature
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a device
+
+    def forward(self, xt, t):
+        return torch.log_softmax(self.exact(xt, t) / self.temperature, -1)
+
+
+@pytest.mark.parametrize("sampling", [TimeSampling("many", 64), TimeSampling("mdlm", 64, "stratified", 1e-4)],
+                         ids=["many", "mdlm"])
+def test_block_bound_is_the_exact_conditional_nll_for_the_exact_denoiser(sampling):
+    """Blocks scored at positions 1..L-2 with BOS/EOS-like context at 0 and L-1 (what make_blocks gives a wrap
+    block): for the exact denoiser of a toy the reported masked bound equals -log p(x^{1..L-2} | x^0, x^{L-1}),
+    computed here from the toy's table, within 4 standard errors. On blocks drawn from the toy, a tempered (wrong)
+    denoiser's bound lies above it (its excess is a conditional KL divergence in expectation)."""
+    toy = ToyDistribution(length=4, vocab=3, seed=2)
+    table = toy.probs.view(3, 3, 3, 3)  # p(x0, x1, x2, x3)
+    ids = toy.states[torch.multinomial(toy.probs, 400, replacement=True, generator=torch.Generator().manual_seed(0))]
+    exact = -torch.log(table[ids[:, 0], ids[:, 1], ids[:, 2], ids[:, 3]] / table.sum((1, 2))[ids[:, 0], ids[:, 3]])
+    scored = torch.zeros_like(ids, dtype=torch.bool)
+    scored[:, 1:3] = True
+    blocks = Blocks(ids, torch.ones_like(scored), scored, scored, len(ids))
+    exact_nll = float(exact.sum()) / (2 * len(ids))  # nats per scored token
+    estimate = evaluate_blocks(_ExactToyModel(toy, Absorbing(3)), blocks, sampling, batch_size=64, progress=False)
+    assert estimate.num_tokens == 2 * len(ids) and 0 < estimate.se < 0.05 * exact_nll
+    assert abs(estimate.nll - exact_nll) < 4 * estimate.se, (estimate, exact_nll)
+    looser = evaluate_blocks(_ExactToyModel(toy, Absorbing(3), temperature=2.0), blocks, sampling, batch_size=64,
+                             progress=False)
+    assert looser.nll > exact_nll + 4 * looser.se, (looser, exact_nll)
 
 
 def test_oov_tokens_are_counted_warned_and_can_be_excluded(checkpoints, capsys):
