@@ -79,7 +79,26 @@ def test_genppl_command_samples_scores_and_records(checkpoints, tmp_path):
 
 
 def test_autoregressive_samples_decode_left_to_right(checkpoints):
+    """The AR checkpoint made (by a hook on its logits) to put almost all mass on next = follow(previous token):
+    the samples must be the chain BOS, follow(BOS), follow(follow(BOS)), ..., which only a left-to-right decode
+    that reads each token's predecessor produces."""
     model = dlm.DiffusionLM.from_pretrained(checkpoints["ar"]).eval()
-    samples = sample_texts(model, num_samples=3, length=24, steps=4, seed=0)
-    assert samples.sampler == "autoregressive" and samples.ids.shape == (3, 24)
-    assert bool((samples.ids[:, 0] == model.tokenizer.bos_token_id).all()) and len(samples.texts) == 3
+    letters = torch.tensor(model.tokenizer("abcdefg", add_special_tokens=False)["input_ids"])
+
+    def follow(tokens):  # (...) -> (...): a letter picked by the previous token
+        return letters[tokens % len(letters)]
+
+    def hook(module, args, logits):
+        return logits + 40.0 * torch.nn.functional.one_hot(follow(args[0]), logits.shape[-1])
+
+    handle = model.backbone.register_forward_hook(hook)
+    try:
+        samples = sample_texts(model, num_samples=3, length=24, steps=4, seed=0)
+    finally:
+        handle.remove()
+    chain = [model.tokenizer.bos_token_id]
+    for _ in range(23):
+        chain.append(int(follow(torch.tensor(chain[-1]))))
+    assert samples.sampler == "autoregressive"
+    assert samples.ids.tolist() == [chain] * 3
+    assert samples.texts == [model.tokenizer.decode(chain, skip_special_tokens=True)] * 3
