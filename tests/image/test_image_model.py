@@ -1,6 +1,7 @@
 """Conditional tasks through generate(prompt=, prompt_mask=): text->image keeps the caption and markers, image->text
-and inpainting keep the codes they are given, for masked, uniform, SEDD and AR models; held-out bounds are finite
-and the AR one is exact."""
+and inpainting keep the codes they are given, for masked, uniform, SEDD and AR models. Values, on models whose answer
+is known (a hook on the logits) or recomputed by brute force: text->image draws the codes the caption calls for,
+image->text is the likelihood argmin over captions, and code_nll is 16 log V for an uninformed model (exact for AR)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A short run on the bundled Tiny Shakespeare lowers the validation bound well below a uniform guess, log V;
-metrics go to metrics.jsonl (and TensorBoard when asked for and installed)."""
+metrics go to metrics.jsonl (and TensorBoard when asked for and installed); in pad mode the padding carries no loss
+and no gradient."""
 
 from __future__ import annotations
 
