@@ -152,7 +152,7 @@ def test_block_bound_is_the_exact_conditional_nll_for_the_exact_denoiser(samplin
     exact = -torch.log(table[ids[:, 0], ids[:, 1], ids[:, 2], ids[:, 3]] / table.sum((1, 2))[ids[:, 0], ids[:, 3]])
     scored = torch.zeros_like(ids, dtype=torch.bool)
     scored[:, 1:3] = True
-    blocks = Blocks(ids, torch.ones_like(scored), scored, scored, len(ids))
+    blocks = Blocks(ids=ids, mask=torch.ones_like(scored), scored=scored, stream=scored, rows=len(ids))
     exact_nll = float(exact.sum()) / (2 * len(ids))  # nats per scored token
     estimate = evaluate_blocks(_ExactToyModel(toy, Absorbing(3)), blocks, sampling, batch_size=64, progress=False)
     assert estimate.num_tokens == 2 * len(ids) and 0 < estimate.se < 0.05 * exact_nll
