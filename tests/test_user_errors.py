@@ -207,10 +207,10 @@ def test_cli_version_and_per_flag_help(capsys):
     assert "theta_rk2 or confidence" in help_text  # the whole summary of the sampler list
     assert "--num-samples NUM_SAMPLES how many sequences. (default: 4)" in help_text
     assert "--show-steps print how sample 0 fills in" in help_text
-    with pytest.raises(SystemExit):  # the prose form "a / b: text. c: text." of the eval docstrings
+    with pytest.raises(SystemExit):  # a description continued on the next line of the Args: section
         main(["eval", "ppl", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--mode MODE default to the model's training data config." in help_text
+    assert "--mode MODE how documents become blocks (default: the model's training data config)." in help_text
     assert "--max-blocks MAX_BLOCKS blocks per dataset (0 = all). (default: 0)" in help_text
 
 
