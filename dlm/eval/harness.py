@@ -8,7 +8,8 @@ is imported; the `dlm-lm-eval` console script (installed with dlm[eval]) is `lm_
 
 model_args: pretrained (checkpoint dir), mc_num (Monte Carlo samples of t per request), batch_size (rows per
 forward), sampler / steps (default: one per generated token) / block_size / gen_length (generate_until), seed,
-device (cuda without CUDA falls back to cpu), threads (CPU intra-op threads; 0 = eval.device's default), greedy
+device (cuda without CUDA falls back to cpu), threads (CPU intra-op threads, set by dlm lm-eval / dlm-lm-eval;
+0 = eval.device's default; a library caller sets its own), greedy
 (diffusion is_greedy for loglikelihood requests), cfg_scale (masked models: unsupervised classifier-free guidance on
 the context, whose unconditional branch sees it masked, in scoring and generation, as LLaDA's cfg; guidance/cfg.py).
 Every sequence is laid out like one of the model's training blocks (eval/layout.py): [BOS] + context + continuation,
@@ -46,7 +47,7 @@ from tqdm.auto import tqdm
 
 from dlm.data.tokenizer import special_tokens
 from dlm.diffusion_lm import DiffusionLM
-from dlm.eval.device import resolve_device, set_cpu_threads
+from dlm.eval.device import resolve_device
 from dlm.eval.layout import BlockLayout
 from dlm.eval.likelihood import conditional_elbo_samples
 from dlm.eval.oov import oov_id, warn_oov
@@ -75,7 +76,8 @@ class DLMHarness(TemplateLM):
         """batch_size: rows per forward pass; device and max_batch_size ('auto' batching, unused) come from lm-eval."""
         super().__init__()
         self._device = resolve_device(device)
-        self.threads = set_cpu_threads(self._device, int(threads))
+        # threads: applied by the entry points (dlm lm-eval, dlm-lm-eval) around the run; the model only records it
+        self.threads = {"cpu_threads": torch.get_num_threads(), "cpu_threads_requested": int(threads)}
         self.model = DiffusionLM.from_pretrained(str(pretrained), map_location=self._device).eval()
         if self.model.tokenizer is None:
             raise ConfigError(f"checkpoint {pretrained} has no tokenizer; lm-eval needs one")
