@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import re
 import sys
 import typing
@@ -162,6 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     return report_errors(lambda: command(*positional, **args))
 
 
+def console_main() -> int:
+    """The `dlm` console script: the process is the CLI's own, so it sets process-wide state here (never in main(),
+    which tests and library callers run in their process): in a log (stderr not a terminal) the carriage-return
+    progress bars of datasets and huggingface_hub are switched off through their environment variables (an explicit
+    setting wins); dlm's own loops print plain lines there (dlm/utils/progress.py)."""
+    if not sys.stderr.isatty():
+        for name in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+            os.environ.setdefault(name, "1")
+    return main()
+
+
 def report_errors(run: Callable[[], Any]) -> int:
     """run(); a ConfigError prints `error: <one line>` on stderr and gives exit status 2 (else 0). Warnings print
     as one `warning: <message>` line meanwhile."""
@@ -182,4 +194,4 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

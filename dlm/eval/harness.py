@@ -43,7 +43,6 @@ try:
     from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 except ImportError as err:  # pragma: no cover - exercised only without the optional dependency
     raise ImportError("dlm.eval.harness needs lm-eval: pip install 'dlm[eval]' (or pip install lm-eval)") from err
-from tqdm.auto import tqdm
 
 from dlm.data.tokenizer import special_tokens
 from dlm.diffusion_lm import DiffusionLM
@@ -56,6 +55,7 @@ from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
 from dlm.sample import generate, get_sampler
 from dlm.sample.confidence import Confidence
+from dlm.utils.progress import progress
 from dlm.validation import check_arguments, check_positive
 
 
@@ -165,7 +165,7 @@ class DLMHarness(TemplateLM):
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs: Any) -> list[tuple[float, bool]]:
         out = []
-        for (strings, context, continuation) in tqdm(requests, desc="loglikelihood", disable=disable_tqdm):
+        for (strings, context, continuation) in progress(requests, desc="loglikelihood", disable=disable_tqdm):
             result = self.score(context, continuation, greedy=True)
             self.cache_hook.add_partial("loglikelihood", strings, result)
             out.append(result)
@@ -173,7 +173,7 @@ class DLMHarness(TemplateLM):
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         out = []
-        for request in tqdm(requests, desc="loglikelihood_rolling", disable=disable_tqdm):
+        for request in progress(requests, desc="loglikelihood_rolling", disable=disable_tqdm):
             total = sum(self.score(context, continuation)[0] for context, continuation in self.rolling_windows(
                 request.args[0]))
             self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
@@ -189,7 +189,7 @@ class DLMHarness(TemplateLM):
     # --- generation ----------------------------------------------------------------------------------------------
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         out = []
-        for request in tqdm(requests, desc="generate_until", disable=disable_tqdm):
+        for request in progress(requests, desc="generate_until", disable=disable_tqdm):
             context, gen_kwargs = request.args
             text = self.generate_text(context, dict(gen_kwargs))
             self.cache_hook.add_partial("generate_until", request.args, text)

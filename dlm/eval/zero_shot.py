@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from dlm.data.packing import Ragged, pad, wrap
 from dlm.data.splits import MODES, encode
@@ -34,6 +33,7 @@ from dlm.eval.estimators import NLLEstimate, TimeSampling, bound_samples, summar
 from dlm.eval.oov import OOV_WARN_RATE, count_oov, oov_id, warn_oov
 from dlm.eval.report import ar_ratios, checkpoint_info, corpus_summaries
 from dlm.registry import ConfigError
+from dlm.utils.progress import progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def evaluate_blocks(model: DiffusionLM, blocks: Blocks, sampling: TimeSampling, 
     generator = torch.Generator(device=device).manual_seed(seed)
     samples, tokens = [], []
     starts = range(0, len(blocks.ids), batch_size)
-    for start in tqdm(starts, desc=desc or "ppl", unit="batch", disable=not progress, leave=False):
+    for start in progress_bar(starts, desc=desc or "ppl", unit="batch", disable=not progress, leave=False):
         ids, scored, clean = (x[start:start + batch_size].to(device) for x in (blocks.ids, blocks.scored, blocks.clean))
         samples.append(block_samples(model, ids, scored, clean, sampling, generator=generator).cpu())
         tokens.append(scored.sum(-1).cpu())

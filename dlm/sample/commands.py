@@ -1,6 +1,6 @@
 """`dlm sample` and `dlm infill`: typed command functions (the CLI derives flags from the signatures).
 
-Both load a checkpoint with dlm.DiffusionLM.from_pretrained, run dlm.sample.generate with a tqdm bar, print the
+Both load a checkpoint with dlm.DiffusionLM.from_pretrained, run dlm.sample.generate with a progress bar, print the
 decoded texts, and with `out` write one JSON line per sample holding its text, token ids and every setting.
 An autoregressive checkpoint always uses the "autoregressive" sampler, started from its BOS token (with its exact
 KV cache). cache: a registered cache policy for masked models (dkv_decode, dkv_greedy, prefix, dual; dlm/cache/).
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from dlm.registry import ConfigError
+from dlm.utils.progress import progress
 from dlm.validation import check_positive
 
 
@@ -131,8 +132,6 @@ def _load(checkpoint: str):
 
 
 def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Tensor) -> list[str]:
-    from tqdm.auto import tqdm
-
     from dlm.sample import generate, get_sampler
     from dlm.sample.show_steps import StepRecorder, render_text, token_decoder
 
@@ -147,7 +146,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     recorder = StepRecorder() if settings.show_steps else None
     denoiser = _denoiser(model, settings, known.to(device))  # its errors come before the bar is drawn
     plan = sampler.blocks(~known, settings.steps)  # what generate will run: steps per block, + 1 finish each
-    bar = tqdm(total=sum(block.steps for block in plan) + len(plan), unit="step", desc="sampling", file=sys.stderr)
+    bar = progress(total=sum(block.steps for block in plan) + len(plan), unit="step", desc="sampling")
 
     def on_step(index: int, t: float, x: torch.Tensor) -> None:
         bar.update(1 if index else 0)

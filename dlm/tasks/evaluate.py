@@ -19,6 +19,7 @@ import torch
 from dlm.data.user_text import reject_unknown_characters
 from dlm.registry import ConfigError
 from dlm.tasks.base import Example, Task
+from dlm.utils.progress import progress as progress_bar
 
 UNKNOWN = "?"  # stands for a special or out-of-vocabulary token in a decoded answer, so the checker rejects it
 
@@ -86,14 +87,12 @@ def evaluate(model, task: Task, examples: Sequence[Example], *, sampler: str = "
     Returns {"n", "correct", "accuracy", "wilson95", "by_difficulty": {bucket: {...}}, "samples_per_s",
     "elapsed_s", "sampler", "steps", "temperature", "examples": the first 5 (question, answer, correct)}.
     """
-    from tqdm.auto import tqdm
-
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)
     results: list[tuple[Example, str, bool]] = []
     start = time.perf_counter()
-    for begin in tqdm(range(0, len(examples), batch_size), desc=f"solving {task.name}", disable=not progress):
+    for begin in progress_bar(range(0, len(examples), batch_size), desc=f"solving {task.name}", disable=not progress):
         batch = examples[begin : begin + batch_size]
         answers = solve(model, task, [ex.question for ex in batch], sampler=sampler, steps=steps,
                         temperature=temperature, generator=generator)

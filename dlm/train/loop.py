@@ -175,7 +175,7 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / CONFIG_FILE, header=f"intra_op_threads: {torch.get_num_threads()} (this start)")
     trainer.logger = MetricsLogger(out_dir, start_step=trainer.step, total_steps=tc.steps, is_main=dist.is_main,
-                                   progress=tc.progress, tensorboard=tc.tensorboard)
+                                   progress=tc.progress, tensorboard=tc.tensorboard, log_every=tc.log_every)
     return trainer
 
 
