@@ -212,7 +212,7 @@ def load_trainer_state(path: Path) -> dict[str, Any]:
     """Read path/trainer_state.pt (on the CPU). One-line ConfigError when missing, unreadable or foreign."""
     file = path / TRAINER_STATE
     if not file.is_file():
-        raise ConfigError(f"checkpoint {path} is missing {TRAINER_STATE}; was the run killed before the first save?")
+        raise ConfigError(f"checkpoint {path} is missing {TRAINER_STATE}")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, bad pickle, wrong file: all reported as one line
