@@ -6,13 +6,14 @@
     dlm eval ppl --checkpoint runs/x/final --datasets ptb,wikitext2
     dlm edit --checkpoint runs/x/final --text "KING <edit>RICHARD</edit>: ..." --label 1 --tau 0.7
 A user error (ConfigError) prints `error: <one line>` and exits with status 2, never a traceback. `--help` of a
-subcommand shows its docstring's summary and, per flag, the description its docstring gives that parameter.
+subcommand shows its docstring's summary and, per flag, the description its docstring's `Args:` section gives.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import re
 import sys
 import typing
@@ -60,9 +61,14 @@ def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> N
 
 
 def _help(text: str, default: Any, required: bool = False) -> str:
-    text = text.replace("%", "%%")  # argparse formats help strings with %
+    text = _escape(text)
     suffix = "(required)" if required else f"(default: {default!r})" if default not in ("", None) else ""
     return f"{text} {suffix}".strip()
+
+
+def _escape(text: str) -> str:
+    """argparse %-formats every help and description string (`%(default)s`): a literal % must be written %%."""
+    return text.replace("%", "%%")
 
 
 def _parse_with(base: type, flag: str) -> Callable[[str], Any]:
@@ -78,34 +84,23 @@ def _parse_with(base: type, flag: str) -> Callable[[str], Any]:
 
 
 def argument_docs(fn: Callable[..., Any]) -> dict[str, str]:
-    """Parameter name -> its description in fn's docstring: a Google-style `Args:` section, else the prose form
-    `name: text. other_name > 0: text.` the command docstrings use."""
+    """Parameter name -> its description in the Google-style `Args:` section of fn's docstring (every command
+    documents each parameter there; tests/test_cli_help.py checks that every flag has help)."""
     doc = inspect.getdoc(fn) or ""
-    names = [n for n in inspect.signature(fn).parameters]
-    if "\nArgs:\n" in f"\n{doc}":
-        section = doc.split("Args:", 1)[1].split("\n\n", 1)[0]
-        found: dict[str, list[str]] = {}
-        current = None
-        for line in section.splitlines():
-            match = re.match(r"^\s*(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
-            if match and match.group(1) in names:
-                current = match.group(1)
-                found[current] = [match.group(2)]
-            elif current is not None and line.strip():
-                found[current].append(line.strip())
-        return {name: " ".join(parts) for name, parts in found.items()}
-    body = " ".join(doc.split("\n\n", 1)[1].split()) if "\n\n" in doc else " ".join(doc.split()[1:])
-    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")\b([^:.;]{0,16}):\s")
-    matches = list(pattern.finditer(body)) if names else []
-    out = {}
-    for match, after in zip(matches, [*matches[1:], None]):
-        text = body[match.end():after.start() if after else len(body)].strip()
-        condition = match.group(2).strip()
-        if condition.startswith("/"):  # "seq_len / mode: text" describes both
-            out.setdefault(condition.lstrip("/ "), text)
-            condition = ""
-        out.setdefault(match.group(1), f"{condition}: {text}" if condition else text)
-    return out
+    names = set(inspect.signature(fn).parameters)
+    if "\nArgs:\n" not in f"\n{doc}":
+        return {}
+    section = doc.split("Args:", 1)[1].split("\n\n", 1)[0]
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in section.splitlines():
+        match = re.match(r"^\s*(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
+        if match and match.group(1) in names:
+            current = match.group(1)
+            found[current] = [match.group(2)]
+        elif current is not None and line.strip():
+            found[current].append(line.strip())
+    return {name: " ".join(parts) for name, parts in found.items()}
 
 
 def _summary(fn: Callable[..., Any]) -> str:
@@ -137,11 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(target, dict):
             group = sub.add_parser(name, help=f"{name} commands").add_subparsers(dest="subcommand", required=True)
             for sub_name, fn in target.items():
-                _add_arguments(group.add_parser(sub_name, help=_first_sentence(_summary(fn)),
-                                                description=_summary(fn)), fn)
+                _add_arguments(group.add_parser(sub_name, help=_escape(_first_sentence(_summary(fn))),
+                                                description=_escape(_summary(fn))), fn)
         else:
-            _add_arguments(sub.add_parser(name, help=_first_sentence(_summary(target)),
-                                          description=_summary(target)), target)
+            _add_arguments(sub.add_parser(name, help=_escape(_first_sentence(_summary(target))),
+                                          description=_escape(_summary(target))), target)
     return parser
 
 
@@ -168,6 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     return report_errors(lambda: command(*positional, **args))
 
 
+def console_main() -> int:
+    """The `dlm` console script: the process is the CLI's own, so it sets process-wide state here (never in main(),
+    which tests and library callers run in their process): in a log (stderr not a terminal) the carriage-return
+    progress bars of datasets and huggingface_hub are switched off through their environment variables (an explicit
+    setting wins); dlm's own loops print plain lines there (dlm/utils/progress.py)."""
+    if not sys.stderr.isatty():
+        for name in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+            os.environ.setdefault(name, "1")
+    return main()
+
+
 def report_errors(run: Callable[[], Any]) -> int:
     """run(); a ConfigError prints `error: <one line>` on stderr and gives exit status 2 (else 0). Warnings print
     as one `warning: <message>` line meanwhile."""
@@ -188,4 +194,4 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

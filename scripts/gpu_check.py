@@ -10,8 +10,10 @@
   sample_<cache>     greedy confidence decoding (block 32, 2 tokens/step) of a 1024-token sequence after a 256-token
                      prompt, with no cache and with the dKV cache: tokens/s and the speed-up
 Each check runs in try/except: a failure records its error and the rest still run. The JSON is rewritten after
-every check, so a run killed by a time limit keeps what it measured. --dry-run: the same checks with tiny sizes
-and a 512-token vocabulary on whatever device there is (CPU in CI: seconds).
+every check, so a run killed by a time limit keeps what it measured. A check that cannot run here (flash-attn
+missing) prints `skipped (why)`, never `ok`. Without CUDA and without --dry-run it prints NO_CUDA at once and exits
+0 having checked nothing (no JSON is written: there is nothing to record). --dry-run: the same checks with tiny
+sizes and a 512-token vocabulary on whatever device there is (CPU in CI: seconds).
 
     python scripts/gpu_check.py --out-dir benchmarks/gpu_check [--dry-run]
 """
@@ -39,6 +41,7 @@ PEAK_BF16 = {  # dense bf16 tensor-core peak, FLOP/s (vendor datasheets; sparsit
     "H200": 989e12, "H100": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12, "L40S": 362e12,
     "L4": 121e12, "A10G": 70e12, "A10": 125e12, "RTX 4090": 165e12, "RTX 6000 Ada": 364e12,
 }
+NO_CUDA = "no CUDA device: nothing to check (use --dry-run for the CPU smoke test)"
 OBJECTIVES = {  # objective -> (process, time conditioning)
     "masked_elbo": ("absorbing", False), "score_entropy": ("absorbing", True), "autoregressive": ("absorbing", False),
 }
@@ -210,9 +213,10 @@ def run_check(report: dict, name: str, fn: Callable[[], dict], path: Path) -> No
     except Exception as err:  # recorded, never fatal: the remaining checks still run
         report["checks"][name] = {"ok": False, "error": f"{type(err).__name__}: {err}".splitlines()[0][:500],
                                   "traceback": traceback.format_exc().splitlines()[-6:]}
-    report["checks"][name]["seconds"] = time.perf_counter() - start
-    print(f"[gpu_check] {name}: {'ok' if report['checks'][name]['ok'] else 'FAILED'} "
-          f"({report['checks'][name]['seconds']:.1f}s)", flush=True)
+    check = report["checks"][name]
+    check["seconds"] = time.perf_counter() - start
+    status = f"skipped ({check['skipped']})" if "skipped" in check else "ok" if check["ok"] else "FAILED"
+    print(f"[gpu_check] {name}: {status} ({check['seconds']:.1f}s)", flush=True)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -224,6 +228,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on any device (CPU smoke test)")
     parser.add_argument("--batch", type=int, default=Sizes.batch, help="training rows per step")
     args = parser.parse_args(argv)
+    if not args.dry_run and not torch.cuda.is_available():  # full sizes on a CPU would run for many minutes
+        print(NO_CUDA, flush=True)
+        return {"device": None, "dry_run": False, "checks": {}, "note": NO_CUDA}
     sizes = TINY if args.dry_run else dataclasses.replace(Sizes(), batch=args.batch)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":

@@ -4,6 +4,8 @@
 # the dKV cache. Writes OUT_DIR/gpu_check.json (rewritten after every check; a failed check records its error).
 #   bash scripts/gpu_check.sh OUT_DIR              # on the GPU machine
 #   bash scripts/gpu_check.sh OUT_DIR --dry-run    # tiny sizes on the CPU, seconds (CI smoke test)
+# Without CUDA (and without --dry-run) it prints "no CUDA device: nothing to check (use --dry-run for the CPU smoke
+# test)" at once and exits 0: nothing was checked, nothing failed. A check that cannot run prints "skipped (why)".
 # Extra flags go to scripts/gpu_check.py (e.g. --batch 32). DLM_PYTHON overrides the interpreter.
 set -uo pipefail
 cd "$(dirname "$0")/.."

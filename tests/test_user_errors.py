@@ -155,6 +155,8 @@ CLI_CASES = {
     "sample --steps 0": (["sample", "--checkpoint", "{masked}", "--steps", "0"], "--steps must be at least 1"),
     "sample --temperature nan": (["sample", "--checkpoint", "{masked}", "--temperature", "nan", "--steps", "2"],
                                  "temperature must be a finite number"),
+    "sample --temperature -1": (["sample", "--checkpoint", "{masked}", "--temperature", "-1", "--steps", "2"],
+                                "temperature=-1.0 is out of range: need temperature >= 0 (--temperature of"),
     "sample a GPT-2 dir": (["sample", "--checkpoint", "{gpt2}"], "is not a dlm checkpoint"),
     "sample a resized dir": (["sample", "--checkpoint", "{resized}"], "does not match config.json"),
     "sample a missing dir": (["sample", "--checkpoint", "{root}/nope"], "checkpoint directory not found"),
@@ -197,6 +199,24 @@ def test_the_battery_is_large_enough():
     assert len(API_CASES) + len(LOAD_CASES) + len(LM_EVAL_CASES) + len(CLI_CASES) >= 40
 
 
+def test_lm_eval_unknown_task_is_one_line(dirs, capsys, monkeypatch):
+    pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install 'dlm[eval]')")
+    import lm_eval.tasks
+
+    class Index:  # lm-eval's task index without the ~20 s of reading every task YAML
+        def __init__(self, include_path=None, include_defaults=True):
+            self.all_tasks = ["lambada_openai", "piqa"]
+
+        def match_tasks(self, names):
+            return [name for name in names if name in self.all_tasks]
+
+    monkeypatch.setattr(lm_eval.tasks, "TaskManager", Index)
+    assert main(["lm-eval", "--model-args", f"pretrained={dirs / 'masked'}", "--tasks", "piqa,no_such_task"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: unknown lm-eval task(s): no_such_task; `lm-eval ls tasks` lists them (--include-path "
+                   "adds a folder of task YAMLs)"]
+
+
 def test_cli_version_and_per_flag_help(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
@@ -207,10 +227,10 @@ def test_cli_version_and_per_flag_help(capsys):
     assert "theta_rk2 or confidence" in help_text  # the whole summary of the sampler list
     assert "--num-samples NUM_SAMPLES how many sequences. (default: 4)" in help_text
     assert "--show-steps print how sample 0 fills in" in help_text
-    with pytest.raises(SystemExit):  # the prose form "a / b: text. c: text." of the eval docstrings
+    with pytest.raises(SystemExit):  # a description continued on the next line of the Args: section
         main(["eval", "ppl", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--mode MODE default to the model's training data config." in help_text
+    assert "--mode MODE how documents become blocks (default: the model's training data config)." in help_text
     assert "--max-blocks MAX_BLOCKS blocks per dataset (0 = all). (default: 0)" in help_text
 
 

@@ -73,6 +73,7 @@ class ShardWriter:
         self.tokenizer, self.folder, self.split, self.dtype = tokenizer, folder, split, dtype  # folder: the parts
         self.eos, self.encoder = special_tokens(tokenizer).eos, encoder
         self._tiktoken = None
+        self.parent_pid = os.getpid()
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         if self.encoder == "tiktoken":
@@ -86,6 +87,8 @@ class ShardWriter:
         return {**self.__dict__, "_tiktoken": None}
 
     def __call__(self, batch: dict[str, list], rank: int | None) -> dict[str, list[int]]:
+        if os.getpid() != self.parent_pid:  # a map worker (num_proc > 1): its own process, whose environment is ours
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"  # N workers x Rust threads would oversubscribe the cores
         texts = batch[TEXT]
         keep = [i for i, text in enumerate(texts) if isinstance(text, str) and text.strip()]
         ids = self.encode([texts[i] for i in keep])
@@ -127,8 +130,6 @@ def prepare(
     names = splits or splits_of(source)
     if not source.startswith("hf:"):
         local_files(source)  # fail on missing files before anything is written
-    if num_proc > 1:  # forked workers each tokenize one slice; Rust threads inside them would oversubscribe
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     out.mkdir(parents=True, exist_ok=True)
     try:
         manifest = _prepare_splits(source, tokenizer, tok, out, names, num_proc, text_field, doc_split, encoder)

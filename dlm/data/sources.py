@@ -117,6 +117,8 @@ def load_documents(source: str, split: str, cfg: DataConfig) -> list[str]:
     split = canonical_split(split)
     if source.startswith("hf:"):
         docs = _hf_documents(source, split, cfg.text_field)
+    elif (spec_source := parametric_source(source)) is not None:
+        docs = spec_source.documents(source, split)
     elif source in SOURCES or not _looks_like_path(source):
         try:
             factory = SOURCES.get_factory(source)
@@ -134,12 +136,20 @@ def load_documents(source: str, split: str, cfg: DataConfig) -> list[str]:
 def source_files(source: str, split: str, cfg: DataConfig) -> list[Path]:
     """The local files behind `source` / `split` (empty for HF datasets and custom registered sources)."""
     split = canonical_split(split)
-    if source.startswith("hf:"):
+    if source.startswith("hf:") or parametric_source(source) is not None:
         return []
     factory = SOURCES.get(source)
     if isinstance(factory, LocalSource):
         return [factory.path(split)]
     return [] if factory is not None else [Path(source).expanduser()]
+
+
+def parametric_source(source: str):
+    """The source registered under the prefix of `source` ("task" of "task:mult4x4:5000") when it reads documents
+    from the whole spec (has documents(spec, split)), else None."""
+    prefix, sep, _ = source.partition(":")
+    factory = SOURCES.get(prefix) if sep else None
+    return factory if hasattr(factory, "documents") else None
 
 
 def _looks_like_path(source: str) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from dlm.data.user_text import encode_user_text
 from dlm.registry import ConfigError
 
 MARKERS = re.compile(r"<edit>(.*?)</edit>", re.DOTALL)
@@ -25,17 +26,37 @@ MARKERS = re.compile(r"<edit>(.*?)</edit>", re.DOTALL)
 def edit_command(checkpoint: str, text: str = "", file: str = "", span: str = "", tau: float = 0.7,
                  lambda1: float = 0.7, steps: int = 32, label: int = -1, source_label: int = -1,
                  prompt: str = "", source_prompt: str = "", cfg_scale: float = 0.0, reconstruct: bool = False,
-                 target: str = "onehot_margin", seed: int = 0) -> dict:
-    """DICE-edit a text (--text or --file) toward --label or --prompt. --span a:b or <edit>...</edit> marks the
-    editable tokens; tau: the largest mask ratio; lambda1: weight of the recorded residuals (1: keep the source)."""
+                 target: str = "onehot_margin", seed: int = 0, allow_unk: bool = False) -> dict:
+    """DICE-edit a text (--text or --file) toward --label or --prompt; only the editable tokens may change.
+
+    Args:
+        checkpoint: a dlm diffusion checkpoint dir with a tokenizer (class-conditional for --label).
+        text: the source text; <edit>...</edit> marks the editable region (else --span, else all of it).
+        file: read the source text from this file instead of --text.
+        span: a:b, the editable token indices (end exclusive), instead of <edit> markers.
+        tau: the largest mask ratio of the inversion.
+        lambda1: weight of the recorded residuals (1: keep the source).
+        steps: inversion (and replay) steps.
+        label: the target class (class-conditional checkpoint).
+        source_label: the class the source is inverted under (default: the null class).
+        prompt: a target text the model reads before the edited one (unsupervised CFG with --cfg-scale).
+        source_prompt: the text read before the source when inverting (default: none).
+        cfg_scale: classifier-free guidance scale on the target condition (0: plain conditioning).
+        reconstruct: also replay under the source condition (lambda1 = 1, lambda2 = 0) and say whether that
+            returns the source exactly.
+        target: the x0 target recorded by the inversion: onehot_margin (exact replay) or model (the model's own
+            x0, may lose near-ties).
+        seed: seed of every random draw.
+        allow_unk: read characters the tokenizer does not know as its unknown token instead of refusing them.
+    """
     from dlm.edit import edit, invert
     from dlm.sample.commands import _load
 
     model = _load(checkpoint)
     if model.process is None or model.tokenizer is None:  # the autoregressive baseline has no process
         raise ConfigError(f"checkpoint {checkpoint} must be a diffusion model with a tokenizer for dlm edit")
-    x0, editable = parse_edit_text(_read(text, file), model.tokenizer, span)
-    source, goal = _conditions(model, source_label, source_prompt, label, prompt, cfg_scale)
+    x0, editable = parse_edit_text(_read(text, file), model.tokenizer, span, allow_unk=allow_unk)
+    source, goal = _conditions(model, source_label, source_prompt, label, prompt, cfg_scale, allow_unk)
     generator = torch.Generator().manual_seed(seed)
     trace = invert(source, model.process, x0, steps=steps, tau=tau, editable=editable, target=target,
                    generator=generator)
@@ -54,9 +75,10 @@ def edit_command(checkpoint: str, text: str = "", file: str = "", span: str = ""
     return result
 
 
-def parse_edit_text(text: str, tokenizer, span: str = "") -> tuple[Tensor, Tensor]:
+def parse_edit_text(text: str, tokenizer, span: str = "", *, allow_unk: bool = False) -> tuple[Tensor, Tensor]:
     """-> token ids (1, L) and the editable mask (1, L): --span a:b, else <edit>...</edit> markers (each piece is
-    tokenized on its own), else the whole text."""
+    tokenized on its own), else the whole text. Characters the tokenizer does not know are refused unless
+    allow_unk (dlm/data/user_text.py)."""
     if span and MARKERS.search(text):
         raise ConfigError("give the editable region once: --span or <edit>...</edit> markers, not both")
     pieces = MARKERS.split(text)  # outside, inside, outside, ...
@@ -65,7 +87,7 @@ def parse_edit_text(text: str, tokenizer, span: str = "") -> tuple[Tensor, Tenso
     ids: list[int] = []
     editable: list[bool] = []
     for k, piece in enumerate(pieces):
-        encoded = tokenizer.encode(piece, add_special_tokens=False) if piece else []
+        encoded = encode_user_text(tokenizer, piece, what="the text to edit", allow_unk=allow_unk)
         ids += encoded
         editable += [bool(k % 2) or len(pieces) == 1] * len(encoded)
     if not ids:
@@ -98,7 +120,8 @@ def _read(text: str, file: str) -> str:
     return text
 
 
-def _conditions(model, source_label: int, source_prompt: str, label: int, prompt: str, cfg_scale: float):
+def _conditions(model, source_label: int, source_prompt: str, label: int, prompt: str, cfg_scale: float,
+                allow_unk: bool = False):
     """The inverting and the editing denoiser: class labels (class-conditional checkpoints) or prompt prefixes."""
     from dlm.guidance import label_guidance
 
@@ -113,9 +136,11 @@ def _conditions(model, source_label: int, source_prompt: str, label: int, prompt
                               "a checkpoint without classes takes --prompt instead")
         src = torch.tensor([classes if source_label < 0 else source_label])
         return label_guidance(model, src, 0.0), label_guidance(model, torch.tensor([label]), cfg_scale)
-    encode = lambda s: torch.tensor([model.tokenizer.encode(s, add_special_tokens=False)])  # noqa: E731
-    source = Prefixed(model, encode(source_prompt), 0.0) if source_prompt else model
-    return source, Prefixed(model, encode(prompt), cfg_scale)
+    def encode(text: str, flag: str) -> Tensor:
+        return torch.tensor([encode_user_text(model.tokenizer, text, what=flag, allow_unk=allow_unk)])
+
+    source = Prefixed(model, encode(source_prompt, "--source-prompt"), 0.0) if source_prompt else model
+    return source, Prefixed(model, encode(prompt, "--prompt"), cfg_scale)
 
 
 class Prefixed:

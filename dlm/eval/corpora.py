@@ -24,17 +24,23 @@ import csv
 import gzip
 import io
 import json
+import os
+import socket
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlm.config import DataConfig
+from dlm.data.paths import DATA_DIR_ENV
+from dlm.data.paths import data_dir as default_data_dir
 from dlm.data.sources import load_documents
 from dlm.data.text_files import file_format
 from dlm.eval.detokenizers import get_detokenizer
 from dlm.registry import ConfigError
 
+HUB_HOST = "huggingface.co"
+HUB_PROBE_SECONDS = 3.0
 SPLIT_NAMES = {"validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
                "test": "test", "train": "train"}
 
@@ -205,7 +211,10 @@ def load_eval_texts(spec: str, *, data_dir: str = "", data_cfg: DataConfig | Non
     """Detokenized rows of `spec`: 'name', 'name@split' or 'name[@split]=PATH' for a corpus in CORPORA, a local
     file or hf:NAME[:CONFIG].
 
-    data_dir: read the named corpora from local copies under it instead of Hugging Face.
+    data_dir: read the named corpora from local copies under it only. Without it, a local copy under the default
+        data dir (dlm.data.paths.data_dir(): $DLM_DATA_DIR, else ../shared/data beside the checkout) is read when
+        present, else Hugging Face; offline (HF_HUB_OFFLINE=1, or the hub unreachable) that fails at once with a
+        one-line ConfigError naming the local paths looked in.
     data_cfg: text_field / doc_split for user files where text_format leaves them unset (default DataConfig()).
     """
     spec, _, path = spec.partition("=")
@@ -223,7 +232,7 @@ def load_eval_texts(spec: str, *, data_dir: str = "", data_cfg: DataConfig | Non
     elif data_dir:
         (rows, source), reading = _local_rows(corpus, split, Path(data_dir).expanduser()), {}
     else:
-        (rows, source), reading = _hf_rows(corpus, split), {}
+        (rows, source), reading = _default_rows(corpus, split), {}
     detok = get_detokenizer(corpus.detokenizer)
     return EvalTexts(name, split, [detok(r) for r in rows] if detok else rows, source, corpus.detokenizer, reading)
 
@@ -275,10 +284,44 @@ def _local_rows(corpus: Corpus, split: str, data_dir: Path) -> tuple[list[str], 
                           f"{corpus.hf[0]} from Hugging Face, or pass a local file path")
     relative, reader = corpus.local[split]
     path = data_dir / relative
+    if not Path(str(path).partition("!")[0]).is_file():
+        raise ConfigError(f"no local copy of {corpus.name} {split}: {path} not found; check --data-dir (laid out "
+                          "as ../shared/data), or pass a local file path")
     return READERS[reader](_read_bytes(path)), str(path)
 
 
-def _hf_rows(corpus: Corpus, split: str) -> tuple[list[str], str]:
+def _default_rows(corpus: Corpus, split: str) -> tuple[list[str], str]:
+    """The local copy under the default data dir when it is there, else Hugging Face (never tried offline)."""
+    local = _local_path(corpus, split, default_data_dir())
+    if local is not None and Path(str(local).partition("!")[0]).is_file():
+        return _local_rows(corpus, split, default_data_dir())
+    looked = f"looked in {local}" if local is not None else f"the local copies hold no {split} split"
+    if hub_offline():
+        raise ConfigError(f"no local copy of {corpus.name} {split} ({looked}) and Hugging Face is offline; set "
+                          f"--data-dir or ${DATA_DIR_ENV} to a folder laid out as ../shared/data, or pass a local "
+                          "file path")
+    return _hf_rows(corpus, split, looked)
+
+
+def hub_offline() -> bool:
+    """True when Hugging Face must not or cannot be reached: HF_HUB_OFFLINE / HF_DATASETS_OFFLINE /
+    TRANSFORMERS_OFFLINE set, or no TCP connection to the hub within a few seconds (instead of the hub client's
+    retries with backoff, ~25 s)."""
+    if any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+           for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return True
+    try:
+        socket.create_connection((HUB_HOST, 443), timeout=HUB_PROBE_SECONDS).close()
+    except OSError:
+        return True
+    return False
+
+
+def _local_path(corpus: Corpus, split: str, data_dir: Path) -> Path | None:
+    return data_dir / corpus.local[split][0] if split in corpus.local else None
+
+
+def _hf_rows(corpus: Corpus, split: str, looked: str) -> tuple[list[str], str]:
     path, config = corpus.hf
     try:
         import datasets
@@ -286,6 +329,6 @@ def _hf_rows(corpus: Corpus, split: str) -> tuple[list[str], str]:
         data = datasets.load_dataset(path, config, split=split)
     except Exception as err:  # offline, renamed on the hub, no such split: one line for the user
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot load {corpus.name} from Hugging Face ({path}, {config}, {split}): {reason}; "
-                          "use --data-dir for local copies") from None
+        raise ConfigError(f"cannot load {corpus.name} from Hugging Face ({path}, {config}, {split}): {reason}; no "
+                          f"local copy either ({looked}): use --data-dir for local copies") from None
     return [row if isinstance(row, str) else "" for row in data[corpus.column]], f"hf:{path}:{config or ''}@{split}"

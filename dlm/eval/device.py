@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -42,21 +44,47 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def set_cpu_threads(device: torch.device, threads: int = 0) -> dict[str, int | str]:
-    """Set torch's intra-op threads for evaluation on `device` -> {'cpu_threads': n, 'cpu_threads_source': why}.
+def cpu_thread_policy(device: torch.device, threads: int = 0) -> dict[str, int | str]:
+    """The intra-op thread count evaluation on `device` should use -> {'cpu_threads': n, 'cpu_threads_source': why}.
 
     threads > 0: that many. 0: an explicit OMP_NUM_THREADS / MKL_NUM_THREADS is kept (torch read it at start);
-    else max(1, min(4, cores // 2)). On a GPU the thread count is left alone and only recorded.
+    else max(1, min(4, cores // 2)). On a GPU the current count is kept. Sets nothing (see cpu_threads).
     """
     if threads < 0:
         raise ConfigError(f"threads must be 0 (automatic) or positive, got {threads}")
     if device.type != "cpu":
         return {"cpu_threads": torch.get_num_threads(), "cpu_threads_source": "unchanged (not on cpu)"}
     if threads:
-        source = "argument"
-    elif any(os.environ.get(name) for name in THREAD_ENV):
-        threads, source = torch.get_num_threads(), "environment"
-    else:
-        threads, source = max(1, min(MAX_DEFAULT_THREADS, available_cores() // 2)), "default"
-    torch.set_num_threads(threads)
-    return {"cpu_threads": threads, "cpu_threads_source": source}
+        return {"cpu_threads": threads, "cpu_threads_source": "argument"}
+    if any(os.environ.get(name) for name in THREAD_ENV):
+        return {"cpu_threads": torch.get_num_threads(), "cpu_threads_source": "environment"}
+    return {"cpu_threads": max(1, min(MAX_DEFAULT_THREADS, available_cores() // 2)), "cpu_threads_source": "default"}
+
+
+@contextmanager
+def cpu_threads(device: torch.device, threads: int | str = 0) -> Iterator[dict[str, int | str]]:
+    """Run the enclosed evaluation with cpu_thread_policy's thread count and give the caller's count back after.
+
+    Only the command entry points (`dlm eval ...`, `dlm lm-eval`, `dlm-lm-eval`) use it, around their whole run:
+    library code never changes torch's thread count, it records torch.get_num_threads().
+    """
+    try:
+        policy = cpu_thread_policy(device, int(threads))
+    except ValueError:
+        raise ConfigError(f"threads must be an integer, got {threads!r}") from None
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(policy["cpu_threads"]))
+    try:
+        yield policy
+    finally:
+        torch.set_num_threads(before)
+
+
+def model_arg(model_args: str, key: str) -> str:
+    """The value of `key=value` in an lm-eval model_args string ("" when absent): the entry points read threads
+    and device from it, since the harness model never sets process-wide state itself."""
+    for item in model_args.split(","):
+        name, _, value = item.partition("=")
+        if name.strip() == key:
+            return value.strip()
+    return ""

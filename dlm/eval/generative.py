@@ -11,7 +11,6 @@ Low gen-PPL with low entropy means repetitive text: read the two together (Zheng
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from dlm.registry import ConfigError
+from dlm.utils.progress import progress
 
 
 @dataclass
@@ -165,7 +164,7 @@ def sample_texts(model, *, num_samples: int, length: int, steps: int, sampler: s
     chunks = []
     context = model.objective.context_tokens
     per_batch = length - context if model.objective.required_sampler else steps + 1  # on_step calls per batch
-    bar = tqdm(total=per_batch * -(-num_samples // batch_size), unit="step", desc="sampling", file=sys.stderr)
+    bar = progress(total=per_batch * -(-num_samples // batch_size), unit="step", desc="sampling")
     try:  # the bar is closed before any error line is printed
         for start in range(0, num_samples, batch_size):
             n = min(batch_size, num_samples - start)

@@ -8,7 +8,8 @@ is imported; the `dlm-lm-eval` console script (installed with dlm[eval]) is `lm_
 
 model_args: pretrained (checkpoint dir), mc_num (Monte Carlo samples of t per request), batch_size (rows per
 forward), sampler / steps (default: one per generated token) / block_size / gen_length (generate_until), seed,
-device (cuda without CUDA falls back to cpu), threads (CPU intra-op threads; 0 = eval.device's default), greedy
+device (cuda without CUDA falls back to cpu), threads (CPU intra-op threads, set by dlm lm-eval / dlm-lm-eval;
+0 = eval.device's default; a library caller sets its own), greedy
 (diffusion is_greedy for loglikelihood requests), cfg_scale (masked models: unsupervised classifier-free guidance on
 the context, whose unconditional branch sees it masked, in scoring and generation, as LLaDA's cfg; guidance/cfg.py).
 Every sequence is laid out like one of the model's training blocks (eval/layout.py): [BOS] + context + continuation,
@@ -42,11 +43,10 @@ try:
     from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 except ImportError as err:  # pragma: no cover - exercised only without the optional dependency
     raise ImportError("dlm.eval.harness needs lm-eval: pip install 'dlm[eval]' (or pip install lm-eval)") from err
-from tqdm.auto import tqdm
 
 from dlm.data.tokenizer import special_tokens
 from dlm.diffusion_lm import DiffusionLM
-from dlm.eval.device import resolve_device, set_cpu_threads
+from dlm.eval.device import resolve_device
 from dlm.eval.layout import BlockLayout
 from dlm.eval.likelihood import conditional_elbo_samples
 from dlm.eval.oov import oov_id, warn_oov
@@ -55,6 +55,7 @@ from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
 from dlm.sample import generate, get_sampler
 from dlm.sample.confidence import Confidence
+from dlm.utils.progress import progress
 from dlm.validation import check_arguments, check_positive
 
 
@@ -75,7 +76,8 @@ class DLMHarness(TemplateLM):
         """batch_size: rows per forward pass; device and max_batch_size ('auto' batching, unused) come from lm-eval."""
         super().__init__()
         self._device = resolve_device(device)
-        self.threads = set_cpu_threads(self._device, int(threads))
+        # threads: applied by the entry points (dlm lm-eval, dlm-lm-eval) around the run; the model only records it
+        self.threads = {"cpu_threads": torch.get_num_threads(), "cpu_threads_requested": int(threads)}
         self.model = DiffusionLM.from_pretrained(str(pretrained), map_location=self._device).eval()
         if self.model.tokenizer is None:
             raise ConfigError(f"checkpoint {pretrained} has no tokenizer; lm-eval needs one")
@@ -163,7 +165,7 @@ class DLMHarness(TemplateLM):
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs: Any) -> list[tuple[float, bool]]:
         out = []
-        for (strings, context, continuation) in tqdm(requests, desc="loglikelihood", disable=disable_tqdm):
+        for (strings, context, continuation) in progress(requests, desc="loglikelihood", disable=disable_tqdm):
             result = self.score(context, continuation, greedy=True)
             self.cache_hook.add_partial("loglikelihood", strings, result)
             out.append(result)
@@ -171,7 +173,7 @@ class DLMHarness(TemplateLM):
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         out = []
-        for request in tqdm(requests, desc="loglikelihood_rolling", disable=disable_tqdm):
+        for request in progress(requests, desc="loglikelihood_rolling", disable=disable_tqdm):
             total = sum(self.score(context, continuation)[0] for context, continuation in self.rolling_windows(
                 request.args[0]))
             self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
@@ -187,7 +189,7 @@ class DLMHarness(TemplateLM):
     # --- generation ----------------------------------------------------------------------------------------------
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         out = []
-        for request in tqdm(requests, desc="generate_until", disable=disable_tqdm):
+        for request in progress(requests, desc="generate_until", disable=disable_tqdm):
             context, gen_kwargs = request.args
             text = self.generate_text(context, dict(gen_kwargs))
             self.cache_hook.add_partial("generate_until", request.args, text)

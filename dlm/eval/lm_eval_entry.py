@@ -21,8 +21,26 @@ def main() -> int:
         print("error: dlm-lm-eval needs lm-eval: pip install 'dlm[eval]' (or pip install lm-eval)", file=sys.stderr)
         return 2
     from dlm.cli import report_errors
+    from dlm.eval.device import cpu_threads, model_arg, resolve_device
 
-    return report_errors(cli_evaluate)
+    model_args = _flag(sys.argv[1:], "--model_args")
+
+    def run() -> None:  # threads are set here, by the entry point, never by the harness model
+        with cpu_threads(resolve_device(model_arg(model_args, "device") or _flag(sys.argv[1:], "--device")),
+                         model_arg(model_args, "threads") or 0):
+            cli_evaluate()
+
+    return report_errors(run)
+
+
+def _flag(argv: list[str], name: str) -> str:
+    """The value of `name VALUE` or `name=VALUE` in argv ("" when absent)."""
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return ""
 
 
 if __name__ == "__main__":

@@ -12,16 +12,9 @@ import sys
 
 from torch import Tensor
 
-from dlm.data.tokenizer import special_tokens
+from dlm.data.user_text import unknown_id as oov_id  # the id that marks unknown text (None for byte-level BPE)
 
 OOV_WARN_RATE = 1e-3  # warn when more than 0.1% of the scored tokens are unknown
-
-
-def oov_id(tokenizer) -> int | None:
-    """The id that marks unknown text, or None when the tokenizer has none (byte-level BPE: GPT-2's unk is EOS)."""
-    unk = getattr(tokenizer, "unk_token_id", None)
-    specials = special_tokens(tokenizer)
-    return None if unk is None or unk in (specials.bos, specials.eos, specials.pad) else int(unk)
 
 
 def count_oov(ids: Tensor, scored: Tensor, unk: int | None) -> int:

@@ -22,18 +22,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from dlm.data.packing import Ragged, pad, wrap
 from dlm.data.splits import MODES, encode
 from dlm.data.tokenizer import special_tokens
 from dlm.diffusion_lm import DiffusionLM
 from dlm.eval.corpora import EvalTexts, TextFormat, load_eval_texts
-from dlm.eval.device import resolve_device, set_cpu_threads
+from dlm.eval.device import resolve_device
 from dlm.eval.estimators import NLLEstimate, TimeSampling, bound_samples, summarize
 from dlm.eval.oov import OOV_WARN_RATE, count_oov, oov_id, warn_oov
 from dlm.eval.report import ar_ratios, checkpoint_info, corpus_summaries
 from dlm.registry import ConfigError
+from dlm.utils.progress import progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def evaluate_blocks(model: DiffusionLM, blocks: Blocks, sampling: TimeSampling, 
     generator = torch.Generator(device=device).manual_seed(seed)
     samples, tokens = [], []
     starts = range(0, len(blocks.ids), batch_size)
-    for start in tqdm(starts, desc=desc or "ppl", unit="batch", disable=not progress, leave=False):
+    for start in progress_bar(starts, desc=desc or "ppl", unit="batch", disable=not progress, leave=False):
         ids, scored, clean = (x[start:start + batch_size].to(device) for x in (blocks.ids, blocks.scored, blocks.clean))
         samples.append(block_samples(model, ids, scored, clean, sampling, generator=generator).cpu())
         tokens.append(scored.sum(-1).cpu())
@@ -186,8 +186,7 @@ def zero_shot_perplexity(model: DiffusionLM, texts: EvalTexts, *, estimator: str
 def evaluate_checkpoints(checkpoints: list[str], datasets: list[str], *, data_dir: str = "", estimator: str = "mdlm",
                          n_t: int = 1, batch_size: int = 16, seq_len: int = 0, mode: str = "", max_blocks: int = 0,
                          seed: int = 0, device: str = "", progress: bool = True, exclude_oov: bool = False,
-                         oov_warn: float = OOV_WARN_RATE, text_format: TextFormat | None = None,
-                         threads: int = 0) -> dict:
+                         oov_warn: float = OOV_WARN_RATE, text_format: TextFormat | None = None) -> dict:
     """Every checkpoint on every dataset -> {'rows': [flat dict per (checkpoint, dataset)], 'ratios': [...],
     'corpora': [one summary per dataset and token set], 'runtime': {device, cpu_threads}}.
 
@@ -196,7 +195,7 @@ def evaluate_checkpoints(checkpoints: list[str], datasets: list[str], *, data_di
     """
     TimeSampling(estimator, n_t)  # fail on a bad estimator / n_t before loading anything
     device = resolve_device(device)
-    runtime = {"device": str(device), **set_cpu_threads(device, threads)}
+    runtime = {"device": str(device), "cpu_threads": torch.get_num_threads()}  # set by the caller, never here
     models = []
     for path in checkpoints:
         model = DiffusionLM.from_pretrained(path, map_location=device).eval()

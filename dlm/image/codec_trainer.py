@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from dlm.image.codec import CodecConfig, VQCodec
 from dlm.image.datasets import ImageSet
@@ -31,6 +30,7 @@ from dlm.train.checkpoint import (
     save_checkpoint,
     write_dir_atomically,
 )
+from dlm.utils.progress import progress
 
 FINAL_DIR = "final"
 
@@ -64,7 +64,7 @@ def train_codec(cfg: CodecConfig, images: ImageSet, out_dir: str | Path, trainin
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
     codec.train()
-    bar = tqdm(total=training.steps, initial=step, desc="vq train", disable=not training.progress)
+    bar = progress(total=training.steps, initial=step, desc="vq train", disable=not training.progress)
     while step < training.steps:
         lr = training.lr * 0.5 * (1 + math.cos(math.pi * step / training.steps))  # cosine to 0
         for group in optimizer.param_groups:

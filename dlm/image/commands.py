@@ -21,8 +21,23 @@ def vq_train_command(data: str = "mnist", codebook: int = 256, downsample: int =
                      out: str = "runs/vq", resume: bool = False, no_progress: bool = False) -> dict:
     """Train a VQ-VAE codec on a dataset's train split; writes <out>/final and reports test MSE / PSNR / usage.
 
-    data: mnist, fashion-mnist or binarized-mnist. codebook: K codes; downsample: f (a power of 2), so an image
-    becomes (H/f) x (W/f) codes. Checkpoints go to <out>/checkpoints (atomic; --resume continues the latest)."""
+    Args:
+        data: mnist, fashion-mnist or binarized-mnist.
+        codebook: K, the number of codes.
+        downsample: f (a power of 2): an image becomes (H/f) x (W/f) codes.
+        steps: optimizer steps.
+        batch_size: images per step.
+        lr: Adam learning rate.
+        hidden: channels of the convolutional encoder and decoder.
+        code_dim: dimension of each code vector.
+        decay: EMA decay of the codebook.
+        dead_code_threshold: EMA usage below which a code is re-seeded from the batch.
+        seed: seed of the initialization and the batch order.
+        save_every: steps between checkpoints (<out>/checkpoints, atomic).
+        out: output directory (<out>/final, <out>/metrics.json).
+        resume: continue <out>/checkpoints from its latest checkpoint.
+        no_progress: no progress bar.
+    """
     from dlm.image.codec import CodecConfig
     from dlm.image.codec_trainer import CodecTraining, reconstruction_metrics, train_codec
     from dlm.image.datasets import load_images
@@ -45,8 +60,16 @@ def vq_train_command(data: str = "mnist", codebook: int = 256, downsample: int =
 
 def vq_encode_command(codec: str, data: str = "mnist", split: str = "train", out: str = "",
                       batch_size: int = 512) -> str:
-    """Encode a dataset split into a code dataset (.safetensors: codes (N, h, w) + labels); default path
-    <codec>/codes/<data>-<split>.safetensors, where the vq: data source finds it."""
+    """Encode a dataset split into a code dataset (.safetensors: codes (N, h, w) + labels).
+
+    Args:
+        codec: a trained codec dir (e.g. runs/vq_mnist/final).
+        data: mnist, fashion-mnist or binarized-mnist.
+        split: train or test.
+        out: the .safetensors file (default <codec>/codes/<data>-<split>.safetensors, where the vq: data source
+            finds it).
+        batch_size: images per encoder call.
+    """
     from dlm.image.codec import VQCodec
     from dlm.image.datasets import load_images
     from dlm.image.source import CODES_DIR
@@ -63,7 +86,15 @@ def vq_encode_command(codec: str, data: str = "mnist", split: str = "train", out
 
 
 def vq_decode_command(codec: str, codes: str, out: str = "decoded.png", num_images: int = 64, rows: int = 8) -> str:
-    """Decode the first num_images code grids of a code dataset back to pixels and write them as a PNG grid."""
+    """Decode the first num_images code grids of a code dataset back to pixels and write them as a PNG grid.
+
+    Args:
+        codec: the codec dir the codes were made with.
+        codes: a code dataset (.safetensors from dlm vq encode).
+        out: the PNG file.
+        num_images: how many code grids to decode (from the first).
+        rows: rows of the PNG grid.
+    """
     from dlm.image.codec import VQCodec
     from dlm.image.png import grid, write_png
     from dlm.image.tokens import CodeSet
@@ -83,9 +114,22 @@ def images_command(checkpoint: str, out: str = "", codec: str = "", num_samples:
     """Sample FD (with test-vs-train and codec floors), class accuracy over CFG scales, image->caption accuracy,
     held-out ELBO per code and PNG grids for a checkpoint trained on a vq:/vqtext: source (JSON in <out>).
 
-    steps: reverse steps (default: one per image position). cfg_scales: comma-separated, masked models only (others
-    use 0). n_t: time samples per bound (held-out ELBO; each candidate caption of image->caption).
-    classifier: a feature-classifier dir (default <out>/classifier, trained there when missing)."""
+    Args:
+        checkpoint: a dlm checkpoint dir trained on a vq: or vqtext: source.
+        out: output folder for images.json and the PNG grids (default eval_results/images_<run>).
+        codec: the codec dir (default: the one the checkpoint's data source names).
+        num_samples: sampled images per CFG scale (and reference images for FD).
+        cfg_scales: comma-separated CFG scales, masked models only (others use 0).
+        steps: reverse steps (default: one per image position).
+        sampler: a registered sampler (default ancestral; an autoregressive checkpoint decodes left to right).
+        caption_images: test images scored for image->caption accuracy (0: skip).
+        elbo_images: test images of the held-out ELBO per code (0: skip).
+        n_t: time samples per bound (held-out ELBO; each candidate caption of image->caption).
+        batch_size: rows per model call.
+        classifier: a feature-classifier dir (default <out>/classifier, trained there when missing).
+        classifier_epochs: training epochs of that classifier when it is trained.
+        seed: seed of every random draw.
+    """
     arguments = dict(locals())
     import torch
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from dlm.image.datasets import ImageSet
 from dlm.image.weights import load_module, save_module
 from dlm.registry import ConfigError
+from dlm.utils.progress import progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def train_classifier(images: ImageSet, *, epochs: float = 1.0, batch_size: int =
     model = FeatureClassifier(ClassifierConfig(c, h, int(y.max()) + 1))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = max(1, math.ceil(epochs * len(x) / batch_size))
-    for step in tqdm(range(steps), desc="classifier", disable=not progress, leave=False):
+    for step in progress_bar(range(steps), desc="classifier", disable=not progress, leave=False):
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         rows = torch.randint(0, len(x), (batch_size,), generator=gen)

@@ -14,8 +14,7 @@ Rows come in dataset order; the batcher shuffles them with the run's seed. Class
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,6 +37,9 @@ class ImageSource:
     dataset: str
     split: str = ""
     captioned: bool = False
+    # split -> CodeSet, loaded (or encoded) once per source object: the cache lives as long as its owner (e.g. an
+    # ImageModel that scores the test split several times), never process-wide
+    loaded: dict[str, CodeSet] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, spec: str) -> ImageSource:
@@ -50,7 +52,10 @@ class ImageSource:
 
     def codes(self, split: str = "train") -> CodeSet:
         """The code grids and labels of `split` (the pinned split wins)."""
-        return _codes(self.codec, self.dataset, self.split or split)
+        split = self.split or split
+        if split not in self.loaded:
+            self.loaded[split] = _codes(self.codec, self.dataset, split)
+        return self.loaded[split]
 
     def vocabulary(self) -> JointVocabulary:
         """Codebook only (vq:) or caption words of every class ∪ codes ∪ {<boi>, <eoi>} (vqtext:)."""
@@ -80,7 +85,6 @@ class ImageSource:
         return vocab.rows(codes.codes, captions), codes.labels
 
 
-@lru_cache(maxsize=8)
 def _codes(codec: str, dataset: str, split: str) -> CodeSet:
     if dataset.endswith(".safetensors"):
         return CodeSet.load(dataset)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dlm.image.datasets import ImageSet, caption
 from dlm.registry import ConfigError
+from dlm.utils.progress import progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def encode_images(codec, images: ImageSet, *, batch_size: int = 512, dataset: st
                   progress: bool = True) -> CodeSet:
     """Codes of every image of `images` under `codec` (a VQCodec in eval mode)."""
     parts = []
-    for start in tqdm(range(0, len(images), batch_size), desc="encode", disable=not progress, leave=False):
+    for start in progress_bar(range(0, len(images), batch_size), desc="encode", disable=not progress, leave=False):
         parts.append(codec.encode(images.images[start : start + batch_size]).cpu())
     return CodeSet(torch.cat(parts), images.labels, images.class_names, images.caption_prefix,
                    codec.cfg.codebook_size, dataset, split)

@@ -88,9 +88,14 @@ class Sampler:
     def __post_init__(self):
         check_finite("temperature", self.temperature)
         check_finite("top_p", self.top_p)
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.block_size < 0:
-            raise ConfigError(f"{type(self).__name__}: need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and "
-                              f"block_size >= 0, got {self.temperature}, {self.top_p}, {self.top_k}, {self.block_size}")
+        for name, rule, ok in (("temperature", "temperature >= 0", self.temperature >= 0),
+                               ("top_p", "0 < top_p <= 1", 0 < self.top_p <= 1),
+                               ("top_k", "top_k >= 0", self.top_k >= 0),
+                               ("block_size", "block_size >= 0", self.block_size >= 0)):
+            if not ok:  # named as the option and as the CLI flag a user typed
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{name}={getattr(self, name)} is out of range: need {rule} ({flag} of dlm sample "
+                                  f"/ infill; sampler {type(self).__name__})")
         if self.final not in FINAL_RULES:
             raise ConfigError(f"final must be one of {tuple(FINAL_RULES)}, got '{self.final}'")
         self.final_rule: FinalRule = FINAL_RULES.build(self.final)

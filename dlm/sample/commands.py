@@ -1,6 +1,6 @@
 """`dlm sample` and `dlm infill`: typed command functions (the CLI derives flags from the signatures).
 
-Both load a checkpoint with dlm.DiffusionLM.from_pretrained, run dlm.sample.generate with a tqdm bar, print the
+Both load a checkpoint with dlm.DiffusionLM.from_pretrained, run dlm.sample.generate with a progress bar, print the
 decoded texts, and with `out` write one JSON line per sample holding its text, token ids and every setting.
 An autoregressive checkpoint always uses the "autoregressive" sampler, started from its BOS token (with its exact
 KV cache). cache: a registered cache policy for masked models (dkv_decode, dkv_greedy, prefix, dual; dlm/cache/).
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from dlm.registry import ConfigError
+from dlm.utils.progress import progress
 from dlm.validation import check_positive
 
 
@@ -42,6 +43,7 @@ class SampleSettings:
     cfg_scale: float = 0.0
     label: int = -1
     text: str = ""
+    allow_unk: bool = False
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -57,7 +59,8 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
         checkpoint: a dlm checkpoint dir (e.g. runs/x/final).
         sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2 or
             confidence (an autoregressive checkpoint always samples left to right).
-        steps: reverse steps (denoiser calls per block for most samplers).
+        steps: reverse steps in all (for most samplers one denoiser call each); with --block-size they are split
+            evenly across the blocks, so steps must be a multiple of the number of blocks.
         num_samples: how many sequences.
         length: tokens per sequence (at most the model's max_len).
         block_size: > 0 decodes semi-autoregressively in blocks of this many tokens (masked models).
@@ -84,7 +87,7 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
 
 def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
                    seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, out: str = "", cache: str = "",
-                   cfg_scale: float = 0.0) -> list[str]:
+                   cfg_scale: float = 0.0, allow_unk: bool = False) -> list[str]:
     """Fill the <mask:N> spans of a text template (N unknown tokens each) with a masked or uniform diffusion model.
 
     Args:
@@ -100,6 +103,7 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
         out: a .jsonl file for the samples, their token ids and these settings.
         cache: dkv_decode, dkv_greedy, prefix or dual (masked models).
         cfg_scale: > 0: unsupervised classifier-free guidance on the known text.
+        allow_unk: read characters the tokenizer does not know as its unknown token instead of refusing them.
     """
     from dlm.sample.text_infill import parse_infill_template
 
@@ -112,10 +116,10 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
         raise ConfigError(f"checkpoint {checkpoint} decodes only with the {model.objective.required_sampler} "
                           "sampler (left to right) and cannot fill a span from the text on both sides; use a "
                           "diffusion checkpoint (or dlm sample)")
-    prompt, known = parse_infill_template(text, model.tokenizer)
+    prompt, known = parse_infill_template(text, model.tokenizer, allow_unk=allow_unk)
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples,
                               length=known.shape[-1], seed=seed, temperature=temperature, top_p=top_p, out=out,
-                              cache=cache, cfg_scale=cfg_scale, text=text)
+                              cache=cache, cfg_scale=cfg_scale, text=text, allow_unk=allow_unk)
     return _run(model, settings, prompt.expand(num_samples, -1), known.expand(num_samples, -1))
 
 
@@ -128,8 +132,6 @@ def _load(checkpoint: str):
 
 
 def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Tensor) -> list[str]:
-    from tqdm.auto import tqdm
-
     from dlm.sample import generate, get_sampler
     from dlm.sample.show_steps import StepRecorder, render_text, token_decoder
 
@@ -144,7 +146,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     recorder = StepRecorder() if settings.show_steps else None
     denoiser = _denoiser(model, settings, known.to(device))  # its errors come before the bar is drawn
     plan = sampler.blocks(~known, settings.steps)  # what generate will run: steps per block, + 1 finish each
-    bar = tqdm(total=sum(block.steps for block in plan) + len(plan), unit="step", desc="sampling", file=sys.stderr)
+    bar = progress(total=sum(block.steps for block in plan) + len(plan), unit="step", desc="sampling")
 
     def on_step(index: int, t: float, x: torch.Tensor) -> None:
         bar.update(1 if index else 0)

@@ -4,7 +4,8 @@
 prompt / prompt_mask). The user's whitespace is kept, except where the tokenizer folds a space into the next word
 (byte-level BPE such as GPT-2, where "or " would end on a lone space token): there whitespace before a placeholder
 is dropped and the infilled tokens carry their own leading spaces, as " the" after it does. Characters the
-tokenizer cannot represent (they would become its unknown token and vanish on decoding) are refused.
+tokenizer cannot represent (they would become its unknown token and vanish on decoding) are refused, unless
+allow_unk (the rule of every text entry point, dlm/data/user_text.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from dlm.data.user_text import encode_user_text
 from dlm.registry import ConfigError
 
 PLACEHOLDER = re.compile(r"<mask:(\d+)>")
@@ -27,7 +29,7 @@ class InfillPrompt(NamedTuple):
     prompt_mask: Tensor
 
 
-def parse_infill_template(template: str, tokenizer) -> InfillPrompt:
+def parse_infill_template(template: str, tokenizer, *, allow_unk: bool = False) -> InfillPrompt:
     """Tokenize `template` with a Hugging Face tokenizer (no special tokens added) around its <mask:N> spans."""
     ids: list[int] = []
     known: list[bool] = []
@@ -41,8 +43,7 @@ def parse_infill_template(template: str, tokenizer) -> InfillPrompt:
             raise ConfigError(f"malformed placeholder in {piece!r}: write <mask:N> with N the number of tokens")
         text = piece.rstrip() if k + 1 < len(pieces) and _spaces_fold_into_words(tokenizer) else piece
         if text:
-            encoded = tokenizer.encode(text, add_special_tokens=False)
-            _check_known(text, encoded, tokenizer)
+            encoded = encode_user_text(tokenizer, text, what="the template (--text)", allow_unk=allow_unk)
             ids += encoded
             known += [True] * len(encoded)
     if all(known):
@@ -53,13 +54,3 @@ def parse_infill_template(template: str, tokenizer) -> InfillPrompt:
 def _spaces_fold_into_words(tokenizer) -> bool:
     """Whether " a" is one token (byte-level BPE) rather than a space token and an "a" token (char level)."""
     return len(tokenizer.encode(" a", add_special_tokens=False)) == 1
-
-
-def _check_known(text: str, encoded: list[int], tokenizer) -> None:
-    """One-line ConfigError when `text` holds characters that encode to the unknown token."""
-    unk = tokenizer.unk_token_id
-    if unk is None or unk in (tokenizer.bos_token_id, tokenizer.eos_token_id) or unk not in encoded:
-        return
-    bad = sorted({c for c in text if unk in tokenizer.encode(c, add_special_tokens=False)})
-    raise ConfigError(f"the template holds characters the model's tokenizer does not know: {''.join(bad)!r}; "
-                      "remove or replace them")

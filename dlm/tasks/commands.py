@@ -23,9 +23,15 @@ TOKENIZER_DIR = "task_tokenizer"
 
 def task_train_command(task: str, /, config: str, overrides: list[str] | None = None, train_rows: int = 0,
                        resume: bool = False) -> dict[str, Any]:
-    """Train a model on a reasoning task (sudoku9x9, sudoku4x4, countdown4, mult4x4, mult5x5, mult4x4_cot,
-    mult5x5_cot) with the YAML `config` and dotted `overrides`. train_rows: generated training puzzles (0: the
-    task's default)."""
+    """Train a model on a reasoning task with a YAML config and dotted overrides.
+
+    Args:
+        task: sudoku9x9, sudoku4x4, countdown4, mult4x4, mult5x5, mult4x4_cot or mult5x5_cot.
+        config: the run YAML, e.g. configs/tasks/sudoku4x4_mdlm.yaml.
+        overrides: dotted ``section.key=value`` settings applied last, e.g. ``train.steps=2000``.
+        train_rows: generated training puzzles (0: the task's default).
+        resume: continue <train.out_dir> from its newest checkpoint (a fresh start when it holds none).
+    """
     from dlm.config import load_config
     from dlm.tasks import get_task, task_source
     from dlm.train.loop import train
@@ -48,9 +54,21 @@ def task_train_command(task: str, /, config: str, overrides: list[str] | None = 
 def task_eval_command(task: str, /, checkpoint: str, sampler: str = "confidence", steps: int = 0, split: str = "test",
                       limit: int = 0, batch_size: int = 100, temperature: float = 0.0, seed: int = 0,
                       out: str = "") -> dict[str, Any]:
-    """Solve a task's puzzles with a checkpoint and score them by the rules: accuracy with a 95% Wilson interval,
-    per difficulty, samples/s. split: a shipped file (test, valid, train) or 'generated' (1000 fresh puzzles, seed
-    `seed` + 1000). steps=0: one per answer token. Autoregressive checkpoints decode left to right."""
+    """Solve a task's puzzles with a checkpoint and score them by the rules: accuracy with a 95% Wilson interval
+    overall and per difficulty, and samples/s.
+
+    Args:
+        task: sudoku9x9, sudoku4x4, countdown4, mult4x4, mult5x5, mult4x4_cot or mult5x5_cot.
+        checkpoint: the run's final/ directory (e.g. runs/tasks/sudoku4x4_mdlm/final).
+        sampler: a registered sampler (autoregressive checkpoints decode left to right).
+        steps: reverse steps (0: one per answer token).
+        split: a shipped file (test, valid, train) or 'generated' (1000 fresh puzzles, seed `seed` + 1000).
+        limit: puzzles to score (0: all).
+        batch_size: puzzles per sampler call.
+        temperature: x0 temperature (0 = argmax).
+        seed: seed of every random draw.
+        out: also write the results JSON here.
+    """
     import dlm
     from dlm.tasks import get_task
     from dlm.tasks.evaluate import evaluate

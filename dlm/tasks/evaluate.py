@@ -16,8 +16,10 @@ from typing import Any
 
 import torch
 
+from dlm.data.user_text import reject_unknown_characters
 from dlm.registry import ConfigError
 from dlm.tasks.base import Example, Task
+from dlm.utils.progress import progress as progress_bar
 
 UNKNOWN = "?"  # stands for a special or out-of-vocabulary token in a decoded answer, so the checker rejects it
 
@@ -30,7 +32,9 @@ def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, f
     centre = p + z * z / (2 * n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     denominator = 1 + z * z / n
-    return max(0.0, (centre - half) / denominator), min(1.0, (centre + half) / denominator)
+    # the bound is exactly 0 at correct == 0 (and 1 at correct == n); the float difference leaves ~1e-19 there
+    low = 0.0 if correct == 0 else max(0.0, (centre - half) / denominator)
+    return low, 1.0 if correct == n else min(1.0, (centre + half) / denominator)
 
 
 def encode_prompts(task: Task, tokenizer, questions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,10 +43,10 @@ def encode_prompts(task: Task, tokenizer, questions: Sequence[str]) -> tuple[tor
     ids = torch.zeros(len(questions), task.row_len, dtype=torch.long)
     for row, question in enumerate(questions):
         prompt = task.format_prompt(question)
-        missing = sorted(set(prompt) - set(vocab))
-        if missing:
-            raise ConfigError(f"the checkpoint's tokenizer lacks {missing} of task '{task.name}'; "
-                              "evaluate a checkpoint trained with `dlm task train` on this task")
+        missing = set(prompt) - set(vocab)
+        if missing:  # the shared rule (dlm/data/user_text.py), without --allow-unk: the checkpoint is not this task's
+            reject_unknown_characters(f"a question of task '{task.name}'", missing,
+                                      hint="evaluate a checkpoint trained on this task with `dlm task train`")
         ids[row, : task.prompt_len] = torch.tensor([vocab[c] for c in prompt])
     mask = torch.zeros_like(ids, dtype=torch.bool)
     mask[:, : task.prompt_len] = True
@@ -83,14 +87,12 @@ def evaluate(model, task: Task, examples: Sequence[Example], *, sampler: str = "
     Returns {"n", "correct", "accuracy", "wilson95", "by_difficulty": {bucket: {...}}, "samples_per_s",
     "elapsed_s", "sampler", "steps", "temperature", "examples": the first 5 (question, answer, correct)}.
     """
-    from tqdm.auto import tqdm
-
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)
     results: list[tuple[Example, str, bool]] = []
     start = time.perf_counter()
-    for begin in tqdm(range(0, len(examples), batch_size), desc=f"solving {task.name}", disable=not progress):
+    for begin in progress_bar(range(0, len(examples), batch_size), desc=f"solving {task.name}", disable=not progress):
         batch = examples[begin : begin + batch_size]
         answers = solve(model, task, [ex.question for ex in batch], sampler=sampler, steps=steps,
                         temperature=temperature, generator=generator)

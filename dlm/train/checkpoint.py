@@ -14,7 +14,9 @@ fsync'ed, os.replace'd). A run killed at any moment leaves either the previous o
 of one. The newest KEEP *healthy* checkpoints are kept (complete files, readable weights: `is_healthy`), so a
 broken one never pushes a good one out; temporary directories left by a killed write are removed at the next start
 (`clean_interrupted_writes`). Resuming reads `latest`; when it is missing or unreadable, the newest healthy step
-directory is used instead (with a warning), so no error ever has to advise starting over in a run's directory.
+directory is used instead (with a warning), and when a checkpoint's trainer state is missing or does not load, the
+next older one is tried (with a warning naming why: `resume_state`), so no error ever has to advise starting over in
+a run's directory.
 """
 
 from __future__ import annotations
@@ -149,6 +151,30 @@ def latest_checkpoint(root: Path) -> Path:
     return fallback
 
 
+def resume_state(root: Path) -> tuple[Path, dict[str, Any]]:
+    """(checkpoint dir, trainer state) to resume from: latest_checkpoint(root), else, when its trainer state is
+    missing or corrupt, the newest older step directory whose state loads (a warning names each one skipped).
+    One-line ConfigError when none loads."""
+    first = latest_checkpoint(root)
+    problems: list[str] = []
+    for path in [first, *(p for p in reversed(_step_dirs(root)) if _step(p) < _step(first))]:
+        try:
+            state = load_trainer_state(path)
+        except ConfigError as err:
+            problems.append(str(err))
+            continue
+        for problem in problems:
+            warnings.warn(f"{problem}; resuming from the newest earlier checkpoint, {path.name}", stacklevel=2)
+        return path, state
+    raise ConfigError(f"cannot resume: no checkpoint in {root} has a loadable {TRAINER_STATE} (newest: {problems[0]}); "
+                      "train into a new train.out_dir (the old one keeps what it has)")
+
+
+def _step(path: Path) -> int:
+    match = _STEP_DIR.match(path.name)
+    return int(match.group(1)) if match else -1
+
+
 def _read_pointer(pointer: Path) -> str | None:
     """The step directory name in `latest`, or None when the file is missing or is not such a name."""
     try:
@@ -156,6 +182,11 @@ def _read_pointer(pointer: Path) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     return name if _STEP_DIR.match(name) else None
+
+
+def is_interrupted_write(name: str) -> bool:
+    """Whether `name` is the temporary of a write killed mid-way (`.NAME.tmp-PID` / `.NAME.old-PID`)."""
+    return _INTERRUPTED.match(name) is not None
 
 
 def clean_interrupted_writes(*folders: Path) -> None:
@@ -181,7 +212,7 @@ def load_trainer_state(path: Path) -> dict[str, Any]:
     """Read path/trainer_state.pt (on the CPU). One-line ConfigError when missing, unreadable or foreign."""
     file = path / TRAINER_STATE
     if not file.is_file():
-        raise ConfigError(f"checkpoint {path} is missing {TRAINER_STATE}; was the run killed before the first save?")
+        raise ConfigError(f"checkpoint {path} is missing {TRAINER_STATE}")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, bad pickle, wrong file: all reported as one line

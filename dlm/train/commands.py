@@ -15,8 +15,10 @@ def train_command(config: str, overrides: list[str] | None = None, resume: bool 
     Args:
         config: the run YAML, e.g. configs/runs/shakespeare_mdlm.yaml.
         overrides: dotted ``section.key=value`` settings applied on top, e.g. ``train.steps=100``.
-        resume: continue ``<train.out_dir>`` from its newest checkpoint, with the run's own saved config (overrides
-            included) plus the given overrides; only settings listed in dlm/train/resume.py may differ.
+        resume: continue ``<train.out_dir>`` from its newest loadable checkpoint, with the run's own saved config
+            (overrides included) plus the given overrides; only settings listed in dlm/train/resume.py may differ.
+            Where it holds no checkpoint yet, start a fresh run (one-line note): one command for a preemptible
+            job's first launch and every requeue.
 
     Returns train()'s summary dict. Raises ConfigError (a one-line message; the CLI prints ``error: <message>``
     and exits 2) for bad input.

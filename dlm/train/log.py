@@ -1,4 +1,5 @@
-"""Training metrics: one JSON object per line in out_dir/metrics.jsonl, optional TensorBoard, a tqdm bar.
+"""Training metrics: one JSON object per line in out_dir/metrics.jsonl, optional TensorBoard, a progress bar (a tqdm
+bar on a terminal; in a log, one plain line every log_every steps: dlm/utils/progress.py).
 
 Only rank 0 writes. A record holds the step and whatever was measured at it: loss, lr, grad_norm, tokens_per_s,
 elapsed_s on logging steps; val_nll (per-token bound, nats) and val_ppl (its exp) on evaluation steps.
@@ -17,6 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from dlm.registry import ConfigError
+from dlm.utils.progress import progress as _progress  # `progress` is the bool flag below
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -86,7 +88,7 @@ class MetricsLogger:
     """JSONL + TensorBoard + progress bar for steps start_step+1 .. total_steps. A no-op on ranks other than 0."""
 
     def __init__(self, out_dir: Path, *, start_step: int, total_steps: int, is_main: bool, progress: bool,
-                 tensorboard: bool):
+                 tensorboard: bool, log_every: int = 1):
         self.is_main = is_main
         self.file = None
         self.writer = None
@@ -101,7 +103,8 @@ class MetricsLogger:
         self.file = open(path, "a")
         if tensorboard:
             self.writer = _summary_writer(out_dir / "tensorboard")
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
+        self.bar = _progress(total=total_steps, initial=start_step, disable=not progress, unit="step", desc="train",
+                             every=log_every, dynamic_ncols=True)
 
     def log(self, step: int, **metrics: float) -> None:
         """Append one record (flushed immediately, so an interrupted run keeps what it logged)."""
@@ -117,9 +120,9 @@ class MetricsLogger:
     def advance(self, **postfix: float) -> None:
         """Move the bar one step and show `postfix` (e.g. loss, tok/s); tqdm adds rate and ETA."""
         if self.bar is not None:
-            self.bar.update(1)
             if postfix:
                 self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
+            self.bar.update(1)
 
     def message(self, text: str) -> None:
         """A line on stdout from rank 0 that does not break the progress bar."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -41,9 +42,9 @@ from dlm.train.checkpoint import (
     checkpoint_root,
     clean_interrupted_writes,
     latest_checkpoint,
-    load_trainer_state,
     model_dir_readable,
     newest_checkpoint,
+    resume_state,
     save_checkpoint,
     write_dir_atomically,
 )
@@ -60,7 +61,7 @@ from dlm.train.parallel import (
     shard_seed,
     shutdown,
 )
-from dlm.train.resume import CONFIG_FILE, check_resume_config, saved_config
+from dlm.train.resume import CONFIG_FILE, check_fresh_start, check_resume_config, saved_config
 
 FINAL_DIR = "final"
 NONFINITE_RULES = ("stop", "skip")
@@ -150,8 +151,13 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
     state = None
     if resume:
         check_resume_config(cfg, saved_config(out_dir))
-        state = load_trainer_state(latest_checkpoint(root))
-        warn_thread_change(state)
+        if has_checkpoints(root):
+            _, state = resume_state(root)
+            warn_thread_change(state)
+        else:  # nothing to resume yet (first launch of a preemptible job): start fresh, when no data can be lost
+            check_fresh_start(out_dir, root)
+            if dist.is_main:
+                print(f"note: --resume: {out_dir} holds no checkpoint yet; starting a fresh run", file=sys.stderr)
     tokenizer = tokenizer_from_config(cfg.data)
     tc = cfg.train
     batches, val_batches = build_batches(cfg.data, tokenizer, tc.batch_size, seed=tc.seed, rank=dist.rank,
@@ -169,7 +175,7 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / CONFIG_FILE, header=f"intra_op_threads: {torch.get_num_threads()} (this start)")
     trainer.logger = MetricsLogger(out_dir, start_step=trainer.step, total_steps=tc.steps, is_main=dist.is_main,
-                                   progress=tc.progress, tensorboard=tc.tensorboard)
+                                   progress=tc.progress, tensorboard=tc.tensorboard, log_every=tc.log_every)
     return trainer
 
 

@@ -8,6 +8,12 @@ bar, TensorBoard, and what to do on a non-finite step. Anything else (model, pro
 objective, data, lr, batch, seed, ...) would make the resumed run a different run than its checkpoints: refused
 with the differing keys listed. From the CLI (`train_command`) a resume starts from the saved config, with only
 the explicit `key=value` overrides applied, so a run started with overrides resumes with them.
+
+`--resume` where train.out_dir holds no checkpoint yet (a preemptible job's first launch, or a requeue of one killed
+before its first save) starts a fresh run with a one-line note, as torchtitan and Lightning's ckpt_path="last" do,
+so one command serves the first launch and every requeue: allowed when out_dir is missing, empty, or holds only
+what a run writes before its first checkpoint (RUN_FILES). Anything else there (final/, step directories that do
+not load, a `latest` pointer, files of another program) could be data: refused (`check_fresh_start`).
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ from typing import Any
 
 from dlm.config import RunConfig, load_config, to_dict
 from dlm.registry import ConfigError
+from dlm.train.checkpoint import is_interrupted_write
 
 CONFIG_FILE = "config.yaml"
+# what a run writes before its first checkpoint (a task run writes its tokenizer first: dlm/tasks/commands.py)
+RUN_FILES = frozenset({CONFIG_FILE, "metrics.jsonl", "tensorboard", "task_tokenizer"})
 SAFE_ON_RESUME = frozenset({"train.steps", "train.lr", "train.eval_every", "train.log_every", "train.save_every",
                             "train.progress", "train.tensorboard", "train.on_nonfinite"})
 
@@ -67,6 +76,21 @@ def check_resume_config(cfg: RunConfig, saved: RunConfig | None) -> None:
         raise ConfigError(f"--resume of {cfg.train.out_dir} with a config that differs from the run's own in "
                           f"{changes}{more}; only {', '.join(sorted(SAFE_ON_RESUME))} may change on resume: drop "
                           "those overrides, or train into a new train.out_dir")
+
+
+def check_fresh_start(out_dir: Path, checkpoints: Path) -> None:
+    """One-line ConfigError unless a --resume that finds no checkpoint may start over in out_dir: out_dir missing or
+    holding only RUN_FILES and a `checkpoints` folder with nothing but temporaries of killed writes."""
+    if not out_dir.is_dir():
+        return
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in RUN_FILES and p != checkpoints)
+    if checkpoints.is_dir():
+        foreign += sorted(f"{checkpoints.name}/{p.name}" for p in checkpoints.iterdir()
+                          if not is_interrupted_write(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise ConfigError(f"cannot resume: {out_dir} holds no loadable checkpoint but holds {shown}, which a fresh "
+                          "start could overwrite; move them away, or train into a new train.out_dir")
 
 
 def resume_config(config: str | Path | None, overrides: list[str]) -> RunConfig:

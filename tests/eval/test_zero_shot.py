@@ -12,7 +12,7 @@ import dlm
 from dlm import cli
 from dlm.eval.commands import ppl_command
 from dlm.eval.corpora import EvalTexts
-from dlm.eval.device import THREAD_ENV, available_cores, set_cpu_threads
+from dlm.eval.device import THREAD_ENV, available_cores, cpu_thread_policy, cpu_threads
 from dlm.eval.estimators import TimeSampling
 from dlm.eval.oov import text_oov, warn_oov
 from dlm.eval.report import ar_ratios
@@ -193,22 +193,22 @@ def test_num_rows_counts_the_rows_scored(checkpoints):
 
 def test_cpu_threads_default_and_are_recorded(checkpoints, tmp_path, monkeypatch):
     before = torch.get_num_threads()
-    try:
-        for name in THREAD_ENV:
-            monkeypatch.delenv(name, raising=False)
-        cores = available_cores()
-        assert set_cpu_threads(torch.device("cpu")) == {"cpu_threads": max(1, min(4, cores // 2)),
-                                                        "cpu_threads_source": "default"}
-        assert torch.get_num_threads() == max(1, min(4, cores // 2))
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        assert set_cpu_threads(torch.device("cpu"))["cpu_threads_source"] == "environment"
-        (tmp_path / "t.txt").write_text("ab " * 200)
-        payload = ppl_command(str(checkpoints["ar"]), datasets=str(tmp_path / "t.txt"), threads=1, device="cpu",
-                              out=str(tmp_path / "o.json"))
-        assert payload["runtime"] == {"device": "cpu", "cpu_threads": 1, "cpu_threads_source": "argument"}
-        assert payload["provenance"]["torch_threads"] == 1
-    finally:
-        torch.set_num_threads(before)
+    for name in THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    cores = available_cores()
+    default = max(1, min(4, cores // 2))
+    assert cpu_thread_policy(torch.device("cpu")) == {"cpu_threads": default, "cpu_threads_source": "default"}
+    with cpu_threads(torch.device("cpu")) as policy:
+        assert torch.get_num_threads() == default and policy["cpu_threads_source"] == "default"
+    assert torch.get_num_threads() == before  # the caller's count comes back
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_thread_policy(torch.device("cpu"))["cpu_threads_source"] == "environment"
+    (tmp_path / "t.txt").write_text("ab " * 200)
+    payload = ppl_command(str(checkpoints["ar"]), datasets=str(tmp_path / "t.txt"), threads=1, device="cpu",
+                          out=str(tmp_path / "o.json"))
+    assert payload["runtime"] == {"device": "cpu", "cpu_threads": 1, "cpu_threads_source": "argument"}
+    assert payload["provenance"]["torch_threads"] == 1
+    assert torch.get_num_threads() == before
 
 
 def test_eval_ppl_scores_local_files_with_flags_alone(checkpoints, tmp_path, capsys):

@@ -60,3 +60,22 @@ def test_full_gpu_check_passes(tmp_path):
         assert 0.05 < checks[f"train_{objective}"]["mfu"] < 1.0
     if "skipped" not in checks["flash_vs_sdpa"]:
         assert checks["flash_vs_sdpa"]["relative_l2"] < 0.02
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the no-CUDA message is for machines without CUDA")
+def test_without_cuda_the_full_run_says_so_at_once_and_checks_nothing(tmp_path):
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)  # a hang guard: the full run took 8 min
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines() == ["no CUDA device: nothing to check (use --dry-run for the CPU smoke "
+                                                "test)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_skipped_check_prints_skipped_never_ok(tmp_path, capsys):
+    module = gpu_check()
+    report = {"checks": {}}
+    module.run_check(report, "flash_vs_sdpa", lambda: {"skipped": "flash-attn needs CUDA"}, tmp_path / "r.json")
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("[gpu_check] flash_vs_sdpa: skipped (flash-attn needs CUDA)") and ": ok" not in line
+    assert json.loads((tmp_path / "r.json").read_text())["checks"]["flash_vs_sdpa"]["skipped"]

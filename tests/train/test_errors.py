@@ -63,9 +63,11 @@ def test_dataset_too_small_for_a_batch(config, tmp_path):
     assert "use more data" in _error(config, tiny_run(tmp_path / "run", small))
 
 
-def test_resume_without_checkpoint(config, tmp_path, small_corpus):
+def test_resume_without_checkpoint_refuses_where_a_fresh_start_could_overwrite_data(config, tmp_path, small_corpus):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("not a dlm file")  # (an empty run dir starts fresh: test_resume_fresh)
     message = _error(config, tiny_run(tmp_path / "run", small_corpus), resume=True)
-    assert "was the run killed before the first save?" in message
+    assert "holds no loadable checkpoint but holds notes.txt" in message
 
 
 def test_corrupt_and_missing_trainer_state(config, tmp_path, small_corpus):
@@ -76,8 +78,8 @@ def test_corrupt_and_missing_trainer_state(config, tmp_path, small_corpus):
     state.write_bytes(state.read_bytes()[:100])
     assert "trainer_state.pt is corrupt" in _error(config, overrides, resume=True)
     state.unlink()
-    assert "is missing trainer_state.pt; was the run killed before the first save?" in _error(
-        config, overrides, resume=True)
+    message = _error(config, overrides, resume=True)  # the only checkpoint: nothing earlier to fall back to
+    assert "no checkpoint in" in message and "is missing trainer_state.pt" in message
 
 
 def test_resume_with_a_different_model(config, tmp_path, small_corpus):

@@ -152,3 +152,20 @@ def test_pruning_keeps_healthy_checkpoints(tmp_path):
         warnings.simplefilter("error")
         save_checkpoint(tmp_path, 5, {**state, "step": 5}, fake_model_dir, keep=2)
     assert sorted(p.name for p in tmp_path.glob("step_*")) == ["step_000004", "step_000005"]
+
+
+def test_a_fresh_start_on_resume_never_overwrites_data(tmp_path):
+    from dlm.train.resume import check_fresh_start
+
+    out, root = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    check_fresh_start(out, root)  # missing
+    (root / ".step_000002.tmp-41").mkdir(parents=True)  # killed before its first save completed
+    (out / "config.yaml").write_text("model: tiny\n")
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    (out / "tensorboard").mkdir()
+    check_fresh_start(out, root)
+    for data in (out / "final", root / "step_000002", out / "notes.txt"):
+        data.mkdir() if data.suffix == "" else data.write_text("x")
+        with pytest.raises(ConfigError, match=f"holds no loadable checkpoint but holds .*{data.name}"):
+            check_fresh_start(out, root)
+        data.rmdir() if data.is_dir() else data.unlink()
