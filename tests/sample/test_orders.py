@@ -77,7 +77,7 @@ def test_trapezoidal_beats_tau_leaping_at_equal_nfe_end_to_end(process_name):
 
     Here the stage-2 intensity a1 mu_rho - a2 mu_n is clipped whenever a stage-1 reveal lowers another position's
     x_theta by about half (the positivity assumption of arXiv 2502.00234 fails), so both are first order and the
-    gain is a constant: about 0.6x (absorbing) and 0.4x (uniform) the tau-leaping error (bench_samplers.py).
+    gain is a constant: about 0.6x (absorbing) and 0.4x (uniform) the tau-leaping error (scripts/bench/samplers.py).
     """
     den = Tabulated(TOY, PROCESSES[process_name]())
     for steps in (4, 16):

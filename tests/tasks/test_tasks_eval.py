@@ -66,7 +66,7 @@ TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.cond_d
 
 
 # family -> (sampler asked for, sampler that decodes): AR always decodes left to right; UDLM has no mask to fill
-# easy-first, so it takes the analytic sampler (as in scripts/reasoning_experiment.py)
+# easy-first, so it takes the analytic sampler (as in scripts/experiments/reasoning.py)
 FAMILY_SAMPLERS = {"mdlm": ("confidence", "confidence"), "ar": ("confidence", "autoregressive"),
                    "udlm": ("analytic", "analytic"), "sedd": ("confidence", "confidence")}
 

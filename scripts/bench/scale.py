@@ -11,7 +11,7 @@
 * Eager vs compiled training tokens/s of the small config (char vocabulary, 32 x 256, as bench_train.py), with the
   backbone compiled as train.compile does; compile time is reported separately and not counted in tokens/s.
 
-    .venv/bin/python scripts/bench_scale.py [--out benchmarks/bench_scale.json] [--parts sampler] [--batch 4]
+    python -m scripts.bench.scale [--out benchmarks/bench_scale.json] [--parts sampler] [--batch 4]
         [--process absorbing|uniform] [--samplers ancestral,confidence] [--repeats 1] [--train-batch 8]
 """
 
@@ -29,16 +29,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_train import train_step  # noqa: E402
-
-from dlm.config import load_config  # noqa: E402
-from dlm.diffusion_lm import DiffusionLM  # noqa: E402
-from dlm.registry import PROCESSES, SAMPLERS  # noqa: E402
-from dlm.sample import generate  # noqa: E402
-from dlm.sample.nfe import NFECounter  # noqa: E402
+from dlm.config import load_config
+from dlm.diffusion_lm import DiffusionLM
+from dlm.registry import PROCESSES, SAMPLERS
+from dlm.sample import generate
+from dlm.sample.nfe import NFECounter
+from scripts.bench.harness import median_ratio
+from scripts.bench.train import train_step
 
 V, L = 50257, 1024
 OBJECTIVES = {
@@ -153,7 +150,7 @@ def compiled_speed(rounds: int) -> dict:
             times[name].append(_timed(fn))
     for name in steps:
         out[f"{name}_tokens_per_s"] = 32 * 256 / statistics.median(times[name])
-    out["compiled_over_eager"] = statistics.median(e / c for e, c in zip(times["eager"], times["compiled"]))
+    out["compiled_over_eager"] = median_ratio(times["eager"], times["compiled"])
     return out
 
 

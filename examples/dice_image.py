@@ -1,7 +1,7 @@
 """DICE on images (arXiv 2410.08207): invert MNIST test digits under their own caption, replay them under another
 class's caption (ImageModel.edit_caption), decode and judge.
 
-    python scripts/image_dice.py --checkpoint runs/mnist_vq_mdlm/final --classifier eval_results/mnist_classifier
+    python -m examples.dice_image --checkpoint runs/mnist_vq_mdlm/final --classifier eval_results/mnist_classifier
 
 Writes benchmarks/images_mnist_dice.png (row 0: the sources, one per class; then one row per target shift s, the
 source of class y edited under the caption of class (y + s) mod 10) and benchmarks/images_mnist_dice.json:

@@ -21,9 +21,9 @@ large one's shards (no re-tokenizing) for that test. The JSON is rewritten after
 
 Needs tiktoken (dlm[prepare]) and psutil.
 
-    nice -n 10 .venv/bin/python scripts/bench_prepare.py --size-mb 1000 --num-proc 2 --small-pipelines ours,nanogpt \
+    nice -n 10 python -m scripts.bench.prepare --size-mb 1000 --num-proc 2 --small-pipelines ours,nanogpt \
         --small-rounds 3 --large-rounds 3 --workdir runs/bench_prepare     # ~1 h on 2 loaded cores
-    .venv/bin/python scripts/bench_prepare.py --smoke --out-json /tmp/smoke.json   # a minute: tiny sizes
+    python -m scripts.bench.prepare --smoke --out-json /tmp/smoke.json   # a minute: tiny sizes
 """
 
 from __future__ import annotations
