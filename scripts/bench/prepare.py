@@ -42,7 +42,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARDS_NANOGPT = 1024  # nanoGPT writes its memmap in 1024 contiguous shards
 
 

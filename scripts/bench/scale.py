@@ -161,7 +161,8 @@ def _timed(fn) -> float:
 
 
 def _subprocess(args: list[str]) -> dict:
-    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", __spec__.name, *args], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2])
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
