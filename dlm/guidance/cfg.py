@@ -1,4 +1,4 @@
-"""Discrete classifier-free guidance: a Denoiser that wraps a Denoiser (ALGORITHMS §8).
+"""Discrete classifier-free guidance: a Denoiser that wraps a Denoiser (docs/guidance.md).
 
 One network serves both branches: a class-conditional model trained with condition dropout (the null label
 num_classes, conditioning.py), or, for unsupervised CFG (SMDM arXiv 2410.18514, LLaDA arXiv 2502.09992), any masked

@@ -2,8 +2,8 @@
 
 No Monte Carlo: dlm.sample.exact composes each sampler's step kernels over all states in float64, driven by an exact
 oracle denoiser (dlm.testing). Suites:
-  fs1_masked         ALGORITHMS §5.2 FS-1: L=2, K=3, Dirichlet(2) target, alpha_t = 1 - t, from t=1 to delta=0.1
-  uniform_order      ALGORITHMS §5.2 uniform toy: L=2, K=3, sigma(t) = 3t, from the exact p_1 to t=0
+  fs1_masked         FS-1 (docs/samplers.md): L=2, K=3, Dirichlet(2) target, alpha_t = 1 - t, from t=1 to delta=0.1
+  uniform_order      FS-1 under uniform noise: L=2, K=3, sigma(t) = 3t, from the exact p_1 to t=0
   toy3_absorbing     the spiky 3-token test toy, LogLinear(1e-3), from all masks to eps=1e-5 plus noise removal
   toy3_uniform       the same toy under uniform noise, from the uniform prior, plus noise removal
 Writes JSON (TV, NFE, fitted order of TV vs NFE over the finest points, NFE to reach each target TV) and a PNG.

@@ -1,4 +1,4 @@
-"""GPT-2-vocabulary scale on the CPU (issue 8): sampler overhead, training-step peak memory, eager vs compiled.
+"""GPT-2-vocabulary scale on the CPU: sampler overhead, training-step peak memory, eager vs compiled.
 
 * Sampler overhead: time(generate) / (NFE x one forward) for every per-position sampler, on the small backbone at
   V = 50257, L = 1024, B = 4 (random weights: the cost does not depend on them). NFE is counted and every forward
@@ -179,10 +179,10 @@ def _merge_into(path: Path, report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/bench_scale.json")
-    parser.add_argument("--batch", type=int, default=4, help="sampling batch (issue 8: B=4)")
+    parser.add_argument("--batch", type=int, default=4, help="sampling batch")
     parser.add_argument("--steps", type=int, default=2, help="sampling steps")
     parser.add_argument("--train-batch", type=int, default=8,
-                        help="training batch for the memory ratio (issue 8: B=8, ~9 GB of RAM per step)")
+                        help="training batch for the memory ratio (B=8: ~9 GB of RAM per step)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds, eager vs compiled")
     parser.add_argument("--parts", default="memory,sampler,compile")
     parser.add_argument("--samplers", default="", help="comma-separated (default: every per-position sampler)")

@@ -1,4 +1,4 @@
-"""Collect `dlm eval images` results into one table (JSON + markdown on stdout), beside the issue's targets.
+"""Collect `dlm eval images` results into one table (JSON + markdown on stdout), beside its targets.
 
     python -m scripts.experiments.image_table eval_results/mnist_vq_* --codec runs/vq_mnist/metrics.json
 Per family: training steps and median training tokens/s (from the run's metrics.jsonl), best-CFG class accuracy,

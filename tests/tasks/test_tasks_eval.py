@@ -95,7 +95,7 @@ def test_unknown_task_is_one_line_error(capsys):
 
 @pytest.mark.slow
 def test_masked_model_learns_sudoku4x4_only_with_absolute_positions(tmp_path):
-    """The regression behind issue 11's 11% masked Sudoku: the same 400 steps solve >= 40% of the shipped 4x4 puzzles
+    """A regression test for an 11% masked Sudoku: the same 400 steps solve >= 40% of the shipped 4x4 puzzles
     with model.learned_positions (measured 62% with 50k rows) and < 20% on rotary positions alone (measured 4%)."""
     accuracy = {}
     for learned in (True, False):
