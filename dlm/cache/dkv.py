@@ -14,7 +14,7 @@ Block-wise recomputation (block_only, default True). The paper recomputes every 
 costs about the number of masks left (half of L on average for unprompted generation: 1.65x faster than no cache at
 L = 512, batch 1). block_only=True recomputes only the masks of the current block and reads the masks after it as
 the block's full forward left them, as Fast-dLLM's DualCache reads its suffix (arXiv 2505.22618): a call costs
-about a block (4.1x at batch 1, 6.9x at batch 8) at the same measured gen-PPL and entropy (README, "KV caches";
+about a block (4.1x at batch 1, 6.9x at batch 8) at the same measured gen-PPL and entropy (benchmarks/README.md;
 scripts/bench/cache.py). Without blocks the current block is every generated position, and both rules agree.
 refresh_every default 16: with blocks of 32 at 2-4 tokens per step that is one full forward per block, the refresh
 rate of Fast-dLLM's caches; more frequent refreshes cost speed without a measurable quality gain on the curve.
