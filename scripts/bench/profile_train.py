@@ -67,7 +67,7 @@ def profile_model(fns: dict, steps: int) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="benchmarks/profile_train.json")
+    parser.add_argument("--out", default="runs/bench/profile_train.json")
     parser.add_argument("--models", default="tiny,small")
     parser.add_argument("--shapes", default="32x128,32x256", help="BxL per model, comma-separated")
     parser.add_argument("--steps", default="8,3", help="profiled rounds per model, comma-separated")
