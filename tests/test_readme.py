@@ -79,7 +79,8 @@ def _line(line: str) -> tuple[list[str], str]:
 
 def _bash_lines(body: str) -> list[tuple[list[str], str, str]]:
     joined = re.sub(r"\\\n\s*", " ", body)  # continuation lines
-    return [(*_line(text), text) for text in (t.strip() for t in joined.splitlines()) if text]
+    texts = (t.strip() for t in joined.splitlines())
+    return [(*_line(text), text) for text in texts if text and not text.startswith("#")]  # not comment lines
 
 
 def _cli_argv(argv: list[str]) -> list[str] | None:
