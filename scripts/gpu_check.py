@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import json
 import platform
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -32,10 +31,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dlm.config import RunConfig, load_config  # noqa: E402
-from dlm.diffusion_lm import DiffusionLM  # noqa: E402
+from dlm.config import RunConfig, load_config
+from dlm.diffusion_lm import DiffusionLM
 
 PEAK_BF16 = {  # dense bf16 tensor-core peak, FLOP/s (vendor datasheets; sparsity excluded)
     "H200": 989e12, "H100": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12, "L40S": 362e12,

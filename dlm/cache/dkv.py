@@ -3,7 +3,7 @@
 Bidirectional attention means a token's keys/values change whenever any other token changes, so no cache is
 exact; dKV-Cache bets that a decoded token's K/V drift slowly, and refreshes everything every k calls.
 
-dkv_decode (ALGORITHMS §6.1). With D_c = {l : x_c^l != m} the decoded positions (prompt included) at call c:
+dkv_decode (docs/caches.md#dkv-cache). With D_c = {l : x_c^l != m} the decoded positions (prompt included) at call c:
     recompute at call c = the masks of x_c  and  D_c minus D_{c-1} (decoded since the last call),
     readable after call c = D_c.
 The one-step delay: a token decoded after call c had its K/V computed as a mask, so it is recomputed once at c + 1,
@@ -14,8 +14,8 @@ Block-wise recomputation (block_only, default True). The paper recomputes every 
 costs about the number of masks left (half of L on average for unprompted generation: 1.65x faster than no cache at
 L = 512, batch 1). block_only=True recomputes only the masks of the current block and reads the masks after it as
 the block's full forward left them, as Fast-dLLM's DualCache reads its suffix (arXiv 2505.22618): a call costs
-about a block (4.1x at batch 1, 6.9x at batch 8) at the same measured gen-PPL and entropy (README, "KV caches";
-scripts/bench_cache.py). Without blocks the current block is every generated position, and both rules agree.
+about a block (4.1x at batch 1, 6.9x at batch 8) at the same measured gen-PPL and entropy (benchmarks/README.md;
+scripts/bench/cache.py). Without blocks the current block is every generated position, and both rules agree.
 refresh_every default 16: with blocks of 32 at 2-4 tokens per step that is one full forward per block, the refresh
 rate of Fast-dLLM's caches; more frequent refreshes cost speed without a measurable quality gain on the curve.
 refresh_at_block=False drops the full forward at block starts: calls are counted over the run, so refresh_every
@@ -23,7 +23,7 @@ is the number of calls between full forwards (the first call is always full), an
 recomputes its masks and the previous block's last decoded tokens like any other call. Faster (9.6x at batch 8),
 but it moved gen-PPL by -2.6% (L = 512) and +9.9% (L = 128) and lowered the entropy, so it is not the default.
 
-dkv_greedy (§6.2), the aggressive variant: every position is readable (stale K/V of masks included) and a call
+dkv_greedy (docs/caches.md), the aggressive variant: every position is readable (stale K/V of masks included) and a call
 recomputes only the tokens decoded since the last call, the masked positions expected to be decoded at this call,
 and the still-masked positions within `window` of those. The reference fixes the decoding order in advance
 (random remasking only); here, for any confidence rule, the expected positions are the q_b most confident masked

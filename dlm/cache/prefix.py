@@ -1,4 +1,4 @@
-"""Fast-dLLM prefix and dual caches (Wu et al., arXiv 2505.22618; ALGORITHMS §6.4) for (semi-AR) block decoding.
+"""Fast-dLLM prefix and dual caches (Wu et al., arXiv 2505.22618; docs/caches.md) for (semi-AR) block decoding.
 
 Row b's current block spans [a_b, e_b): from its first to past its last editable position in the block that
 generate announced (`begin_block`; without blocks, the whole generated region). The first call of each block is a

@@ -1,4 +1,4 @@
-"""Editing: DICE exact discrete inversion and controllable editing (He et al., arXiv 2410.08207; ALGORITHMS §9).
+"""Editing: DICE exact discrete inversion and controllable editing (He et al., arXiv 2410.08207; docs/dice.md).
 
     trace = invert(denoiser, process, x0, steps=K, tau=0.7)          # record masks, eta and residuals
     x = edit(partial(model, label=other), trace, lambda1=0.7)        # replay under another condition

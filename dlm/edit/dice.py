@@ -1,4 +1,4 @@
-"""DICE: exact discrete inversion and controllable editing (He et al., arXiv 2410.08207; ALGORITHMS §9).
+"""DICE: exact discrete inversion and controllable editing (He et al., arXiv 2410.08207; docs/dice.md).
 
 Inversion (`invert`). K steps, strength tau, fixed noise tokens eta (process.prior drawn once: the mask id for
 absorbing, uniform ids for uniform noise), nested masks M_k and states x_k (trace.py). With l(x, t) the denoiser's
@@ -9,7 +9,7 @@ copies its input; entries below e^-30 lose nothing a sampler would draw), the ta
                                                   it fails for models that do not copy their input)
     "onehot_margin":  l* = l(x0, 0) + m onehot(x0) (ours: exact for any model), with the smallest lift per position
                       m = max(0, max_{v != x0} l(x0, 0)_v - l(x0, 0)_{x0} + 1) that makes x0 win by one nat; zero
-                      where the model already copies. ALGORITHMS §9 suggests a fixed M = 1e3; that is exact too, but
+                      where the model already copies. A fixed lift M = 1e3 is; that is exact too, but
                       then any lambda1 > ~0.01 pulls every token back to x0 and lambda1 loses its meaning.
 and the residuals z_k = l* - l(x_k, t_k) / T are recorded for k = 0..K-1, with t_k the model time whose noise level
 1 - alpha(t_k) is the mask ratio r_k.
@@ -77,7 +77,7 @@ def _max(logits: Tensor, z: Tensor, g: Tensor, lambda1: float, lambda2: float) -
     return logits + torch.maximum(lambda1 * z, lambda2 * g)
 
 
-# lambda1 at edit step i = 0 (most noised) .. K-1 (last). The release's get_lambda_schedule is not shown in §9;
+# lambda1 at edit step i = 0 (most noised) .. K-1 (last). The release's get_lambda_schedule is not public;
 # these are ours: constant, linear down to 0 at the last step, exponential approach to 1 (rate 3 over the run).
 @LAMBDA_SCHEDULES.register("constant")
 def _constant(lambda1: float, i: int, steps: int) -> float:

@@ -1,4 +1,4 @@
-"""What a DICE inversion records (He et al., arXiv 2410.08207; ALGORITHMS §9): the nested masking pattern, the
+"""What a DICE inversion records (He et al., arXiv 2410.08207; docs/dice.md): the nested masking pattern, the
 fixed noise tokens eta, the latent residuals at the editable positions, and the settings that replay them.
 
 Masking pattern. One u_d ~ U(0, 1) per position and levels r_k = tau k / (K - 1), k = 0..K-1 (the release's

@@ -1,7 +1,7 @@
 """Zero-shot evaluation corpora: the rows MDLM / SEDD score, from Hugging Face or from local copies.
 
 A corpus yields a list of *rows* exactly as the Hugging Face dataset has them (blank WikiText rows included: in
-wrap mode each row is followed by EOS, so they count; MDLM `dataloader.py`, ALGORITHMS §1.6), then its detokenizer
+wrap mode each row is followed by EOS, so they count; MDLM `dataloader.py`; docs/likelihood.md), then its detokenizer
 is applied row by row. Default splits follow MDLM: validation for PTB, WikiText and scientific papers; test for
 LM1B, AG News and LAMBADA. `name@split` picks another split, e.g. `lm1b@validation`. `wikitext2` / `wikitext103`
 are the tokenized v1 configs (with <unk>); MDLM and SEDD score the raw v1 configs, `wikitext2-raw` /

@@ -1,5 +1,5 @@
 """Detokenizers for the zero-shot corpora: undo the word-level tokenization of PTB, WikiText, LM1B, ... so a
-subword tokenizer sees ordinary text (MDLM, arXiv 2406.07524, zero-shot protocol; ALGORITHMS §1.6).
+subword tokenizer sees ordinary text (MDLM, arXiv 2406.07524, zero-shot protocol; docs/likelihood.md).
 
 Each is a plain str -> str function; the rules and their order are those of MDLM's `dataloader.py`
 (`wt_detokenizer`, `ptb_detokenizer`, `lm1b_detokenizer`, `lambada_detokenizer`,

@@ -4,11 +4,11 @@ For blocks x0_i (i = 1..N) with n_i scored tokens, the target is
     nll = sum_i E[b_i] / sum_i n_i,     b_i = sum_l integrand_l(t, x_t) (+ prior term) >= -log p(x0_i),
 estimated from K draws b_i^(k) per block by  nll_hat = sum_i mean_k b_i^(k) / sum_i n_i.
 Estimators (the draws of t), registered in ESTIMATORS and built once from their name by TimeSampling:
-  mdlm: MDLM's estimate (arXiv 2406.07524, ALGORITHMS §1.6): one t per block, stratified within the batch
+  mdlm: MDLM's estimate (arXiv 2406.07524; docs/likelihood.md): one t per block, stratified within the batch
         (the objective's time_sampler and sampling_eps; t in [eps, 1]); K = n_t independent passes. The strata
         are shuffled over the rows so that every block's t is marginally uniform: with a fixed data order, row i
         of every batch always getting stratum i would bias the estimate of a fixed dataset.
-  many: RADD-style (arXiv 2406.03736, ALGORITHMS §10.5): n_t low-discrepancy t per block, one in each stratum
+  many: RADD-style (arXiv 2406.03736; docs/likelihood.md): n_t low-discrepancy t per block, one in each stratum
         ((k + U) / n_t) of (0, 1] (likelihood.elbo_samples).
   exact: the autoregressive baseline, K = 1 and no Monte Carlo error.
 Standard error (the Monte Carlo error for this fixed dataset; nll_hat is linear in the b's, so

@@ -3,7 +3,7 @@
 Samples are decoded to text (special tokens dropped), re-tokenized with the reference's tokenizer, prefixed with
 its BOS (or EOS) so that every token is scored, and scored in disjoint windows of the reference's length (each
 later window conditions on the last token of the previous one). Aggregation is MDLM's token-weighted one
-(arXiv 2406.07524, ALGORITHMS §1.6):  gen_ppl = exp( sum_i nll_i / sum_i n_i );  SEDD (arXiv 2310.16834, §2.7)
+(arXiv 2406.07524; docs/likelihood.md):  gen_ppl = exp( sum_i nll_i / sum_i n_i );  SEDD (arXiv 2310.16834)
 averages per-sample perplexities instead, mean_i exp(nll_i / n_i), reported as gen_ppl_sample_mean.
 Low gen-PPL with low entropy means repetitive text: read the two together (Zheng et al., arXiv 2409.02908).
 """

@@ -16,7 +16,7 @@ Every sequence is laid out like one of the model's training blocks (eval/layout.
 never a real token at position L-1, where training blocks always hold EOS, and the block's EOS there when the
 sequence fills the block. Every family gets the same tokens at the same positions.
   loglikelihood(context, continuation): log p(c | y) >= -conditional ELBO with only the continuation noised and the
-      context clean (likelihood.conditional_elbo; LLaDA arXiv 2502.09992, ALGORITHMS §7.2, with the continuous
+      context clean (likelihood.conditional_elbo; LLaDA arXiv 2502.09992; docs/likelihood.md, with the continuous
       stratified t in place of LLaDA's mask count); exact for the AR baseline. Each request draws from its own
       generator seeded by request_seed(seed, context ids, continuation ids): results do not depend on batching.
       is_greedy for masked models (greedy=true): unmasking the continuation one most confident argmax at a time

@@ -2,8 +2,8 @@
 
     -log p(x0) <= E_{t ~ U(0,1)} E_{x_t ~ q_t(.|x0)} [ sum_l integrand_l(t) ]   (+ a prior term for uniform)
 The integrand is the process's own, chosen by what the denoiser returns: log_probs -> process.elbo_integrand (the
-masked ELBO of MDLM §1.4 for absorbing, UDLM/Duo §3.1 for uniform); log_score (SEDD) ->
-process.score_entropy_integrand, sigma'(t) * score entropy (§2.4, the DSE bound); process.prior_kl is the prior term.
+masked ELBO for absorbing, the UDLM/Duo ELBO for uniform; docs/likelihood.md); log_score (SEDD) ->
+process.score_entropy_integrand, sigma'(t) * score entropy (the DSE bound); process.prior_kl is the prior term.
 t is drawn stratified over (0, 1] (n_t strata per sequence, each with its own jitter: a low-discrepancy RADD-style
 estimate). For absorbing processes with alpha_1 > 0 (LogLinear eps) the bound misses a term of order eps.
 """
@@ -82,8 +82,8 @@ def conditional_elbo_samples(denoiser: Denoiser, process: Process, x0: Tensor, t
                          (+ the prior KL of the target positions for uniform processes).
     Why it is a bound: with y fixed, the reverse process that starts from the prior on the target positions and
     calls the denoiser on (y, c_t) is a generative model of c given y, and the integrand summed over target
-    positions is its continuous-time ELBO, for any denoiser (the per-position decomposition of §1.4 / §3.1 / §2.4).
-    Absorbing (masked; LLaDA's conditional likelihood, arXiv 2502.09992, ALGORITHMS §7.2, with t in place of
+    positions is its continuous-time ELBO, for any denoiser (the per-position decomposition of docs/likelihood.md).
+    Absorbing (masked; LLaDA's conditional likelihood, arXiv 2502.09992, with t in place of
     LLaDA's mask count): under the joint chain p_t(c_t, y clean) = alpha_t^{|y|} p(y) p_t(c_t | y), so the exact
     denoiser p(x0^l | x_t^{-l}) at states with y clean is the exact denoiser of the conditional chain and the bound is
     tight (equality, up to the eps term). Uniform / SEDD: still a valid bound, but not tight even for the exact

@@ -1,4 +1,4 @@
-"""Zero-shot perplexity of a DiffusionLM on a text corpus: the MDLM protocol (arXiv 2406.07524, ALGORITHMS §1.6).
+"""Zero-shot perplexity of a DiffusionLM on a text corpus: the MDLM protocol (arXiv 2406.07524; docs/likelihood.md).
 
 rows -> detokenizer -> model tokenizer (no special tokens) -> blocks of seq_len:
   wrap: every row followed by EOS, concatenated, cut into [BOS] + (seq_len - 2) tokens + [EOS] (remainder dropped);

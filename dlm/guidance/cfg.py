@@ -1,4 +1,4 @@
-"""Discrete classifier-free guidance: a Denoiser that wraps a Denoiser (ALGORITHMS §8).
+"""Discrete classifier-free guidance: a Denoiser that wraps a Denoiser (docs/guidance.md).
 
 One network serves both branches: a class-conditional model trained with condition dropout (the null label
 num_classes, conditioning.py), or, for unsupervised CFG (SMDM arXiv 2410.18514, LLaDA arXiv 2502.09992), any masked
@@ -22,7 +22,7 @@ tilted joint p(x|c)^(1+w) p(x)^(-w) / Z, whose conditionals would need Z(x_t) su
 depends on the sampler and its step count. It is guaranteed that w = 0 returns the conditional model exactly, that
 every guided row is a normalized distribution, and that w > 0 moves each per-position conditional toward tokens
 the condition makes likelier (the sampled text's label accuracy rises with w, at some cost in diversity;
-scripts/demo_cfg.py).
+examples/cfg_labels.py).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from dlm.process.schedules import build_schedule
 from dlm.registry import PROCESSES, ConfigError
 from dlm.types import LossOutput, Prediction
 
-NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (ALGORITHMS §11.2)
+NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (docs/masked.md#subs-parameterization)
 
 LogitsFn = Callable[[Tensor, "Tensor | None"], Tensor]
 """(xt (B, L), t (B,) or None) -> raw backbone logits (B, L, N): what a training loss reads (DiffusionLM(raw=True))."""

@@ -1,8 +1,8 @@
 """Masked (absorbing) diffusion ELBO with the SUBS parameterization: MDLM (arXiv 2406.07524), MD4 (arXiv 2406.04329).
 
-Continuous time (ALGORITHMS §1.4; the integrand is the process's, process/absorbing.py):
+Continuous time (docs/masked.md#continuous-time-elbo; the integrand is the process's, process/absorbing.py):
     -log p(x0) <= int_0^1 E_{x_t ~ q_t} [ (-alpha'_t / (1 - alpha_t)) sum_{l: x_t^l = m} -log x_theta^l(x0^l|x_t) ] dt.
-Discrete time with T steps (MD4 §1.8, exact for any schedule): t on {1/T, ..., 1}, s = t - 1/T and weight
+Discrete time with T steps (MD4, arXiv 2406.04329; exact for any schedule): t on {1/T, ..., 1}, s = t - 1/T and weight
     T (alpha_s - alpha_t) / (1 - alpha_t).
 Optional MGDM token reweighting (Ye et al., arXiv 2410.14157; objective.token_reweight_gamma > 0): each
 masked token's -log p with p = x_theta(x0 | x_t) is multiplied by alpha (1 - p)^gamma (a focal loss, not detached),
@@ -22,7 +22,7 @@ from dlm.utils.cross_entropy import gathered, logsumexp_except, nll_from_logits
 
 
 def subs(logits: Tensor, xt: Tensor, mask_id: int) -> Tensor:
-    """SUBS (ALGORITHMS §1.3): no mass on the mask, and unmasked positions carried over as point masses.
+    """SUBS (docs/masked.md): no mass on the mask, and unmasked positions carried over as point masses.
 
     logits (B, L, N) -> log x_theta (B, L, N) float32: log-softmax over the non-mask categories at a mask, 0 at x_t
     and NEG_INF elsewhere at a clean token. One (B, L, N) tensor, filled in place (autograd saves nothing of it).

@@ -1,9 +1,9 @@
-"""RADD: time-independent absorbing diffusion, trained with the lambda-DCE loss (arXiv 2406.03736, ALGORITHMS §10).
+"""RADD: time-independent absorbing diffusion, trained with the lambda-DCE loss (arXiv 2406.03736; docs/masked.md#radd).
 
 The model c_theta(v | x_t) has no time input. With lambda ~ U(0, 1) (stratified) each token is masked with
 probability lambda, and
     loss = sum_{l masked} -log c_theta(x0^l | x_t) / lambda          (1/lambda formed in float64),
-which in expectation equals the t-DCE / any-order-AR bound (§10.3). It is the masked ELBO with alpha = 1 - lambda,
+which in expectation equals the t-DCE / any-order-AR bound; it is the masked ELBO with alpha = 1 - lambda,
 so sampling may use any schedule: the denoiser does not depend on t.
 """
 
@@ -38,5 +38,5 @@ class RADD(MaskedELBO):
         move = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64) < per_sequence(lam, 2)
         xt = torch.where(move, torch.full_like(x0, self.mask_id), x0)
         nll = nll_from_logits(logits_fn(xt, lam.float()), x0, exclude=self.mask_id)
-        per_token = weighted_at_masks(nll, xt, self.mask_id, 1.0 / lam)  # 1 / lambda formed in float64 (§11.7)
+        per_token = weighted_at_masks(nll, xt, self.mask_id, 1.0 / lam)  # 1 / lambda formed in float64
         return reduce_per_token(per_token, attention_mask)

@@ -1,4 +1,4 @@
-"""Score entropy (SEDD, arXiv 2310.16834; ALGORITHMS §2.3–2.5) on any process that defines it (absorbing, uniform).
+"""Score entropy (SEDD, arXiv 2310.16834; docs/score_entropy.md) on any process that defines it (absorbing, uniform).
 
 The model outputs a log concrete score s_y ~ log p_t(y)/p_t(x_t) with s_{x_t} = 0. Per position the loss is
 sigma'(t) * SE(s; x0, x_t, sigma) (Process.score_entropy_integrand); SE is the graph's own, with its equation in

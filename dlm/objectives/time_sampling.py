@@ -1,4 +1,4 @@
-"""Training-time samplers of t in [eps, 1] (ALGORITHMS §1.4, §1.8, §10.2), registered in TIME_SAMPLERS.
+"""Training-time samplers of t in [eps, 1] (docs/masked.md#time-sampling), registered in TIME_SAMPLERS.
 
 stratified: u_i = (U_i + i)/n, one draw per stratum with its own jitter (MDLM "antithetic", the default).
 vdm:        u_i = (U + i/n) mod 1, a single shared offset (VDM / MD4 / RADD).

@@ -1,4 +1,4 @@
-"""Uniform-state continuous-time ELBO: UDLM (arXiv 2412.10193) / Duo (arXiv 2506.10892), ALGORITHMS §3.1–3.2.
+"""Uniform-state continuous-time ELBO: UDLM (arXiv 2412.10193) / Duo (arXiv 2506.10892); docs/uniform.md.
 
 The integrand L_t is the process's own (Uniform.elbo_integrand, process/uniform.py, with its equation); this
 objective is its parameterization: a plain log-softmax over the N tokens.

@@ -1,10 +1,10 @@
 """Absorbing (masked) diffusion: each token jumps to the mask id m with probability 1 - alpha_t and stays there.
 
-MDLM (arXiv 2406.07524) §3; MD4 (arXiv 2406.04329); SEDD's absorbing graph (arXiv 2310.16834). pi = onehot(m).
+MDLM (arXiv 2406.07524 §3); MD4 (arXiv 2406.04329); SEDD's absorbing graph (arXiv 2310.16834). pi = onehot(m).
 
-Bounds. The masked ELBO of a mean-parameterized (SUBS) denoiser (ALGORITHMS §1.4):
+Bounds. The masked ELBO of a mean-parameterized (SUBS) denoiser (docs/masked.md#continuous-time-elbo):
     -log p(x0) <= int_0^1 E_{x_t ~ q_t} [ (-alpha'_t / (1 - alpha_t)) sum_{l: x_t^l = m} -log x_theta^l(x0^l|x_t) ] dt.
-SEDD's score entropy (§2.3-2.5), s = log-score, r = 1/expm1(sigma), only at x_t = m:
+SEDD's score entropy (docs/score_entropy.md), s = log-score, r = 1/expm1(sigma), only at x_t = m:
     SE = sum_{y != m} exp(s_y) - r s_{x0} + r (log r - 1).
 """
 

@@ -18,9 +18,9 @@ denoiser returns either x_theta (MDLM SUBS, UDLM/Duo, RADD) or SEDD's log concre
 position the two are linked by
     s_y = bar_y / bar_{x_t},   bar = alpha_t x_theta + (1 - alpha_t) pi = marginal(x_theta, alpha_t)     (mean -> score)
     x_theta = (s / sum_y s_y - (1 - alpha_t) pi) / alpha_t                                          (score -> mean)
-since sum_y bar_y = 1. For absorbing at a mask s_y = x_theta(y) / expm1(sigma) (ALGORITHMS §2.8). The Bayes
+since sum_y bar_y = 1. For absorbing at a mask s_y = x_theta(y) / expm1(sigma) (docs/score_entropy.md). The Bayes
 posterior of x0 itself is normalize(q_t(x_t | x0) x_theta(x0)). The forward generator is sigma'(t) (1 pi^T - I),
-so the reverse rate out of x_t (SEDD §2.2) is
+so the reverse rate out of x_t (docs/score_entropy.md#concrete-scores) is
     R_t(x_t -> y) = sigma'(t) pi_{x_t} s_y   (y != x_t):
 absorbing: x_theta(y) sigma' / expm1(sigma) from a mask and 0 from a clean token; uniform: sigma' s_y / N.
 All of them run in float64 on (B, L, N) tensors, t a (B,) tensor.
@@ -95,7 +95,7 @@ class Process(ABC):
         """Mean parameterization -> concrete score s_y = p_t(y | x_t^{-l}) / p_t(x_t^l | x_t^{-l}), float64 (B, L, N).
 
         s = marginal(x_theta, alpha_t) / marginal(x_theta, alpha_t)[x_t]. Absorbing at a mask: s_y = alpha x_theta(y)
-        / (1 - alpha) = x_theta(y) / expm1(sigma) (MDLM get_score, ALGORITHMS §2.8); at the current token s = 1.
+        / (1 - alpha) = x_theta(y) / expm1(sigma) (MDLM's get_score; docs/score_entropy.md); at the current token s = 1.
         """
         bar = self.marginal(x0_probs.double(), self.schedule.alpha(t.double()))
         return bar / bar.gather(-1, xt.unsqueeze(-1))
@@ -200,7 +200,7 @@ class Process(ABC):
 
     def score_entropy_integrand(self, log_score: Tensor, x0: Tensor, xt: Tensor, t: Tensor,
                                 offset: Tensor | None = None) -> Tensor:
-        """sigma'(t) * SE: the per-token DSE bound integrand (B, L), float32 (SEDD §2.4). offset: see score_entropy."""
+        """sigma'(t) * SE: the per-token DSE bound integrand (B, L), float32; offset: see score_entropy."""
         sigma, dsigma = self.schedule.sigma(t.double()), self.schedule.dsigma(t.double())
         se = self.score_entropy(log_score, x0, xt, sigma, offset)
         return (per_sequence(dsigma, 2) * se).float()

@@ -1,7 +1,7 @@
 """Noise schedules: alpha(t) = P(token untouched at t), sigma(t) = -log alpha(t) ("total noise").
 
 Time runs from t=0 (data) to t=1 (prior). Formulas follow MDLM (arXiv 2406.07524, noise_schedule.py) and SEDD
-(arXiv 2310.16834, noise_lib.py); see ALGORITHMS.md §1.1 and §2.1.
+(arXiv 2310.16834, noise_lib.py); see docs/schedules.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class Schedule(ABC):
     """A monotone map t in [0, 1] -> alpha_t in (0, 1]. Subclasses give sigma and dsigma; the rest derives.
 
     alpha = exp(-sigma), dalpha = -dsigma * alpha, and the masked-ELBO weight -alpha'/(1-alpha)
-    = dsigma / expm1(sigma) (ALGORITHMS §0), evaluated with expm1 for accuracy near t=0.
+    = dsigma / expm1(sigma) (docs/schedules.md), evaluated with expm1 for accuracy near t=0.
     """
 
     @abstractmethod

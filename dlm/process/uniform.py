@@ -3,14 +3,14 @@
 D3PM uniform (arXiv 2107.03006), UDLM (arXiv 2412.10193), Duo (arXiv 2506.10892), SEDD's uniform graph.
 q(x_t | x_0) = alpha_t onehot(x_0) + (1 - alpha_t)/N; pi = uniform; width N = vocab_size (no mask token).
 
-Bounds. The UDLM/Duo ELBO (ALGORITHMS §3.1-3.2), with xbar = N alpha_t onehot(x0) + (1 - alpha_t) 1 and
+Bounds. The UDLM/Duo ELBO (docs/uniform.md#the-udlm--duo-elbo), with xbar = N alpha_t onehot(x0) + (1 - alpha_t) 1 and
 xbar_theta = N alpha_t x_theta + (1 - alpha_t) 1, at z = x_t:
     L_t = (alpha'_t / (N alpha_t)) [ N/xbar_z - N/xbar_theta_z
            - sum_j (xbar_j / xbar_z) (log xbar_theta_z - log xbar_theta_j + log xbar_j - log xbar_z) ].
 Every position contributes. We use the schedule's own alpha and alpha' (the reference hard-codes alpha = 1 - t).
 The sum over j is evaluated in closed form, since xbar takes only two values (as Duo does); the one sum over j of
 log xbar_theta keeps no (B, L, N) tensor for autograd (MixtureLogSum).
-SEDD's score entropy on the uniform graph (§2.3-2.5), s = log-score, e = expm1(sigma):
+SEDD's score entropy on the uniform graph (docs/score_entropy.md), s = log-score, e = expm1(sigma):
     ratio = e/(e + N), neg0 = mean_y s - s_{x_t}/N, pos = mean_y exp(s) - exp(s_{x_t})/N,
     x_t = x0:  neg = ratio neg0,           const = ((N-1)/N) ratio (log ratio - 1);
     x_t != x0: neg = s_{x0}/e + neg0,        const = ((-log ratio - 1)/ratio - (N - 2))/N;
@@ -133,7 +133,7 @@ class MixtureLogSum(torch.autograd.Function):
 
 
 def uniform_prior_kl(alpha_1: float, n: int) -> float:
-    """KL(q(x_1 | x0) || uniform) per position, nats: the prior term Duo logs (§3.2), 0 when alpha_1 = 0."""
+    """KL(q(x_1 | x0) || uniform) per position, nats: the prior term Duo logs (arXiv 2506.10892), 0 when alpha_1 = 0."""
     keep = alpha_1 + (1 - alpha_1) / n
     other = (1 - alpha_1) / n
     kl = keep * math.log(keep * n)

@@ -1,4 +1,4 @@
-"""SEDD's analytic ("Tweedie tau-leaping") step (arXiv 2310.16834, sampling.py AnalyticPredictor; ALGORITHMS §2.6).
+"""SEDD's analytic ("Tweedie tau-leaping") step (arXiv 2310.16834, sampling.py AnalyticPredictor; docs/samplers.md).
 
 With Delta sigma = sigma(t) - sigma(s), i.e. e^{Delta sigma} = alpha_s / alpha_t, and the forward generator
 Q = 1 pi^T - I of a mixture process, the step draws each position from
@@ -7,7 +7,7 @@ Q = 1 pi^T - I of a mixture process, the step draws each position from
 with q_{t|s}(x_t | y) = process.kernel(x_t, alpha_t / alpha_s) (transp_transition); negative entries are clipped.
 For a mean-parameterized denoiser, s = bar / bar_{x_t} with bar = alpha_t x_theta + (1 - alpha_t) pi (sum 1) gives
     staggered(bar) = alpha_s x_theta + (1 - alpha_s) pi = marginal(x_theta, alpha_s),
-so the step *is* the ancestral posterior (for absorbing: the MDLM posterior, ALGORITHMS §2.6 [ANALYSIS]); we use that
+so the step *is* the ancestral posterior (for absorbing: the MDLM posterior); we use that
 form for mean models (finite at alpha_t = 0) and the staggered score for score models (SEDD).
 """
 

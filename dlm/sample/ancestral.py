@@ -2,7 +2,7 @@
 
 x_s ~ p_theta(x_s | x_t) = normalize( q(x_t | x_s) * sum_x0 q(x_s | x0) x_theta(x0) )      (process.posterior)
 For absorbing at a mask this is [(alpha_s - alpha_t) x_theta + (1 - alpha_s) e_m] / (1 - alpha_t) (MDLM, arXiv
-2406.07524, §1.5); for uniform it is the UDLM/Duo posterior (arXiv 2412.10193 / 2506.10892, §3.1).
+2406.07524); for uniform it is the UDLM/Duo posterior (arXiv 2412.10193 / 2506.10892; docs/uniform.md).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Ancestral(Sampler):
 @dataclass
 class AncestralCache(Ancestral):
     """Ancestral, re-evaluating the denoiser only for rows whose x_t changed since its last evaluation (RADD
-    arXiv 2406.03736, §10.4: most steps unmask nothing at large step counts). Same samples as `ancestral` for the
+    arXiv 2406.03736: most steps unmask nothing at large step counts). Same samples as `ancestral` for the
     same noise when the denoiser ignores t, which the exact masked x_theta = p(x0 | unmasked tokens) does; a
     time-conditioned masked model gets a prediction from an earlier t. Masked processes only: the uniform x_theta
     depends on t by construction (on the toy, reuse leaves TV 0.12 where ancestral reaches 0.0125). Count the

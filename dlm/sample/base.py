@@ -66,7 +66,7 @@ class Sampler:
 
     temperature / top_k / top_p reshape x_theta before it is used (temperature 0 = argmax of x_theta);
     block_size > 0 decodes semi-autoregressively in blocks (masked processes only, semi_ar.py);
-    eps: the grid ends at t = eps (ALGORITHMS §1.5); final: noise removal at eps draws x0 at the positions that are
+    eps: the grid ends at t = eps (docs/samplers.md); final: noise removal at eps draws x0 at the positions that are
     still undetermined ("sample") or takes the argmax ("argmax"), so no mask survives;
     chunk_positions: how many positions' laws are computed and drawn at once (chunks.py; 0 = as many as fit 4 MB
     in float64, -1 = all of them at once: one (B, L, N) law, or under absorbing / uniform one chunk of the fused /
@@ -237,7 +237,7 @@ class Sampler:
         return chunked_draw(ctx, self.predict, hist, memos, law, active, size)
 
     def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
-        """Noise removal t -> 0: the Bayes posterior p(x0^l | x_t) per position (SEDD's Denoiser step, §2.6)."""
+        """Noise removal t -> 0: the Bayes posterior p(x0^l | x_t) per position (SEDD's Denoiser step)."""
         return ctx.process.x0_posterior(self.x0(ctx, x, t), x, _times(t, x))
 
     def finish(self, ctx: SamplingContext, x: Tensor, grid: TimeGrid) -> Tensor:

@@ -7,7 +7,7 @@ token stays put under every reverse step, `Process.movable`); the others keep th
 would give without consuming noise. Chunks follow the row-major order of the positions, so the uniforms drawn are
 the same, in the same order, as one draw over all uncertain positions: samples are identical (a NoiseTape records
 one entry per chunk). At V = 50257 a chunk's float64 law is CHUNK_BYTES, so a stage's extra memory is a few
-chunks plus the float32 prediction, instead of several (B, L, N) float64 tensors (issue 8). Under absorbing the
+chunks plus the float32 prediction, instead of several (B, L, N) float64 tensors. Under absorbing the
 draw is fused.py's instead, which reuses PositionChunk for the few positions that need their law.
 """
 

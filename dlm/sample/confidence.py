@@ -1,4 +1,4 @@
-"""Confidence-ordered unmasking: MaskGIT (arXiv 2202.04200) / LLaDA low-confidence remasking (arXiv 2502.09992, §7.1).
+"""Confidence-ordered unmasking: MaskGIT (arXiv 2202.04200) / LLaDA low-confidence remasking (arXiv 2502.09992).
 
 Each step proposes a token at every masked position, x_hat ~ softmax(log x_theta / temperature) (argmax at 0), scores
 each proposal with the *untempered* x_theta, and commits the k_i most confident ones; the rest stay masked. The
@@ -12,7 +12,7 @@ block by its last step. Confidence:
 Each rule is a registered class of REMASKING, built once from `remasking` when the sampler is. Positions are
 coupled through the top-k, so this sampler overrides `step`; masked processes only. The pass over the masked rows
 runs in the prediction's dtype (float32 for a real model; Absorbing.x0_at_masks) and draws each proposal by inverse
-CDF with one uniform and float64 cumulative sums (issue 8: no V-wide float64 Gumbel noise).
+CDF with one uniform and float64 cumulative sums (no V-wide float64 Gumbel noise).
 """
 
 from __future__ import annotations

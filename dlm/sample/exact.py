@@ -2,7 +2,7 @@
 
 Each stage of a step is a product over positions of the laws `stage_probs` returns, so the one-step kernel
 K[x, x'] = sum over intermediate states of the stage products can be composed exactly in float64 (the method of
-ALGORITHMS §5.2 FS-1). Zero-probability branches are pruned, which keeps two-stage steps cheap.
+docs/samplers.md). Zero-probability branches are pruned, which keeps two-stage steps cheap.
 """
 
 from __future__ import annotations

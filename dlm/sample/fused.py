@@ -1,4 +1,4 @@
-"""Fused draws at masked positions (issue 8): one uniform decides stay / leave, only the leavers need a law over V.
+"""Fused draws at masked positions: one uniform decides stay / leave, only the leavers need a law over V.
 
 Under absorbing, every stage law of a per-position sampler at a position whose origin is the mask is a two-part
 mixture, and at a clean origin a point mass (a clean token never moves):

@@ -1,6 +1,6 @@
 """Time grids for reverse sampling: t_0 = 1 > t_1 > ... > t_steps = eps; step i goes t_i -> s = t_{i+1}.
 
-MDLM / SEDD / RADD all use linspace(1, eps, steps + 1) with eps = 1e-5 (ALGORITHMS §1.5, §2.6, §10.4), a different
+MDLM / SEDD / RADD all use linspace(1, eps, steps + 1) with eps = 1e-5 (docs/samplers.md), a different
 eps from the training one: it keeps sigma'(t) / expm1(sigma(t)) finite. The final noise removal then jumps t_steps -> 0.
 """
 

@@ -1,4 +1,4 @@
-"""Two-stage (2 NFE per step) reverse CTMC solvers of Ren et al., arXiv 2502.00234 (ALGORITHMS §5.2).
+"""Two-stage (2 NFE per step) reverse CTMC solvers of Ren et al., arXiv 2502.00234 (docs/samplers.md).
 
 A step goes t -> s = t - h through rho = t - theta h. mu_n = R_t(. ; y_n) and mu_rho = R_rho(. ; y*) are the reverse
 rates at the start state and at the stage-1 state; S(y, lambda, tau) is the first-jump stage operator
@@ -6,8 +6,8 @@ rates at the start state and at the stage-1 state; S(y, lambda, tau) is the firs
 * theta-trapezoidal, theta in (0, 1):
       y* = S(y_n, mu_n, theta h),   y_{n+1} = S(y*, [a1 mu_rho - a2 mu_n]_+, (1 - theta) h),
       a1 = 1 / (2 theta (1 - theta)),  a2 = ((1 - theta)^2 + theta^2) / (2 theta (1 - theta))   (a1 - a2 = 1).
-  Second order in the step (measured: TV order 2.00 on the masked toy, ALGORITHMS FS-1). A position that already
-  jumped in stage 1 uses a1 mu_rho alone (the "drop" variant, ALGORITHMS §5.2): mu_n holds rates out of a state it
+  Second order in the step (measured: TV order 2.00 on the masked toy, docs/samplers.md). A position that already
+  jumped in stage 1 uses a1 mu_rho alone (the "drop" variant): mu_n holds rates out of a state it
   has left. For masked data the two variants agree (a clean token has no rates), for uniform data only "drop" is
   order 2.
 * theta-RK-2, theta in (0, 1]:

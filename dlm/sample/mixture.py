@@ -1,4 +1,4 @@
-"""Fused draws under the uniform process (issue 8): each stage law is a three-part mixture, so one uniform per
+"""Fused draws under the uniform process: each stage law is a three-part mixture, so one uniform per
 position picks the part and only positions that pick x_theta read their row of the vocabulary.
 
 For a normalized x_theta (a mean model's log_probs, no temperature / top-k / top-p) every one-stage law at a

@@ -1,4 +1,4 @@
-"""Semi-autoregressive block decoding around any masked sampler (LLaDA, arXiv 2502.09992, generate.py; ALGORITHMS §7.1).
+"""Semi-autoregressive block decoding around any masked sampler (LLaDA, arXiv 2502.09992, generate.py).
 
 Each row's editable positions are cut into consecutive blocks of `block_size` columns, left to right, counted from
 that row's first editable column (so rows with prompts of different lengths each start at their own generation

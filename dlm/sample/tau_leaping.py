@@ -1,8 +1,8 @@
 """Rate-based reverse CTMC steps: SEDD Euler and tau-leaping (Campbell et al., arXiv 2205.14987), per position.
 
 Both read the reverse rates R_t(x_t -> y) = sigma'(t) pi_{x_t} s_y (denoiser.py) frozen at the start of the step.
-* Euler (SEDD EulerPredictor, ALGORITHMS §2.6): p(y) = h R(y) for y != x_t, stay 1 - h sum_y R(y) (clipped at 0).
-* tau-leaping: the stage operator S(x, R, h) of ALGORITHMS §5.2, the "first-jump" realization of holding the rates
+* Euler (SEDD EulerPredictor): p(y) = h R(y) for y != x_t, stay 1 - h sum_y R(y) (clipped at 0).
+* tau-leaping: the stage operator S(x, R, h) of docs/samplers.md, the "first-jump" realization of holding the rates
   fixed for a time h: a position jumps with probability 1 - exp(-h Lambda), Lambda = sum_y R(y), to y with
   probability R(y) / Lambda. Each position makes at most one jump per step, the rule categorical (and absorbing)
   data needs (Campbell's Poisson counts add displacements, which only ordinal data allows).

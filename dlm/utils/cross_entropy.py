@@ -1,7 +1,7 @@
 """Cross-entropy terms read straight from backbone logits, without materializing log-probabilities.
 
 Every training loss here needs, per position, a log-normalizer and one or two gathered logits:
-    -log softmax(h)_y = logsumexp(h) - h_y,   and with a category m excluded (the mask under SUBS, ALGORITHMS §1.3)
+    -log softmax(h)_y = logsumexp(h) - h_y,   and with a category m excluded (the mask under SUBS, docs/masked.md)
     -log softmax(h_{-m})_y = logsumexp_{j != m}(h_j) - h_y.
 `nll_from_logits` runs both through torch's fused cross-entropy (log_softmax + nll_loss, reduction "none"), in the
 logits' own dtype: one kernel forward and one backward, where logsumexp + gather costs about ten passes over the

@@ -106,7 +106,7 @@ def test_dlm_import_graph_is_acyclic():
     assert cycle is None, "import cycle among dlm modules: " + " -> ".join(cycle)
 
 
-# The layers of README "Architecture", lowest first: a module imports only from its own layer or lower ones (within a
+# The layers of docs/architecture.md, lowest first: a module imports only from its own layer or lower ones (within a
 # layer, the acyclic graph above orders them). The longest matching prefix decides a module's layer; commands.py of
 # any package is on top.
 LAYERS = [
@@ -126,7 +126,7 @@ def layer_of(module: str) -> int:
         return len(LAYERS) - 1
     matches = [(len(prefix), i) for i, names in enumerate(LAYERS) for prefix in names
                if module == prefix or module.startswith(prefix + ".")]
-    assert matches, f"{module} is in no layer of README 'Architecture': add it to LAYERS and the README map"
+    assert matches, f"{module} is in no layer of docs/architecture.md: add it to LAYERS and the map there"
     return max(matches)[1]
 
 

@@ -1,5 +1,5 @@
 """Contract for every registered objective: finite gradients on a tiny model, and each loss equals its paper's
-formula on fixed inputs (ALGORITHMS §1.4, §2.4, §3.1, §10.2, §12)."""
+formula on fixed inputs (docs/masked.md, docs/score_entropy.md, docs/uniform.md)."""
 
 import math
 
@@ -40,7 +40,7 @@ def _fixed(B=3, L=5, V=6, seed=0):
 
 
 def test_subs_rows():
-    """ALGORITHMS §12: unmasked rows are exactly one-hot; the mask column is <= -1e6 + eps everywhere."""
+    """SUBS (docs/masked.md): unmasked rows are exactly one-hot; the mask column is <= -1e6 + eps everywhere."""
     x0, logits, _ = _fixed()
     xt = torch.where(torch.rand(x0.shape, generator=torch.Generator().manual_seed(1)) < 0.5, 6, x0)
     log_probs = subs(logits, xt, mask_id=6)
@@ -60,7 +60,7 @@ def test_masked_integrand_is_one_over_t_cross_entropy():
 
 
 def test_masked_continuous_matches_fine_discrete_time():
-    """§12: the T=10^4 discrete-time weight T (alpha_s - alpha_t)/(1 - alpha_t) converges to the continuous one."""
+    """The T=10^4 discrete-time weight T (alpha_s - alpha_t)/(1 - alpha_t) converges to the continuous one."""
     cfg = dlm.load_config(None, ["objective.discrete_steps=10000"]).objective
     discrete = MaskedELBO(Absorbing(6), cfg)
     t = torch.tensor([0.05, 0.3, 0.77, 1.0], dtype=torch.float64)
@@ -68,7 +68,7 @@ def test_masked_continuous_matches_fine_discrete_time():
 
 
 def test_sedd_absorbing_equals_weighted_cross_entropy_at_normalized_output():
-    """§2.4/§12: with exp(s_y) = c_y / (e^sigma - 1), sum_y c_y = 1, SE = -log c_{x0} / (e^sigma - 1)."""
+    """docs/score_entropy.md: with exp(s_y) = c_y / (e^sigma - 1), sum_y c_y = 1, SE = -log c_{x0} / (e^sigma - 1)."""
     x0, logits, t = _fixed()
     sigma = LogLinear().sigma(t)
     log_c = torch.log_softmax(logits[..., :6], -1)
@@ -99,7 +99,7 @@ def test_score_entropy_vanishes_at_the_true_conditional_score():
 
 
 def test_uniform_elbo_matches_literal_udlm_formula_and_vanishes_at_perfect_denoiser():
-    """§3.1 written out term by term over j, against our closed form."""
+    """docs/uniform.md: the UDLM ELBO written out term by term over j, against our closed form."""
     V = 6
     x0, logits, t = _fixed(V=V - 1)
     process = Uniform(V, LogLinear())
@@ -119,7 +119,7 @@ def test_uniform_elbo_matches_literal_udlm_formula_and_vanishes_at_perfect_denoi
 
 
 def test_radd_lambda_dce_on_fixed_inputs():
-    """§10.2: loss = sum_{masked} -log c(x0) / lambda, per-token mean; reproduced with the same generator draws."""
+    """RADD: loss = sum_{masked} -log c(x0) / lambda, per-token mean; reproduced with the same generator draws."""
     cfg = dlm.load_config(None, TINY + ["objective.name=radd", "objective.time_sampler=uniform"])
     model = dlm.DiffusionLM.from_config(cfg, vocab_size=9)
     x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))

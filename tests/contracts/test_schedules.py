@@ -36,6 +36,6 @@ def test_masked_weight_is_minus_dalpha_over_one_minus_alpha(schedule):
 
 
 def test_loglinear_weight_is_one_over_t():
-    """ALGORITHMS §12: sigma'/expm1(sigma) == 1/t for t in [1e-3, 1]; the eps cancels."""
+    """docs/schedules.md: sigma'/expm1(sigma) == 1/t for t in [1e-3, 1]; the eps cancels."""
     s = LogLinear(eps=1e-3)
     torch.testing.assert_close(s.dsigma(T) / torch.expm1(s.sigma(T)), 1 / T, rtol=1e-6, atol=0)

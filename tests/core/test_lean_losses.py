@@ -1,4 +1,4 @@
-"""The training losses read the logits lean (issue 8 item 2): they equal the Prediction-based integrands of
+"""The training losses read the logits lean: they equal the Prediction-based integrands of
 eval/likelihood.py, allocate no float64 (B, L, N) tensor, and the memory-saving autograd pieces have exact gradients."""
 
 import functools

@@ -1,4 +1,4 @@
-"""DICE (arXiv 2410.08207), ALGORITHMS §9 test DICE-1 for the absorbing and the uniform process, on exact toys.
+"""DICE (arXiv 2410.08207), docs/dice.md, for the absorbing and the uniform process, on exact toys.
 
 Toy: L = 12, V = 7, K = 8. The model's logits are a fixed random linear map of the input token, a context term (the
 mean embedding of the whole input), a time term, and optionally copy * onehot(input), so that with copy = 50 the

@@ -1,6 +1,5 @@
 """Zero-shot perplexity on tiny checkpoints: packing, estimators agreeing, exact AR, self-describing results."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -87,16 +86,15 @@ def test_ppl_command_writes_a_reproducible_self_describing_results_file(checkpoi
 
 
 def test_bench_script_runs_on_tiny_checkpoints(checkpoints, shared_data, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_zero_shot", REPO / "scripts" / "bench_zero_shot.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from scripts.bench import zero_shot as bench
+
     out = tmp_path / "bench.json"
     assert bench.main([str(checkpoints["mdlm"]), str(checkpoints["ar"]), "--data-dir", str(shared_data),
                        "--max-blocks", "4", "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert {r["dataset"] for r in saved["rows"]} == {"ptb", "wikitext2", "wikitext103", "lm1b"}
     assert len(saved["ratios"]) == 4 and all(r["ratio"] > 0 for r in saved["ratios"])
-    assert saved["provenance"]["command"] == "scripts/bench_zero_shot.py" and "± se" in capsys.readouterr().out
+    assert saved["provenance"]["command"] == "scripts/bench/zero_shot.py" and "± se" in capsys.readouterr().out
 
 
 def test_pad_mode_scores_only_real_tokens(checkpoints):

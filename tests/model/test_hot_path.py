@@ -1,4 +1,4 @@
-"""The training hot path is compile-clean and host-sync free (issue 8 item 3, issue 15): token ids are checked once
+"""The training hot path is compile-clean and host-sync free: token ids are checked once
 at the entry points (DiffusionLM.loss / elbo / generate), never inside the backbone's forward."""
 
 import functools

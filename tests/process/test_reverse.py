@@ -52,7 +52,7 @@ def test_score_to_mean_inverts_the_conversion(process, t_value):
 
 
 def test_absorbing_score_is_x0_over_expm1_sigma():
-    """ALGORITHMS §2.8: at a mask, s_y = x_theta(y) / expm1(sigma(t)) and s_mask = 1."""
+    """docs/score_entropy.md: at a mask, s_y = x_theta(y) / expm1(sigma(t)) and s_mask = 1."""
     process = Absorbing(3, LogLinear(1e-3))
     xt, t = _inputs(process, 0.3)
     x0 = process.x0_probs(as_prediction(TOY.denoiser(process)(xt, t)), xt, t)
@@ -64,7 +64,7 @@ def test_absorbing_score_is_x0_over_expm1_sigma():
 
 
 def test_analytic_staggered_step_on_absorbing_equals_mdlm_posterior():
-    """ALGORITHMS §12: SEDD's analytic step with s = c / (e^sigma - 1) is the MDLM posterior to 1e-12."""
+    """docs/samplers.md#analytic: SEDD's analytic step with s = c / (e^sigma - 1) is the MDLM posterior to 1e-12."""
     process = Absorbing(3, LogLinear(1e-3))
     xt, t = _inputs(process, 0.6)
     s = torch.full_like(t, 0.45)

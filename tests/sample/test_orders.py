@@ -1,4 +1,4 @@
-"""Convergence orders of tau-leaping and the theta-methods from exact step kernels (ALGORITHMS §5.2, FS-1).
+"""Convergence orders of tau-leaping and the theta-methods from exact step kernels (docs/samplers.md).
 
 No Monte Carlo: exact.py composes each step's stage laws over all states in float64.
 """
@@ -38,7 +38,7 @@ def test_fs1_orders(steps):
 
 
 def test_fs1_reference_values_at_64_steps():
-    """Criterion 2: TV(64) equals the ALGORITHMS §5.2 table (given there to 4 significant digits)."""
+    """Criterion 2: TV(64) equals the reference values (known to 4 significant digits)."""
     for value, reference in [(fs1_error("tau_leaping", 64), 1.141e-2),
                              (fs1_error("theta_trapezoidal", 64), 1.464e-4),
                              (fs1_error("theta_trapezoidal", 64, 0.3), 3.110e-4)]:
@@ -51,7 +51,7 @@ def test_fs1_equal_nfe():
 
 
 def test_theta_rk2_is_first_order_on_masked_data():
-    """A position unmasked in stage 1 gets the O(h)-biased rate (1 - 1/(2 theta)) mu_n: order 1 (ALGORITHMS §5.2)."""
+    """A position unmasked in stage 1 gets the O(h)-biased rate (1 - 1/(2 theta)) mu_n: order 1 (docs/samplers.md)."""
     for steps in (32, 64):
         assert 0.9 <= halving_order(lambda n: fs1_error("theta_rk2", n), steps) <= 1.1
 
@@ -77,7 +77,7 @@ def test_trapezoidal_beats_tau_leaping_at_equal_nfe_end_to_end(process_name):
 
     Here the stage-2 intensity a1 mu_rho - a2 mu_n is clipped whenever a stage-1 reveal lowers another position's
     x_theta by about half (the positivity assumption of arXiv 2502.00234 fails), so both are first order and the
-    gain is a constant: about 0.6x (absorbing) and 0.4x (uniform) the tau-leaping error (bench_samplers.py).
+    gain is a constant: about 0.6x (absorbing) and 0.4x (uniform) the tau-leaping error (scripts/bench/samplers.py).
     """
     den = Tabulated(TOY, PROCESSES[process_name]())
     for steps in (4, 16):

@@ -1,20 +1,15 @@
-"""scripts/cache_quality.py, the statistics behind bench_cache's quality columns: the paired gen-PPL and entropy
+"""scripts/bench/cache_quality.py, the statistics behind bench_cache's quality columns: the paired gen-PPL and entropy
 ratios on exact toys (a constant per-token shift is an exact ratio with zero paired error; the unpaired error is the
 textbook one), and exact-character infilling accuracy."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cache_quality.py"
-spec = importlib.util.spec_from_file_location("cache_quality", SCRIPT)
-cache_quality = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cache_quality)
+from scripts.bench import cache_quality
 
 
 def test_a_per_token_shift_is_an_exact_paired_ratio():

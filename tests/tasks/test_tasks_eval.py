@@ -93,7 +93,7 @@ TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.cond_d
 
 
 # family -> (sampler asked for, sampler that decodes): AR always decodes left to right; UDLM has no mask to fill
-# easy-first, so it takes the analytic sampler (as in scripts/reasoning_experiment.py)
+# easy-first, so it takes the analytic sampler (as in scripts/experiments/reasoning.py)
 FAMILY_SAMPLERS = {"mdlm": ("confidence", "confidence"), "ar": ("confidence", "autoregressive"),
                    "udlm": ("analytic", "analytic"), "sedd": ("confidence", "confidence")}
 
@@ -124,7 +124,7 @@ def test_unknown_task_is_one_line_error(capsys):
 
 @pytest.mark.slow
 def test_masked_model_learns_sudoku4x4_only_with_absolute_positions(tmp_path):
-    """The regression behind issue 11's 11% masked Sudoku: the same 400 steps solve >= 40% of the shipped 4x4 puzzles
+    """A regression test for an 11% masked Sudoku: the same 400 steps solve >= 40% of the shipped 4x4 puzzles
     with model.learned_positions (measured 62% with 50k rows) and < 20% on rotary positions alone (measured 4%)."""
     accuracy = {}
     for learned in (True, False):

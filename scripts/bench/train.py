@@ -21,7 +21,7 @@ headline is eager against eager. With --compile each dlm model also runs with it
 `<objective>_compiled` against both the compiled and the eager reference; it is off by default because inductor
 takes minutes per model on a CPU. Writes JSON.
 
-    .venv/bin/python scripts/bench_train.py [--out benchmarks/bench_train.json] [--models tiny,small] [--steps 15]
+    python -m scripts.bench.train [--out benchmarks/bench_train.json] [--models tiny,small] [--steps 15]
         [--compile]
 """
 
@@ -33,7 +33,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -41,11 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dlm.config import ModelConfig, load_config  # noqa: E402
-from dlm.diffusion_lm import DiffusionLM  # noqa: E402
-from dlm.train.optim import build_optimizer  # noqa: E402
+from dlm.config import ModelConfig, load_config
+from dlm.diffusion_lm import DiffusionLM
+from dlm.train.optim import build_optimizer
+from scripts.bench.harness import median_ratio
 
 VOCAB = 69  # the char tokenizer of Tiny Shakespeare (65 characters + 4 specials)
 OBJECTIVES = {
@@ -275,11 +273,6 @@ def bench_model(name: str, batch: int, seq_len: int, steps: int, warmup: int, ob
             result[key][f"speed_vs_{anchor}"] = median_ratio(times[anchor], times[key])
             result[key][f"cpu_speed_vs_{anchor}"] = median_ratio(cpu_times[anchor], cpu_times[key])
     return result
-
-
-def median_ratio(anchor: list[float], ours: list[float]) -> float:
-    """Median over rounds of anchor_time / our_time (> 1: ours is faster)."""
-    return statistics.median(a / o for a, o in zip(anchor, ours))
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
 """DICE on images (arXiv 2410.08207): invert MNIST test digits under their own caption, replay them under another
 class's caption (ImageModel.edit_caption), decode and judge.
 
-    python scripts/image_dice.py --checkpoint runs/mnist_vq_mdlm/final --classifier eval_results/mnist_classifier
+    python -m examples.dice_image --checkpoint runs/mnist_vq_mdlm/final --classifier eval_results/mnist_classifier
 
-Writes benchmarks/images_mnist_dice.png (row 0: the sources, one per class; then one row per target shift s, the
-source of class y edited under the caption of class (y + s) mod 10) and benchmarks/images_mnist_dice.json:
+Writes OUT.png (--out, default runs/images_mnist_dice; the published copy is benchmarks/images_mnist_dice; row 0:
+the sources, one per class; then one row per target shift s, the source of class y edited under the caption of
+class (y + s) mod 10) and OUT.json:
 reconstruction exactness (lambda1 = 1, lambda2 = 0, same caption), and per lambda1 the judge's accuracy on the
 edits against the target class and the fraction of codes changed.
 """
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--tau", type=float, default=0.7)
     parser.add_argument("--lambdas", default="0.3,0.5,0.7")
-    parser.add_argument("--out", default="benchmarks/images_mnist_dice")
+    parser.add_argument("--out", default="runs/images_mnist_dice")
     args = parser.parse_args()
     im = ImageModel.load(args.checkpoint)
     judge = classifier_for(im.source.dataset, args.classifier)

@@ -1,6 +1,6 @@
-"""Generative perplexity and unigram entropy versus sampling steps, per sampler, on a trained model (issue 3).
+"""Generative perplexity and unigram entropy versus sampling steps, per sampler, on a trained model.
 
-    python scripts/bench_genppl_steps.py runs/shakespeare_mdlm/final runs/zero_shot/ar/final
+    python -m scripts.bench.genppl_steps runs/shakespeare_mdlm/final runs/zero_shot/ar/final
 Samples are scored by the reference (an AR dlm checkpoint or a HF causal LM); writes JSON and a PNG plot.
 Low entropy beside a low gen-PPL flags degenerate samples.
 """
@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from dlm.eval.commands import genppl_command
+from scripts.bench.harness import write_outputs
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--steps", default="8,16,32,64,128")
     parser.add_argument("--num-samples", type=int, default=16)
     parser.add_argument("--length", type=int, default=128)
-    parser.add_argument("--out", default="outputs/bench_genppl_steps.json")
+    parser.add_argument("--out", default="runs/bench/bench_genppl_steps", help="writes OUT.json and OUT.png")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,10 +36,8 @@ def main() -> None:
                 result = json.loads(path.read_text())["result"]
                 rows.append({"sampler": sampler, "steps": steps, "gen_ppl": result["gen_ppl"],
                              "unigram_entropy": result["entropy"]})
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"checkpoint": args.checkpoint, "reference": args.reference, "rows": rows}, indent=1))
-    plot(rows, out.with_suffix(".png"))
+    write_outputs(args.out, {"checkpoint": args.checkpoint, "reference": args.reference, "rows": rows},
+                  lambda path: plot(rows, path), command="scripts.bench.genppl_steps", arguments=vars(args))
     for row in rows:
         print(f"{row['sampler']:<18} {row['steps']:>4} steps  gen-PPL {row['gen_ppl']:8.2f}  "
               f"entropy {row['unigram_entropy']:.3f}")

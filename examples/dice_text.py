@@ -1,6 +1,6 @@
 """DICE editing of Tiny Shakespeare speeches to another speaker type, against masked inpainting (arXiv 2410.08207).
 
-Data, labels, judge and the class-conditional MDLM come from scripts/demo_cfg.py (imported, not copied): the first
+Data, labels, judge and the class-conditional MDLM come from examples/cfg_labels.py (imported, not copied): the first
 `--length` characters of every speech, speaker type K = 4 (king, queen, duke, numbered minor role), a character-
 trigram naive Bayes judge, a class-conditional masked diffusion LM trained with condition dropout.
 Edit: every typed held-out speech (>= 200) to the paired type: king <-> queen, duke <-> minor role.
@@ -14,31 +14,26 @@ Metrics per setting: success = judge(edit) == target type; kept = fraction of ch
 Levenshtein(source, edit) / length; fluency = perplexity of the edits under a small character AR model trained on
 the same training speeches ([BOS] + text, all characters scored).
 
-    nice -n 10 python scripts/demo_dice.py --out benchmarks/demo_dice      (about 20 minutes on a loaded CPU core)
+    nice -n 10 python -m examples.dice_text --out benchmarks/demo_dice      (about 20 minutes on a loaded CPU core)
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import demo_cfg  # noqa: E402
-from bench_outputs import write_outputs  # noqa: E402  (scripts/, the script's own folder)
-
-import dlm  # noqa: E402
-from dlm.data import build_tokenizer  # noqa: E402
-from dlm.data.paths import CORPUS_DIR  # noqa: E402
-from dlm.edit import edit, invert  # noqa: E402
-from dlm.guidance import label_guidance  # noqa: E402
-from dlm.sample import generate  # noqa: E402
+import dlm
+from dlm.data import build_tokenizer
+from dlm.data.paths import CORPUS_DIR
+from dlm.edit import edit, invert
+from dlm.guidance import label_guidance
+from dlm.sample import generate
+from examples import cfg_labels
+from scripts.bench.harness import write_outputs
 
 PAIR = {0: 1, 1: 0, 2: 3, 3: 2}  # king <-> queen, duke <-> numbered minor role
 AR_MODEL = ["model.d_model=96", "model.n_layers=3", "model.n_heads=4", "objective.name=autoregressive",
@@ -185,17 +180,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     begin = time.perf_counter()
-    texts, labels = demo_cfg.speeches(args.length)
+    texts, labels = cfg_labels.speeches(args.length)
     order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(args.seed)).tolist()
     train_rows, held_rows = order[:int(0.8 * len(order))], order[int(0.8 * len(order)):]
-    typed = [i for i in train_rows if labels[i] < demo_cfg.CLASSES]
-    judge = demo_cfg.TrigramJudge([texts[i] for i in typed], [labels[i] for i in typed])
-    held = [i for i in held_rows if labels[i] < demo_cfg.CLASSES]
+    typed = [i for i in train_rows if labels[i] < cfg_labels.CLASSES]
+    judge = cfg_labels.TrigramJudge([texts[i] for i in typed], [labels[i] for i in typed])
+    held = [i for i in held_rows if labels[i] < cfg_labels.CLASSES]
     tokenizer = build_tokenizer("char", [(CORPUS_DIR / "tinyshakespeare.txt").read_text()])
     encode = lambda rows: torch.tensor([tokenizer(texts[i], add_special_tokens=False)["input_ids"]  # noqa: E731
                                         for i in rows])
     train_ids = encode(train_rows)
-    model = cached(Path(args.cache) / "conditional", lambda: demo_cfg.train(
+    model = cached(Path(args.cache) / "conditional", lambda: cfg_labels.train(
         train_ids, torch.tensor([labels[i] for i in train_rows]), len(tokenizer), args))
     reference = cached(Path(args.cache) / "reference", lambda: train_reference(
         train_ids, tokenizer.bos_token_id, len(tokenizer), args))
@@ -208,7 +203,7 @@ def main() -> None:
     print(f"{len(held)} held-out lines; source: {source_row}", flush=True)
     rows = run_grid(model, source, src_label, tgt_label, judge, tokenizer, reference, bos, args)
     meta = {k: v for k, v in vars(args).items() if k != "out"} | {
-        "lines": len(held), "model": demo_cfg.MODEL, "reference": AR_MODEL, "pairs": PAIR,
+        "lines": len(held), "model": cfg_labels.MODEL, "reference": AR_MODEL, "pairs": PAIR,
         "wall_seconds": round(time.perf_counter() - begin)}
     write_outputs(args.out, {"meta": meta, "source": source_row, "results": rows},
                   lambda path: plot(rows, source_row, path))

@@ -1,6 +1,7 @@
 """Benchmark `dlm data prepare` against nanoGPT's data/openwebtext/prepare.py recipe, and the prepared loader's memory.
 
-Writes benchmarks/bench_prepare.json. In one run, on the same synthesized corpus (WikiText-103 rows from the local
+Writes --out-json (default runs/bench/bench_prepare.json; the published copy is benchmarks/bench_prepare.json).
+In one run, on the same synthesized corpus (WikiText-103 rows from the local
 data dir, grouped into documents of 20 rows and repeated up to --size-mb of text, as JSONL in --workdir, deleted
 after), each pipeline runs in its own process with its own fresh `datasets` cache:
 
@@ -21,9 +22,9 @@ large one's shards (no re-tokenizing) for that test. The JSON is rewritten after
 
 Needs tiktoken (dlm[prepare]) and psutil.
 
-    nice -n 10 .venv/bin/python scripts/bench_prepare.py --size-mb 1000 --num-proc 2 --small-pipelines ours,nanogpt \
+    nice -n 10 python -m scripts.bench.prepare --size-mb 1000 --num-proc 2 --small-pipelines ours,nanogpt \
         --small-rounds 3 --large-rounds 3 --workdir runs/bench_prepare     # ~1 h on 2 loaded cores
-    .venv/bin/python scripts/bench_prepare.py --smoke --out-json /tmp/smoke.json   # a minute: tiny sizes
+    python -m scripts.bench.prepare --smoke --out-json /tmp/smoke.json   # a minute: tiny sizes
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 SHARDS_NANOGPT = 1024  # nanoGPT writes its memmap in 1024 contiguous shards
 
 
@@ -256,7 +256,7 @@ def main() -> None:
     parser.add_argument("--small-rounds", type=int, default=1, help="alternating runs of the small pipelines")
     parser.add_argument("--large-rounds", type=int, default=1, help="alternating runs of the large pipelines")
     parser.add_argument("--workdir", default="")
-    parser.add_argument("--out-json", default=str(REPO / "benchmarks" / "bench_prepare.json"))
+    parser.add_argument("--out-json", default="runs/bench/bench_prepare.json")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (2 and 4 MB), 50 loader batches")
     parser.add_argument("--run", choices=["ours", "nanogpt", "loader"], help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Images as VQ token streams on MNIST, end to end: codec -> codes -> one captioned model per family -> evaluation.
-#   bash scripts/image_experiment.sh                     # the full protocol (defaults below: ~1 h of training per
-#                                                        # model on 2 idle cores, 5,000 samples per CFG scale)
-#   CODEC_STEPS=1000 MDLM_STEPS=600 OTHER_STEPS=150 NUM_SAMPLES=500 bash scripts/image_experiment.sh   # a quick pass
+#   bash scripts/experiments/images.sh [--publish]         # the full protocol (defaults below: ~1 h of training per
+#                                                          # model on 2 idle cores, 5,000 samples per CFG scale)
+#   CODEC_STEPS=1000 MDLM_STEPS=600 OTHER_STEPS=150 NUM_SAMPLES=500 bash scripts/experiments/images.sh   # a quick pass
 # Each stage is skipped when its output exists, so a run can be resumed or extended family by family.
 # Results: runs/vq_mnist/metrics.json, eval_results/mnist_vq_<family>/images.json (+ PNG grids), and the table
-# benchmarks/images_mnist.json written by scripts/image_table.py.
+# runs/images_mnist.json (scripts/experiments/image_table.py); --publish writes the table to benchmarks/ instead.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
+TABLE=runs/images_mnist.json
+if [ "${1:-}" = --publish ]; then TABLE=benchmarks/images_mnist.json; shift; fi
+[ $# -eq 0 ] || { echo "usage: bash scripts/experiments/images.sh [--publish]" >&2; exit 2; }
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 DLM="${DLM:-.venv/bin/dlm}"
 CODEC_STEPS="${CODEC_STEPS:-3000}"
@@ -38,5 +41,5 @@ for family in $FAMILIES; do
   [ -f "$out/images.json" ] || $DLM eval images --checkpoint "$run/final" --out "$out" --num-samples "$samples" \
     --cfg-scales "$CFG_SCALES" --classifier eval_results/mnist_classifier
 done
-.venv/bin/python scripts/image_table.py eval_results/mnist_vq_* --codec "$CODEC/metrics.json" \
-  --out benchmarks/images_mnist.json
+.venv/bin/python -m scripts.experiments.image_table eval_results/mnist_vq_* --codec "$CODEC/metrics.json" \
+  --out "$TABLE"

@@ -1,4 +1,4 @@
-"""The quality side of scripts/bench_cache.py: held-out infilling rows and paired statistics of sampled texts.
+"""The quality side of scripts/bench/cache.py: held-out infilling rows and paired statistics of sampled texts.
 
 Paired: every policy draws sample i with the same per-row generator (seed i), so cached and uncached samples share
 their noise and a policy's effect is read from per-sample differences d_i, with standard error sd(d) / sqrt(n).

@@ -2,11 +2,12 @@
 
 For every task and family it trains with `dlm task train` (the ordinary training loop, constant learning rate after
 warm-up), stopping at each milestone step to solve the evaluation puzzles with the current weights (the run is then
-resumed, which with a constant learning rate equals one longer run), and writes benchmarks/reasoning.json after every
-evaluation plus benchmarks/reasoning.png (accuracy vs training tokens, one panel per task). Every family sees the
-same rows, the same batch and the same steps: the same token budget.
+resumed, which with a constant learning rate equals one longer run), and writes RUNS/reasoning.json after every
+evaluation plus RUNS/reasoning.png (accuracy vs training tokens, one panel per task); with --publish they go to
+benchmarks/ instead (the shipped results). Every family sees the same rows, the same batch and the same steps: the
+same token budget.
 
-    python scripts/reasoning_experiment.py --tasks sudoku4x4 --families mdlm,ar --milestones 250,500,1000
+    python -m scripts.experiments.reasoning --tasks sudoku4x4 --families mdlm,ar --milestones 250,500,1000
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import dlm
 from dlm.tasks import get_task
 from dlm.tasks.commands import task_train_command
 from dlm.tasks.evaluate import evaluate
+from scripts.bench.harness import results_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # family -> (config, extra overrides, sampler used to solve)
 FAMILIES = {
     "mdlm": ("configs/tasks/mdlm.yaml", [], "confidence"),
@@ -36,7 +38,7 @@ FAMILIES = {
 }
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="sudoku4x4,mult4x4")
     parser.add_argument("--families", default="mdlm,ar,udlm,sedd")
@@ -45,13 +47,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--overrides", default="", help="extra config overrides for every run, space separated")
     parser.add_argument("--runs", default="runs/reasoning")
-    parser.add_argument("--out", default="benchmarks/reasoning.json")
-    parser.add_argument("--plot", default="benchmarks/reasoning.png")
+    parser.add_argument("--out", default="", help="results JSON (default: RUNS/reasoning.json, or "
+                        "benchmarks/reasoning.json with --publish)")
+    parser.add_argument("--plot", default="", help="accuracy plot (default: beside --out, .png)")
+    parser.add_argument("--publish", action="store_true", help="write the default results into benchmarks/")
     parser.add_argument("--extend", action="store_true", help="continue the runs already in --runs to the (later) "
                         "milestones, adding to the points in --out (constant lr: equals one longer run)")
     parser.add_argument("--merge", default="", help="comma list of result JSONs to combine into --out and plot; no "
                         "training (for runs made in separate invocations)")
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    args.out = args.out or str(results_path("reasoning.json", publish=args.publish, runs=args.runs))
+    args.plot = args.plot or str(Path(args.out).with_suffix(".png"))
+    return args
 
 
 def run_family(task: str, family: str, args: argparse.Namespace, record, train_cpu_s: float = 0.0) -> None:
@@ -112,8 +119,8 @@ def _as_list(settings: dict | list) -> list:
     return settings if isinstance(settings, list) else [settings]
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

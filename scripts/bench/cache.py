@@ -4,7 +4,7 @@ For each masked checkpoint (with an AR reference on the same tokenizer and lengt
   * unconditional samples of the full length L, the confidence sampler (LLaDA low-confidence remasking, temperature
     1, semi-AR blocks of --block-size), --samples of them at batch 8, sample i drawn with generator seed i by every
     policy (paired noise): gen-PPL under the reference and unigram entropy, each relative to the uncached sampler
-    at the same steps, with paired standard errors (scripts/cache_quality.py), and the fraction of tokens equal to
+    at the same steps, with paired standard errors (scripts/bench/cache_quality.py), and the fraction of tokens equal to
     the uncached sample;
   * wall time per call of generate at batch 8 (those same runs) and at batch 1 (--timing-runs rows alone), the
     policies interleaved within every repetition; speedup = median uncached time / median cached time, both
@@ -17,7 +17,7 @@ FLOPs per backbone call are counted from the query tokens n and keys L:
     per row  n_layers ((8 + 4 r) n d^2 + 4 n L d) + 2 n d N    (QKV/out/MLP with MLP ratio r, QK^T and AV, head).
 One thread unless --threads. Timings on a shared CPU are noisy: read the medians and ratios of one run.
 
-    python scripts/bench_cache.py --model CKPT REFERENCE 32,64 [--model CKPT2 REF2 128] --out benchmarks/bench_cache
+    python -m scripts.bench.cache --model CKPT REFERENCE 32,64 [--model CKPT2 REF2 128] --out benchmarks/bench_cache
 benchmarks/bench_cache.json merges three runs (--merge): the quickstart model at 64 steps with 32 samples and
 --ancestral-steps 256 --ancestral-samples 8, the L=512 model at 128 steps with --samples 16 --infill 16, and at
 64 steps with --samples 32 --infill 16 (fewer policies: --policies). The checkpoints (meta.models) were trained by
@@ -33,21 +33,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_outputs import write_outputs  # noqa: E402  (scripts/, the script's own folder)
-from cache_quality import held_out_anchor, infill_accuracy, infill_rows, quality, sample_stats  # noqa: E402
-
-import dlm  # noqa: E402
-from dlm.cache import get_cache  # noqa: E402
-from dlm.eval.generative import ReferenceLM  # noqa: E402
-from dlm.sample import generate, get_sampler  # noqa: E402
+import dlm
+from dlm.cache import get_cache
+from dlm.eval.generative import ReferenceLM
+from dlm.sample import generate, get_sampler
+from scripts.bench.cache_quality import held_out_anchor, infill_accuracy, infill_rows, quality, sample_stats
+from scripts.bench.harness import write_outputs
 
 POLICIES = ["none", "dkv_decode:block_only=0", "dkv_decode:block_only=0,refresh_every=4", "dkv_decode:refresh_every=4",
             "dkv_decode", "dkv_decode:refresh_at_block=0,refresh_every=32", "dkv_greedy", "prefix", "dual"]

@@ -1,6 +1,6 @@
 """Where a training step's time goes: torch.profiler self time per kernel family, dlm's objectives vs the reference.
 
-The same models and steps as `scripts/bench_train.py` (forward + backward + AdamW update of one batch; `Reference`,
+The same models and steps as `scripts/bench/train.py` (forward + backward + AdamW update of one batch; `Reference`,
 the plain transformer of the same token-level size), each profiled for --steps steps in turn (A/B), at --threads
 threads. Every aten op's self CPU time is put in one family: matmul (mm / addmm / bmm), attention (SDPA), GELU
 (torch's kernels or dlm's sigmoid form), LayerNorm, rotary (dlm's node and its kernels), loss kernels
@@ -8,7 +8,7 @@ threads. Every aten op's self CPU time is put in one family: matmul (mm / addmm 
 modulation, autograd glue). Profiler times are wall-clock and carry its overhead: read the families as shares, and
 take speed ratios from bench_train. Writes JSON.
 
-    .venv/bin/python scripts/profile_train.py [--out benchmarks/profile_train.json] [--models tiny,small]
+    python -m scripts.bench.profile_train [--out benchmarks/profile_train.json] [--models tiny,small]
         [--steps 8,3] [--objectives masked_elbo,score_entropy]
 """
 
@@ -17,15 +17,11 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import sys
-from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_train as bt  # noqa: E402
+import scripts.bench.train as bt
 
 FAMILIES = (  # (family, substrings of an aten op or autograd node name), first match wins
     ("attention (SDPA)", ("scaled_dot_product",)),
@@ -71,7 +67,7 @@ def profile_model(fns: dict, steps: int) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="benchmarks/profile_train.json")
+    parser.add_argument("--out", default="runs/bench/profile_train.json")
     parser.add_argument("--models", default="tiny,small")
     parser.add_argument("--shapes", default="32x128,32x256", help="BxL per model, comma-separated")
     parser.add_argument("--steps", default="8,3", help="profiled rounds per model, comma-separated")

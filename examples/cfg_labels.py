@@ -19,30 +19,26 @@ What to expect: accuracy rises with w while entropy falls; past w ~ 1-2 a model 
 p_c^(1+w) / p_u^w also inflates characters its unconditional branch wrongly deems rare) and accuracy drops again;
 nucleus filtering removes that tail and keeps the rise longer.
 
-    python scripts/demo_cfg.py --out outputs/demo_cfg       (about 7-8 minutes on one CPU core)
+    python -m examples.cfg_labels --out outputs/demo_cfg       (about 7-8 minutes on one CPU core)
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_outputs import write_outputs  # noqa: E402  (scripts/, the script's own folder)
-
-import dlm  # noqa: E402
-from dlm.data import build_tokenizer  # noqa: E402
-from dlm.data.paths import CORPUS_DIR  # noqa: E402
-from dlm.eval.generative import unigram_entropy  # noqa: E402
-from dlm.guidance import drop_labels, label_guidance  # noqa: E402
-from dlm.sample import generate, get_sampler  # noqa: E402
+import dlm
+from dlm.data import build_tokenizer
+from dlm.data.paths import CORPUS_DIR
+from dlm.eval.generative import unigram_entropy
+from dlm.guidance import drop_labels, label_guidance
+from dlm.sample import generate, get_sampler
+from scripts.bench.harness import write_outputs
 
 CLASSES = 4
 MODEL = ["model.d_model=96", "model.n_layers=3", "model.n_heads=4", f"model.num_classes={CLASSES}"]

@@ -1,6 +1,6 @@
-"""Collect `dlm eval images` results into one table (JSON + markdown on stdout), beside the issue's targets.
+"""Collect `dlm eval images` results into one table (JSON + markdown on stdout), beside its targets.
 
-    python scripts/image_table.py eval_results/mnist_vq_* --codec runs/vq_mnist/metrics.json
+    python -m scripts.experiments.image_table eval_results/mnist_vq_* --codec runs/vq_mnist/metrics.json
 Per family: training steps and median training tokens/s (from the run's metrics.jsonl), best-CFG class accuracy,
 FD at that scale with the two floors, image->caption accuracy, held-out bound per code, sampling tokens/s.
 """
@@ -10,12 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dlm.train.log import read_metrics  # noqa: E402
+from dlm.train.log import read_metrics
 
 TARGETS = {"accuracy": ">= 0.95 at the best CFG scale (masked model)", "fd": "<= 3x fd_codec (masked model)",
            "image_to_caption_accuracy": ">= 0.90"}
@@ -45,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("folders", nargs="+")
     parser.add_argument("--codec", default="")
-    parser.add_argument("--out", default="benchmarks/images_mnist.json")
+    parser.add_argument("--out", default="runs/images_mnist.json")
     args = parser.parse_args()
     rows = [row(Path(f)) for f in args.folders if (Path(f) / "images.json").is_file()]
     codec = json.loads(Path(args.codec).read_text()) if args.codec and Path(args.codec).is_file() else {}

@@ -1,6 +1,6 @@
 """Zero-shot perplexity table of several checkpoints on PTB, WikiText-2, WikiText-103 and LM1B (local copies).
 
-    .venv/bin/python scripts/bench_zero_shot.py runs/mdlm/final runs/ar/final --out bench_zero_shot.json
+    python -m scripts.bench.zero_shot runs/mdlm/final runs/ar/final --out bench_zero_shot.json
 
 Every checkpoint is scored on the same blocks (its own tokenizer, its training seq_len and packing mode); the
 table gives PPL ± standard error (Monte Carlo, delta method), bits per token and, when an autoregressive
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    write_json(args.out, {"provenance": provenance("scripts/bench_zero_shot.py", vars(args)), **table})
+    write_json(args.out, {"provenance": provenance("scripts/bench/zero_shot.py", vars(args)), **table})
     print(format_table(table["rows"], table["ratios"]))
     print(f"results: {args.out}")
     return 0

@@ -2,32 +2,33 @@
 
 No Monte Carlo: dlm.sample.exact composes each sampler's step kernels over all states in float64, driven by an exact
 oracle denoiser (dlm.testing). Suites:
-  fs1_masked         ALGORITHMS §5.2 FS-1: L=2, K=3, Dirichlet(2) target, alpha_t = 1 - t, from t=1 to delta=0.1
-  uniform_order      ALGORITHMS §5.2 uniform toy: L=2, K=3, sigma(t) = 3t, from the exact p_1 to t=0
+  fs1_masked         FS-1 (docs/samplers.md): L=2, K=3, Dirichlet(2) target, alpha_t = 1 - t, from t=1 to delta=0.1
+  uniform_order      FS-1 under uniform noise: L=2, K=3, sigma(t) = 3t, from the exact p_1 to t=0
   toy3_absorbing     the spiky 3-token test toy, LogLinear(1e-3), from all masks to eps=1e-5 plus noise removal
   toy3_uniform       the same toy under uniform noise, from the uniform prior, plus noise removal
 Writes JSON (TV, NFE, fitted order of TV vs NFE over the finest points, NFE to reach each target TV) and a PNG.
 
-    python scripts/bench_samplers.py --out-json outputs/bench_samplers.json --out-png outputs/bench_samplers.png
+    python -m scripts.bench.samplers --out benchmarks/bench_samplers    # writes OUT.json and OUT.png
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dlm.process import Absorbing, Uniform
+from dlm.sample import get_sampler
+from dlm.sample.exact import exact_law, total_variation
+from dlm.testing import Tabulated, ToyDistribution, fitted_order
+from dlm.testing.orders import fs1_masked, uniform_order_toy
+from scripts.bench.harness import write_outputs
 
-from dlm.sample import get_sampler  # noqa: E402
-from dlm.sample.exact import exact_law, total_variation  # noqa: E402
-from tests.sample.helpers import PROCESSES, TOY, Tabulated, fs1_masked, uniform_order_toy  # noqa: E402
-
+TOY = ToyDistribution(length=3, vocab=3, seed=1)  # the spiky non-factorized toy of the sampler tests
+PROCESSES = {"absorbing": lambda: Absorbing(3), "uniform": lambda: Uniform(3)}
 SAMPLERS = [("ancestral", {}), ("analytic", {}), ("euler", {}), ("tau_leaping", {}),
             ("theta_trapezoidal", {"theta": 0.5}), ("theta_trapezoidal", {"theta": 0.3}), ("theta_rk2", {"theta": 0.5})]
 
@@ -53,11 +54,6 @@ def clean(law, process, length, finish):
     return law.reshape([process.width] * length)[(slice(0, 3),) * length].reshape(-1)
 
 
-def fitted_order(nfe: list[int], tv: list[float], points: int = 4) -> float:
-    """-slope of log TV against log NFE over the `points` finest step counts."""
-    return -float(np.polyfit(np.log(nfe[-points:]), np.log(tv[-points:]), 1)[0])
-
-
 def nfe_to_reach(nfe: list[int], tv: list[float], target: float) -> float | None:
     """NFE where TV first falls to `target`, interpolated log-log between the bracketing step counts."""
     for (n0, e0), (n1, e1) in zip(zip(nfe, tv), zip(nfe[1:], tv[1:])):
@@ -75,7 +71,7 @@ def run_suite(oracle, process, length, eps, initial, finish, target, steps_list,
         tv = [total_variation(clean(exact_law(sampler, oracle, process, steps=n, length=length, initial=initial,
                                               finish=finish), process, length, finish), target) for n in steps_list]
         nfe = [sampler.stages * n + int(finish) for n in steps_list]
-        results[label] = {"steps": steps_list, "nfe": nfe, "tv": tv, "order": fitted_order(nfe, tv),
+        results[label] = {"steps": steps_list, "nfe": nfe, "tv": tv, "order": fitted_order(nfe[-4:], tv[-4:]),
                           "nfe_to_tv": {f"{t:g}": nfe_to_reach(nfe, tv, t) for t in targets},
                           "seconds": round(time.time() - start, 2)}
         reach = "  ".join(f"NFE(TV<={k})={v and round(v)}" for k, v in results[label]["nfe_to_tv"].items())
@@ -83,7 +79,7 @@ def run_suite(oracle, process, length, eps, initial, finish, target, steps_list,
     return results
 
 
-def plot(report: dict, path: str) -> None:
+def plot(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,14 +96,12 @@ def plot(report: dict, path: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out-json", default="outputs/bench_samplers.json")
-    parser.add_argument("--out-png", default="outputs/bench_samplers.png")
+    parser.add_argument("--out", default="runs/bench/bench_samplers", help="writes OUT.json and OUT.png")
     parser.add_argument("--max-steps", type=int, default=256, help="largest step count (powers of 2 from 2)")
     parser.add_argument("--targets", default="1e-2,1e-3", help="comma-separated TV levels for NFE-to-reach")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for toys)")
@@ -120,10 +114,8 @@ def main() -> None:
         print(f"{name}: {description}")
         report["suites"][name] = {"description": description, "samplers": run_suite(
             oracle, process, length, eps, initial, finish, target, steps_list, targets)}
-    Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out_json).write_text(json.dumps(report, indent=1))
-    plot(report, args.out_png)
-    print(f"wrote {args.out_json} and {args.out_png}")
+    write_outputs(args.out, report, lambda path: plot(report, path), command="scripts.bench.samplers",
+                  arguments=vars(args))
 
 
 if __name__ == "__main__":

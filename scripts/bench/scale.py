@@ -1,4 +1,4 @@
-"""GPT-2-vocabulary scale on the CPU (issue 8): sampler overhead, training-step peak memory, eager vs compiled.
+"""GPT-2-vocabulary scale on the CPU: sampler overhead, training-step peak memory, eager vs compiled.
 
 * Sampler overhead: time(generate) / (NFE x one forward) for every per-position sampler, on the small backbone at
   V = 50257, L = 1024, B = 4 (random weights: the cost does not depend on them). NFE is counted and every forward
@@ -11,7 +11,7 @@
 * Eager vs compiled training tokens/s of the small config (char vocabulary, 32 x 256, as bench_train.py), with the
   backbone compiled as train.compile does; compile time is reported separately and not counted in tokens/s.
 
-    .venv/bin/python scripts/bench_scale.py [--out benchmarks/bench_scale.json] [--parts sampler] [--batch 4]
+    python -m scripts.bench.scale [--out benchmarks/bench_scale.json] [--parts sampler] [--batch 4]
         [--process absorbing|uniform] [--samplers ancestral,confidence] [--repeats 1] [--train-batch 8]
 """
 
@@ -29,16 +29,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_train import train_step  # noqa: E402
-
-from dlm.config import load_config  # noqa: E402
-from dlm.diffusion_lm import DiffusionLM  # noqa: E402
-from dlm.registry import PROCESSES, SAMPLERS  # noqa: E402
-from dlm.sample import generate  # noqa: E402
-from dlm.sample.nfe import NFECounter  # noqa: E402
+from dlm.config import load_config
+from dlm.diffusion_lm import DiffusionLM
+from dlm.registry import PROCESSES, SAMPLERS
+from dlm.sample import generate
+from dlm.sample.nfe import NFECounter
+from scripts.bench.harness import median_ratio
+from scripts.bench.train import train_step
 
 V, L = 50257, 1024
 OBJECTIVES = {
@@ -153,7 +150,7 @@ def compiled_speed(rounds: int) -> dict:
             times[name].append(_timed(fn))
     for name in steps:
         out[f"{name}_tokens_per_s"] = 32 * 256 / statistics.median(times[name])
-    out["compiled_over_eager"] = statistics.median(e / c for e, c in zip(times["eager"], times["compiled"]))
+    out["compiled_over_eager"] = median_ratio(times["eager"], times["compiled"])
     return out
 
 
@@ -164,7 +161,8 @@ def _timed(fn) -> float:
 
 
 def _subprocess(args: list[str]) -> dict:
-    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", __spec__.name, *args], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2])
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -181,10 +179,10 @@ def _merge_into(path: Path, report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/bench_scale.json")
-    parser.add_argument("--batch", type=int, default=4, help="sampling batch (issue 8: B=4)")
+    parser.add_argument("--batch", type=int, default=4, help="sampling batch")
     parser.add_argument("--steps", type=int, default=2, help="sampling steps")
     parser.add_argument("--train-batch", type=int, default=8,
-                        help="training batch for the memory ratio (issue 8: B=8, ~9 GB of RAM per step)")
+                        help="training batch for the memory ratio (B=8: ~9 GB of RAM per step)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds, eager vs compiled")
     parser.add_argument("--parts", default="memory,sampler,compile")
     parser.add_argument("--samplers", default="", help="comma-separated (default: every per-position sampler)")
