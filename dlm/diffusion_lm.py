@@ -18,6 +18,7 @@ import dlm.objectives  # noqa: F401  (fills OBJECTIVES: every objective builds i
 from dlm.config import RunConfig
 from dlm.model.attention import attention_mask as build_attention_mask
 from dlm.model.transformer import Transformer
+from dlm.process.base import Capability
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import LossOutput, Prediction
 from dlm.validation import check_attention_mask, check_batch, check_times
@@ -56,7 +57,8 @@ class DiffusionLM(nn.Module):
     @property
     def mask_id(self) -> int | None:
         """The process's mask id (one source of truth); None without a mask (uniform, autoregressive)."""
-        return getattr(self.process, "mask_id", None)
+        has_mask = self.process is not None and Capability.MASK_STATE in self.process.capabilities
+        return self.process.mask_id if has_mask else None
 
     def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
                 label: Tensor | None = None, raw: bool = False, **backbone_kwargs: Any) -> Prediction | Tensor:

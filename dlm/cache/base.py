@@ -191,9 +191,9 @@ class CachePolicy(ABC):
 
 def require_masked(name: str, process: Any) -> None:
     """One-line ConfigError unless `process` is masked (absorbing): the policies that track decoded tokens."""
-    from dlm.process.absorbing import Absorbing
+    from dlm.process.base import Capability
 
-    if not isinstance(process, Absorbing):
+    if process is None or Capability.ABSORBING not in process.capabilities:
         kind = type(process).__name__ if process is not None else "an autoregressive model"
         raise ConfigError(f"cache '{name}' tracks the decoded tokens of a masked (absorbing) model, got {kind}")
 

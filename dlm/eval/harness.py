@@ -53,7 +53,7 @@ from dlm.eval.oov import oov_id, warn_oov
 from dlm.guidance.cfg import prompt_guidance
 from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
-from dlm.sample import generate, get_sampler
+from dlm.sample import generate
 from dlm.sample.confidence import Confidence
 from dlm.validation import check_arguments, check_positive
 
@@ -202,9 +202,7 @@ class DLMHarness(TemplateLM):
         new = min(int(self.gen_length or gen_kwargs.get("max_gen_toks", 256)), self.layout.room)
         placed = self.layout.place(self.tok_encode(context), [0] * new)
         temperature = float(gen_kwargs.get("temperature", 0.0)) if gen_kwargs.get("do_sample", False) else 0.0
-        required = self.model.objective.required_sampler  # the AR baseline's own, without semi-AR blocks
-        options = {"temperature": temperature} | ({} if required else {"block_size": self.block_size})
-        sampler = get_sampler(required or self.sampler, **options)
+        sampler = self.model.objective.sampler(self.sampler, temperature=temperature, block_size=self.block_size)
         ids, known = placed.tensor(self._device), ~placed.target(self._device)
         generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, placed.ids[:placed.start]))
         denoiser = self._denoiser(known)  # the model itself unless cfg_scale (masked models only, checked above)

@@ -31,7 +31,7 @@ from dlm.image.vocabulary import JointVocabulary, RowLayout
 from dlm.objectives.masked_elbo import MaskedELBO
 from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
-from dlm.sample import generate, get_sampler
+from dlm.sample import generate
 
 
 @dataclass
@@ -59,9 +59,8 @@ class ImageModel:
         return cls(model, source, vocab, vocab.layout(model.config.data.seq_len), VQCodec.from_pretrained(source.codec))
 
     def sampler(self, name: str = ""):
-        """The objective's required sampler (AR), else `name`, else ancestral."""
-        required = self.model.objective.required_sampler
-        return get_sampler(required or name or "ancestral")
+        """The objective's sampler: `name`, else its family's default (the AR baseline: always left to right)."""
+        return self.model.objective.sampler(name or None)
 
     def caption_rows(self, labels: Tensor) -> Tensor:
         """(B, L) rows holding each label's caption and the markers; image positions hold code 0."""

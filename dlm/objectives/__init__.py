@@ -1,10 +1,30 @@
-"""Parameterizations and losses, one per file, registered in OBJECTIVES."""
+"""Parameterizations and losses, one per file, registered in OBJECTIVES; each owns its family's policy (base.py).
 
-from dlm.objectives.autoregressive import Autoregressive
-from dlm.objectives.base import Objective
+Every module of this package is imported here, so a new objective is one file.
+"""
+
+import importlib
+import pkgutil
+import warnings
+
+from dlm.objectives.autoregressive import AutoregressiveObjective
+from dlm.objectives.base import AttentionPattern, Objective
 from dlm.objectives.masked_elbo import MaskedELBO
+from dlm.objectives.mean_elbo import MeanELBO
 from dlm.objectives.radd import RADD
 from dlm.objectives.score_entropy import ScoreEntropy
 from dlm.objectives.uniform_elbo import UniformELBO
 
-__all__ = ["Autoregressive", "MaskedELBO", "Objective", "RADD", "ScoreEntropy", "UniformELBO"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")  # fills OBJECTIVES with every objective file
+
+__all__ = ["AttentionPattern", "AutoregressiveObjective", "MaskedELBO", "MeanELBO", "Objective", "RADD",
+           "ScoreEntropy", "UniformELBO"]
+
+
+def __getattr__(name: str):
+    if name == "Autoregressive":  # the old name, shared with the sampler
+        warnings.warn("dlm.objectives.Autoregressive is now AutoregressiveObjective", DeprecationWarning,
+                      stacklevel=2)
+        return AutoregressiveObjective
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,7 +32,7 @@ from dlm.utils.categorical import filtered_probs, sample_categorical
 class Autoregressive(Sampler):
     kv_cache: bool = True
 
-    supports = (type(None),)  # no noise process: the causal model's own chain
+    needs = None  # no noise process: the causal model's own chain
 
     def default_cache(self, denoiser) -> AppendCache | None:
         return AppendCache() if self.kv_cache and getattr(denoiser, "supports_kv_cache", False) else None
