@@ -47,6 +47,7 @@ class ReferenceLM:
         from dlm.diffusion_lm import DiffusionLM
 
         model = DiffusionLM.from_pretrained(path, map_location=device).eval()
+        # Family policy kept here (2 of 2 sites outside objectives/): a reference must score text exactly.
         if not model.objective.exact_likelihood:
             raise ConfigError(f"reference {path} is a diffusion model; generative perplexity needs an "
                               "autoregressive checkpoint (objective autoregressive) or a HF causal LM")

@@ -33,6 +33,7 @@ class AutoregressiveObjective(Objective):
     default_sampler = "autoregressive"
     context_tokens = 1
     exact_likelihood = True
+    likelihood_estimator = "exact"
     infills = False
 
     def __init__(self, vocab_size: int, cfg: ObjectiveConfig):
@@ -70,9 +71,12 @@ class AutoregressiveObjective(Objective):
         return torch.cat([nll[:, :-1], torch.zeros_like(nll[:, -1:])], dim=-1)
 
     def conditional_elbo(self, denoiser: Denoiser, x0: Tensor, target_mask: Tensor, *, n_t: int = 128,
-                         generator: torch.Generator | None = None) -> Tensor:
-        """(B,) exact -log p(x0[target] | x0[~target]) for targets after their context (a continuation), nats."""
-        return self.elbo(denoiser, x0, attention_mask=torch.as_tensor(target_mask, device=x0.device).expand_as(x0))
+                         generator: torch.Generator | None = None, **_: object) -> Tensor:
+        """(B,) sum over the target positions l of -log p(x^l | x^{<l}), nats: the exact -log p(x0[target] |
+        x0[~target]) when the context comes before the target (a continuation; context tokens inside it, e.g.
+        unknown words, are read as given). n_t and generator are unused (nothing is random)."""
+        target = torch.as_tensor(target_mask, dtype=torch.bool, device=x0.device).expand_as(x0)
+        return self.elbo(denoiser, x0, attention_mask=target)
 
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         return Prediction(log_probs=torch.log_softmax(logits.float(), dim=-1))

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from dlm.config import ObjectiveConfig, RunConfig, with_family_defaults
 from dlm.denoiser import Denoiser
+from dlm.eval.likelihood import conditional_elbo_samples
 from dlm.eval.likelihood import elbo as process_elbo
 from dlm.objectives.time_sampling import get_time_sampler
 from dlm.process.base import Capability, Process
@@ -64,6 +65,7 @@ class Objective(ABC):
     context_tokens: ClassVar[int] = 0
     exact_likelihood: ClassVar[bool] = False
     infills: ClassVar[bool] = True  # can decode a span from the text on both sides
+    likelihood_estimator: ClassVar[str | None] = None  # the ESTIMATORS entry its likelihood always uses; None: any
 
     def __init__(self, process: Process, cfg: ObjectiveConfig):
         missing = self.needs - process.capabilities
@@ -90,11 +92,17 @@ class Objective(ABC):
         return sampler
 
     def conditional_elbo(self, denoiser: Denoiser, x0: Tensor, target_mask: Tensor, *, n_t: int = 128,
-                         generator: torch.Generator | None = None) -> Tensor:
-        """(B,) Monte Carlo bound on -log p(x0[target] | x0[~target]) in nats (eval/likelihood.py)."""
-        from dlm.eval.likelihood import conditional_elbo
+                         generator: torch.Generator | None = None, batch_size: int | None = None) -> Tensor:
+        """(B,) Monte Carlo bound on -log p(x0[target] | x0[~target]) in nats, the mean of n_t stratified draws
+        (eval/likelihood.py: conditional_elbo_samples); denoiser: this model, or a wrapper of it (guidance)."""
+        return conditional_elbo_samples(denoiser, self.process, x0, target_mask, n_t=n_t, generator=generator,
+                                        batch_size=batch_size).mean(0)
 
-        return conditional_elbo(denoiser, self.process, x0, target_mask, n_t=n_t, generator=generator)
+    @property
+    def enumerates_mask_patterns(self) -> bool:
+        """Whether the conditional bound can be summed exactly over every mask pattern of a few target tokens
+        (eval/likelihood.py: masked_conditional_nll): a masked, mean-parameterized model that ignores t."""
+        return False
 
     @classmethod
     def from_config(cls, cfg: RunConfig, vocab_size: int, mask_id: int | None = None) -> Objective:

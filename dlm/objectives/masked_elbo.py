@@ -61,6 +61,10 @@ class MaskedELBO(Objective):
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         return Prediction(log_probs=subs(logits, xt, self.mask_id))
 
+    @property
+    def enumerates_mask_patterns(self) -> bool:
+        return not self.time_conditioning
+
     def weight(self, t: Tensor) -> Tensor:
         schedule = self.process.schedule
         if self.discrete_steps <= 0:
