@@ -5,7 +5,6 @@ Every module of this package is imported here, so a new objective is one file.
 
 import importlib
 import pkgutil
-import warnings
 
 from dlm.objectives.autoregressive import AutoregressiveObjective
 from dlm.objectives.base import AttentionPattern, Objective
@@ -14,6 +13,7 @@ from dlm.objectives.mean_elbo import MeanELBO
 from dlm.objectives.radd import RADD
 from dlm.objectives.score_entropy import ScoreEntropy
 from dlm.objectives.uniform_elbo import UniformELBO
+from dlm.utils.deprecation import renamed
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")  # fills OBJECTIVES with every objective file
@@ -22,9 +22,4 @@ __all__ = ["AttentionPattern", "AutoregressiveObjective", "MaskedELBO", "MeanELB
            "ScoreEntropy", "UniformELBO"]
 
 
-def __getattr__(name: str):
-    if name == "Autoregressive":  # the old name, shared with the sampler
-        warnings.warn("dlm.objectives.Autoregressive is now AutoregressiveObjective", DeprecationWarning,
-                      stacklevel=2)
-        return AutoregressiveObjective
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"Autoregressive": ("AutoregressiveObjective", AutoregressiveObjective)})

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (ALGORITHMS §11.2)
 
 LogitsFn = Callable[[Tensor, "Tensor | None"], Tensor]
-"""(xt (B, L), t (B,) or None) -> raw backbone logits (B, L, N): what a training loss reads (DiffusionLM(raw=True))."""
+"""(xt (B, L), t (B,) or None) -> raw backbone logits (B, L, N): what a training loss reads (DiffusionLM.logits)."""
 
 
 class AttentionPattern(Enum):
@@ -153,7 +153,7 @@ class Objective(ABC):
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:
         """One Monte Carlo draw of t and x_t per sequence; per-token mean over non-pad tokens (MDLM reduction).
-        logits_fn: (xt, t) -> backbone logits (DiffusionLM(..., raw=True)). Token ids are checked by the caller."""
+        logits_fn: (xt, t) -> backbone logits (DiffusionLM.logits). Token ids are checked by the caller."""
         t = self.sample_times(x0.shape[0], generator=generator, device=x0.device)
         xt = self.process.corrupt(x0, t, generator=generator)
         scored = attention_mask

@@ -40,7 +40,7 @@ class Ancestral(Sampler):
 
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
         xt = hist[0]
-        return ctx.process.posterior(xt, self.x0(ctx, xt, t), _times(t, xt), _times(s, xt))
+        return ctx.process.posterior(xt, self.x0_probs(ctx, xt, t), _times(t, xt), _times(s, xt))
 
 
 @SAMPLERS.register("ancestral_cache")

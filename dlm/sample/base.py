@@ -15,6 +15,7 @@ on a normalized x_theta is a mixture of a point mass at x_t, x_theta and the uni
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from dlm.sample.fused import FinalStage, MaskStage, StepStage, fused_draw
 from dlm.sample.grids import TimeGrid
 from dlm.sample.mixture import Mixture, mixture_draw
 from dlm.sample.noise import Generators, NoiseTape
-from dlm.sample.semi_ar import Block, block_plan
+from dlm.sample.semi_ar import DecodeBlock, block_plan
 from dlm.types import Prediction, StepOutput
 from dlm.utils.categorical import argmax_law, filtered_probs
 from dlm.validation import check_finite, check_positive, check_prompt, check_shape
@@ -118,7 +119,7 @@ class Sampler:
     def grid(self, steps: int) -> TimeGrid:
         return TimeGrid.linear(steps, self.eps)
 
-    def blocks(self, editable: Tensor, steps: int) -> list[Block]:
+    def blocks(self, editable: Tensor, steps: int) -> list[DecodeBlock]:
         return block_plan(editable, self.block_size, steps)
 
     def default_cache(self, denoiser: Denoiser) -> CachePolicy | None:
@@ -144,15 +145,20 @@ class Sampler:
         """Whether temperature / top-k / top-p change x_theta (then score models go through x_theta too)."""
         return not (self.temperature == 1 and self.top_k == 0 and self.top_p == 1)
 
-    def x0(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
-        """x_theta(x0 | x_t) (B, L, N) float64 after temperature (0 = argmax) / top-k / top-p."""
+    def x0_probs(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
+        """x_theta(x0 | x_t) as probabilities (B, L, N) float64 after temperature (0 = argmax) / top-k / top-p."""
         prediction = self.predict(ctx, xt, t) if prediction is None else prediction
         return self.reshape(ctx.process.x0_probs(prediction, xt, _times(t, xt)))
+
+    def x0(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
+        """Deprecated name of x0_probs (x0 means token ids elsewhere)."""
+        warnings.warn("Sampler.x0 is deprecated: use Sampler.x0_probs", DeprecationWarning, stacklevel=2)
+        return self.x0_probs(ctx, xt, t, prediction)
 
     def masked_x0(self, ctx: SamplingContext, xt: Tensor, t: float) -> Tensor:
         """x0 at masked positions xt (n, 1) -> (n, N), in the prediction's dtype unless reshaped (Absorbing)."""
         if self.reshaped():
-            return self.x0(ctx, xt, t)[:, 0]
+            return self.x0_probs(ctx, xt, t)[:, 0]
         return ctx.process.x0_at_masks(self.predict(ctx, xt, t))[:, 0]
 
     def reshape(self, probs: Tensor) -> Tensor:
@@ -172,7 +178,7 @@ class Sampler:
         prediction = self.predict(ctx, xt, t)
         if not self.uses_x0(prediction):
             return ctx.process.reverse_rates(prediction.log_score.double().exp(), xt, _times(t, xt))
-        return ctx.process.mean_rates(self.x0(ctx, xt, t, prediction), xt, _times(t, xt))
+        return ctx.process.mean_rates(self.x0_probs(ctx, xt, t, prediction), xt, _times(t, xt))
 
     # --- the fused masked path (fused.py): stage laws at masked origins as stay w.p. w, else q ---------------
     def origin(self, hist: list[Tensor]) -> Tensor:
@@ -243,7 +249,7 @@ class Sampler:
 
     def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
         """Noise removal t -> 0: the Bayes posterior p(x0^l | x_t) per position (SEDD's Denoiser step, §2.6)."""
-        return ctx.process.x0_posterior(self.x0(ctx, x, t), x, _times(t, x))
+        return ctx.process.x0_posterior(self.x0_probs(ctx, x, t), x, _times(t, x))
 
     def finish(self, ctx: SamplingContext, x: Tensor, grid: TimeGrid) -> Tensor:
         """Resolve every position x does not yet determine (masks; all of them for uniform). No NFE if none."""
