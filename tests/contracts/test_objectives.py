@@ -12,7 +12,7 @@ from dlm.objectives.masked_elbo import MaskedELBO, subs
 from dlm.process import Absorbing, LogLinear, Uniform
 from dlm.process.absorbing import absorbing_score_entropy, masked_integrand
 from dlm.process.uniform import uniform_integrand
-from dlm.registry import OBJECTIVES
+from dlm.registry import OBJECTIVES, ConfigError
 from tests.tiny_models import SETUPS, TINY
 
 
@@ -168,3 +168,16 @@ def test_autoregressive_loss_is_next_token_cross_entropy():
     expected = F.cross_entropy(logits[:, :-1].reshape(-1, 9), x0[:, 1:].reshape(-1))
     torch.testing.assert_close(model.loss(x0).loss, expected)
     torch.testing.assert_close(model.elbo(x0).sum().float() / (4 * 23), expected)
+
+
+def test_the_objective_chooses_and_checks_the_sampler():
+    """objective.sampler(): the caller's choice or the family's default, checked against the process with a one-line
+    error naming what can run; the AR baseline always decodes left to right."""
+    uniform = dlm.DiffusionLM.from_config(dlm.load_config(None, TINY + ["objective.name=uniform_elbo"]), 9)
+    assert uniform.objective.sampler().name == "ancestral"
+    assert uniform.objective.sampler("euler", temperature=0.5).temperature == 0.5
+    with pytest.raises(ConfigError, match=r"choose a sampler for it: .*ancestral.*euler") as error:
+        uniform.objective.sampler("confidence")  # remasking needs an absorbing process
+    assert "\n" not in str(error.value)
+    ar = dlm.DiffusionLM.from_config(dlm.load_config(None, TINY + ["objective.name=autoregressive"]), 9)
+    assert ar.objective.sampler("confidence", block_size=4).name == "autoregressive"
