@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 import dlm.objectives  # noqa: F401  (fills OBJECTIVES: every objective builds itself, from_config)
-from dlm.config import RunConfig
+from dlm.config import RunConfig, with_family_defaults
 from dlm.model.attention import attention_mask as build_attention_mask
 from dlm.model.transformer import Transformer
 from dlm.process.base import Capability
@@ -46,6 +46,7 @@ class DiffusionLM(nn.Module):
     @classmethod
     def from_config(cls, cfg: RunConfig, vocab_size: int, *, mask_id: int | None = None,
                     tokenizer: Any = None) -> DiffusionLM:
+        cfg = with_family_defaults(cfg)  # what the config left unset, from its objective: saved as resolved
         objective = build_objective(cfg, vocab_size, mask_id)
         backbone = Transformer(cfg.model, objective.input_width, objective.output_width,
                                time_conditioning=objective.time_conditioning, causal=objective.causal)
