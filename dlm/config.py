@@ -50,7 +50,7 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class ProcessConfig:
-    name: str = ""  # absorbing | uniform | gidd | none (autoregressive); empty: the objective's default process
+    name: str = ""  # a registered process (absorbing, uniform, ...) or none (autoregressive); empty: the objective's
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 

@@ -2,7 +2,7 @@
 exact -log p(x0) of the toy distribution (dlm.testing.ToyDistribution), is tight with the exact oracle, and grows
 for a worse denoiser. The bound is computed without Monte Carlo: every x_t is enumerated with its probability
 q_t(x_t | x0), and t is integrated by the midpoint rule in u after t = u^3 (10 - 15 u + 6 u^2), flat at both ends,
-which tames the log(t) / sqrt(t) edge of the hybrid weights (GIDD, docs/gidd.md) that makes plain Monte Carlo in t
+which tames the log(t) / sqrt(t) edge of the weights of a hybrid mask + uniform process that makes Monte Carlo in t
 heavy-tailed.
 """
 
