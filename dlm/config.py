@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from dlm.registry import ConfigError
+from dlm.registry import OBJECTIVES, ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -50,15 +50,15 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class ProcessConfig:
-    name: str = "absorbing"  # absorbing | uniform | none (autoregressive)
+    name: str = ""  # a registered process (absorbing, uniform, ...) or none (autoregressive); empty: the objective's
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    name: str = "masked_elbo"  # masked_elbo | radd | uniform_elbo | score_entropy | autoregressive
-    time_conditioning: bool = False
-    time_sampler: str = "stratified"  # stratified | uniform | vdm
+    name: str = "masked_elbo"  # masked_elbo | radd | uniform_elbo | mean_elbo | score_entropy | autoregressive
+    time_conditioning: bool | None = None  # None: the objective's default (objectives/: default_time_conditioning)
+    time_sampler: str = ""  # stratified | uniform | vdm; empty: the objective's default
     sampling_eps: float = 1e-3  # training t ~ U[sampling_eps, 1]
     discrete_steps: int = 0  # T > 0: discrete-time ELBO on the grid {1/T, ..., 1} (masked_elbo only)
     condition_prefix: int = 0  # N > 0: positions [0, N) (a task's prompt) are never corrupted and never scored
@@ -160,7 +160,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"config key '{path}' expects a list of {len(args)} values, got {value!r}")
         return tuple(_coerce(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin in (typing.Union, types.UnionType):
-        return value
+        options = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        return value if value is None or len(options) != 1 else _coerce(options[0], value, path)
     if tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
             number = float(value)
@@ -220,7 +221,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Read a run YAML (or the defaults when path is None), apply dotted overrides, validate."""
     data = _read_yaml(Path(path)) if path else {}
     apply_overrides(data, list(overrides or []))
-    return from_dict(RunConfig, data)
+    return with_family_defaults(from_dict(RunConfig, data))
+
+
+def with_family_defaults(cfg: RunConfig) -> RunConfig:
+    """cfg with what it left unset (process.name "", objective.time_conditioning None, objective.time_sampler "")
+    filled from its objective's declared defaults (objectives/base.py); values a config names are kept. OBJECTIVES is
+    filled by `import dlm`, which importing this module implies."""
+    family = OBJECTIVES.get_factory(cfg.objective.name)
+    process, objective = cfg.process, cfg.objective
+    if not process.name:
+        process = dataclasses.replace(process, name=family.default_process or "none")
+    if objective.time_conditioning is None:
+        objective = dataclasses.replace(objective, time_conditioning=family.default_time_conditioning)
+    if not objective.time_sampler:
+        objective = dataclasses.replace(objective, time_sampler=family.default_time_sampler)
+    return dataclasses.replace(cfg, process=process, objective=objective)
 
 
 def save_config(cfg: RunConfig, path: str | Path, header: str = "") -> None:

@@ -9,15 +9,17 @@ Optional keywords of a call: cache= (a dlm.cache policy: recompute only the posi
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 import dlm.objectives  # noqa: F401  (fills OBJECTIVES: every objective builds itself, from_config)
-from dlm.config import RunConfig
+from dlm.config import RunConfig, with_family_defaults
 from dlm.model.attention import attention_mask as build_attention_mask
 from dlm.model.transformer import Transformer
+from dlm.process.base import Capability
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import LossOutput, Prediction
 from dlm.validation import check_attention_mask, check_batch, check_times
@@ -44,6 +46,7 @@ class DiffusionLM(nn.Module):
     @classmethod
     def from_config(cls, cfg: RunConfig, vocab_size: int, *, mask_id: int | None = None,
                     tokenizer: Any = None) -> DiffusionLM:
+        cfg = with_family_defaults(cfg)  # what the config left unset, from its objective: saved as resolved
         objective = build_objective(cfg, vocab_size, mask_id)
         backbone = Transformer(cfg.model, objective.input_width, objective.output_width,
                                time_conditioning=objective.time_conditioning, causal=objective.causal)
@@ -56,18 +59,24 @@ class DiffusionLM(nn.Module):
     @property
     def mask_id(self) -> int | None:
         """The process's mask id (one source of truth); None without a mask (uniform, autoregressive)."""
-        return getattr(self.process, "mask_id", None)
+        has_mask = self.process is not None and Capability.MASK_STATE in self.process.capabilities
+        return self.process.mask_id if has_mask else None
 
     def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
-                label: Tensor | None = None, raw: bool = False, **backbone_kwargs: Any) -> Prediction | Tensor:
+                label: Tensor | None = None, raw: bool | None = None, _logits: bool = False,
+                **backbone_kwargs: Any) -> Prediction | Tensor:
         """xt (B, L), t (B,) -> Prediction (log-probs over x0, or SEDD log-score, or next-token log-probs), (B, L, N).
 
         cache: a dlm.cache.CachePolicy; the backbone then runs on the positions it selects and the rest of the
         Prediction comes from its store. attention_mask: bool (B, L), False at padding keys (never attended).
         label: (B,) class ids of a class-conditional backbone (model.num_classes > 0; num_classes = no label).
-        raw: return the backbone logits (B, L, N) before the objective's parameterization, which is what training
-        losses read (through the module call, so FSDP2 and hooks see it).
+        The raw backbone logits are `logits(...)`, which passes _logits=True through this module call (so FSDP2 and
+        hooks see it); raw=True is its deprecated spelling.
         """
+        if raw is not None:
+            warnings.warn("DiffusionLM(..., raw=True) is deprecated: use DiffusionLM.logits(...)", DeprecationWarning,
+                          stacklevel=2)
+            _logits = raw
         check_times(t, xt.shape[0])
         if t is not None and t.dim() == 0:
             t = t.expand(xt.shape[0])
@@ -75,17 +84,28 @@ class DiffusionLM(nn.Module):
             backbone_kwargs["label"] = label
         if cache is not None:
             return cache.predict(self, xt, t, attention_mask=attention_mask, **backbone_kwargs)
-        return self._forward(xt, t, attention_mask=attention_mask, raw=raw, **backbone_kwargs)
+        return self.forward_positions(xt, t, attention_mask=attention_mask, _logits=_logits, **backbone_kwargs)
 
-    def _forward(self, tokens: Tensor, t: Tensor | None, *, positions: Tensor | None = None,
-                 length: int | None = None, kv: Any = None, attention_mask: Tensor | None = None,
-                 raw: bool = False, **backbone_kwargs: Any) -> Prediction | Tensor:
-        """The one forward pass, shared by the plain call and the cache policies (dlm/cache/base.py).
+    def logits(self, xt: Tensor, t: Tensor | None = None, *, attention_mask: Tensor | None = None,
+               label: Tensor | None = None, **backbone_kwargs: Any) -> Tensor:
+        """The backbone logits (B, L, N) before the objective's parameterization: what training losses read."""
+        return self(xt, t, attention_mask=attention_mask, label=label, _logits=True, **backbone_kwargs)
+
+    def _forward(self, *args: Any, **kwargs: Any) -> Prediction | Tensor:
+        warnings.warn("DiffusionLM._forward is deprecated: use DiffusionLM.forward_positions", DeprecationWarning,
+                      stacklevel=2)
+        return self.forward_positions(*args, **kwargs)
+
+    def forward_positions(self, tokens: Tensor, t: Tensor | None, *, positions: Tensor | None = None,
+                          length: int | None = None, kv: Any = None, attention_mask: Tensor | None = None,
+                          _logits: bool = False, **backbone_kwargs: Any) -> Prediction | Tensor:
+        """The one forward pass, shared by the plain call and the cache policies (dlm/cache/base.py: the
+        CacheableDenoiser protocol).
 
         tokens (B, n) long: the tokens at `positions` (B, n) of a length-`length` sequence (default: all of it,
         positions 0..n-1 and length n); t (B,) or None. kv: the backbone's KV hook (a cache policy), whose keys and
         values of all `length` positions the n queries attend to. attention_mask: bool (B, length), False at
-        padding keys. -> Prediction over the n positions, (B, n, N), or with raw=True the logits (B, n, N).
+        padding keys. -> Prediction over the n positions, (B, n, N), or with _logits=True the logits (B, n, N).
         """
         length = tokens.shape[1] if length is None else length
         mask = build_attention_mask(attention_mask, positions, length, causal=self.backbone.causal)
@@ -96,7 +116,7 @@ class DiffusionLM(nn.Module):
         if kv is not None:
             backbone_kwargs["kv_cache"] = kv
         logits = self.backbone(tokens, self.objective.condition(t), **backbone_kwargs)
-        return logits if raw else self.objective.predict(logits, tokens, t)
+        return logits if _logits else self.objective.predict(logits, tokens, t)
 
     def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
              label: Tensor | None = None) -> LossOutput:
@@ -105,7 +125,7 @@ class DiffusionLM(nn.Module):
         check_batch(x0)
         self.objective.check_tokens(x0)
         check_attention_mask(attention_mask, x0)
-        logits_fn = functools.partial(self, raw=True, label=label)
+        logits_fn = functools.partial(self.logits, label=label)
         return self.objective.loss(logits_fn, x0, attention_mask, generator=generator)
 
     @torch.no_grad()

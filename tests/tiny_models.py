@@ -5,16 +5,10 @@ import torch
 import dlm
 
 TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32"]
-SETUPS = {  # one per registered objective (tests/contracts checks the registry against it)
-    "masked_elbo": ["process.name=absorbing"],
-    "radd": ["process.name=absorbing"],
-    "uniform_elbo": ["process.name=uniform", "objective.time_conditioning=true"],
-    "score_entropy": ["process.name=absorbing", "objective.time_conditioning=true"],
-    "autoregressive": [],
-}
-SEDD_UNIFORM = ["objective.name=score_entropy", "process.name=uniform", "objective.time_conditioning=true"]
-VARIANTS = {name: [f"objective.name={name}", *extra] for name, extra in SETUPS.items()}
-VARIANTS["sedd_uniform"] = SEDD_UNIFORM
+SETUPS = ["autoregressive", "masked_elbo", "mean_elbo", "radd", "score_entropy", "uniform_elbo"]  # every objective
+# by its name alone: each declares its process and time-conditioning defaults (tests/contracts checks the registry)
+VARIANTS = {name: [f"objective.name={name}"] for name in SETUPS}
+VARIANTS["sedd_uniform"] = ["objective.name=score_entropy", "process.name=uniform"]
 
 
 def tiny_model(variant: str, vocab_size: int = 9) -> dlm.DiffusionLM:

@@ -4,7 +4,8 @@
 `policy.predict(model, xt, t)`, which
   1. asks the policy for recompute (B, L) bool: every position on the first call of a block (`begin_block`) and every
      `refresh_every` calls, otherwise what the subclass's `select` says;
-  2. runs the model's one forward pass (`_forward`, the CacheableDenoiser protocol below) with itself as the KV hook.
+  2. runs the model's one forward pass (`forward_positions`, the CacheableDenoiser protocol below) with itself as
+     the KV hook.
      All positions: the plain forward, the hook storing every key/value (logits bit-identical to the
      uncached call); otherwise, per row, gathers the n_b recomputed positions into index (B, n), n = max_b n_b, rows
      padded with the store's scratch slot, and runs the backbone on those tokens at their absolute positions (rotary):
@@ -39,13 +40,13 @@ OUTPUTS = ("log_probs", "log_score")
 
 class CacheableDenoiser(Protocol):
     """What a cache policy needs of a model (DiffusionLM is one): its process, and the forward pass on some
-    positions of the sequence with a KV hook (DiffusionLM._forward documents the arguments)."""
+    positions of the sequence with a KV hook (DiffusionLM.forward_positions documents the arguments)."""
 
     process: Any
 
-    def _forward(self, tokens: Tensor, t: Tensor | None, *, positions: Tensor | None = None,
-                 length: int | None = None, kv: Any = None, attention_mask: Tensor | None = None,
-                 **backbone_kwargs: Any) -> Prediction: ...
+    def forward_positions(self, tokens: Tensor, t: Tensor | None, *, positions: Tensor | None = None,
+                          length: int | None = None, kv: Any = None, attention_mask: Tensor | None = None,
+                          **backbone_kwargs: Any) -> Prediction: ...
 _UNCHECKED = object()  # no model seen yet: check() the first model's process
 
 
@@ -135,7 +136,7 @@ class CachePolicy(ABC):
               kwargs: dict[str, Any]) -> Prediction:
         """The uncached forward, with the hook storing every position's keys/values."""
         self._index = None
-        prediction = model._forward(xt, t, kv=self, attention_mask=padding, **kwargs)
+        prediction = model.forward_positions(xt, t, kv=self, attention_mask=padding, **kwargs)
         self._keep(prediction, None)
         return prediction
 
@@ -147,7 +148,7 @@ class CachePolicy(ABC):
         positions = index.clamp_max(L - 1)  # scratch entries compute a throw-away copy of position L - 1
         self._index = index
         try:
-            prediction = model._forward(xt.gather(1, positions), t, positions=positions, length=L, kv=self,
+            prediction = model.forward_positions(xt.gather(1, positions), t, positions=positions, length=L, kv=self,
                                         attention_mask=padding, **kwargs)
         finally:
             self._index = None
@@ -191,9 +192,9 @@ class CachePolicy(ABC):
 
 def require_masked(name: str, process: Any) -> None:
     """One-line ConfigError unless `process` is masked (absorbing): the policies that track decoded tokens."""
-    from dlm.process.absorbing import Absorbing
+    from dlm.process.base import Capability
 
-    if not isinstance(process, Absorbing):
+    if process is None or Capability.ABSORBING not in process.capabilities:
         kind = type(process).__name__ if process is not None else "an autoregressive model"
         raise ConfigError(f"cache '{name}' tracks the decoded tokens of a masked (absorbing) model, got {kind}")
 

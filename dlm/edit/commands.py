@@ -148,7 +148,7 @@ class Prefixed:
     unsupervised CFG (the prefix masked in the unconditional branch, dlm.guidance.prompt_guidance) at scale > 0."""
 
     def __init__(self, model, prefix: Tensor, scale: float):
-        mask_id = getattr(model.process, "mask_id", None)
+        mask_id = model.mask_id
         if scale > 0 and mask_id is None:
             raise ConfigError("--cfg-scale with --prompt needs a masked (absorbing) checkpoint")
         self.model, self.prefix, self.scale, self.mask_id = model, prefix, scale, mask_id

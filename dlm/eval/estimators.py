@@ -167,12 +167,10 @@ class StratifiedPerSequence(Estimator):
 @ESTIMATORS.register("exact")
 class Exact(Estimator):
     """The model's exact -sum log p(x^l | x^{<l}) over the scored l (the autoregressive baseline): K = 1, no Monte
-    Carlo error; the unscored positions are its context anyway (clean is not needed)."""
+    Carlo error; the unscored positions are its context anyway (clean is not needed). Chosen by the objective
+    (Objective.likelihood_estimator), which is what makes its elbo exact."""
 
     def samples(self, denoiser, process, x0, weights, *, generator=None, clean=None):
-        if not getattr(getattr(denoiser, "objective", None), "exact_likelihood", False):
-            raise ConfigError("estimator 'exact' needs a model with an exact likelihood (the autoregressive "
-                              "baseline); use mdlm or many")
         return denoiser.elbo(x0, attention_mask=weights.bool()).unsqueeze(0)
 
     def standard_error(self, samples, tokens, nll):

@@ -46,6 +46,7 @@ class ReferenceLM:
         from dlm.diffusion_lm import DiffusionLM
 
         model = DiffusionLM.from_pretrained(path, map_location=device).eval()
+        # Family policy kept here (2 of 2 sites outside objectives/): a reference must score text exactly.
         if not model.objective.exact_likelihood:
             raise ConfigError(f"reference {path} is a diffusion model; generative perplexity needs an "
                               "autoregressive checkpoint (objective autoregressive) or a HF causal LM")
@@ -160,16 +161,20 @@ def sample_texts(model, *, num_samples: int, length: int, steps: int, sampler: s
 
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    sampler = model.objective.required_sampler or sampler
+    chosen = model.objective.sampler(sampler)  # the AR baseline: always left to right
+    sampler = chosen.name
     chunks = []
     context = model.objective.context_tokens
-    per_batch = length - context if model.objective.required_sampler else steps + 1  # on_step calls per batch
+    editable = torch.ones(1, length, dtype=torch.bool)
+    editable[:, :context] = False
+    plan = chosen.blocks(editable, steps)
+    per_batch = sum(block.steps for block in plan) + len(plan)  # on_step calls per batch
     bar = progress(total=per_batch * -(-num_samples // batch_size), unit="step", desc="sampling")
     try:  # the bar is closed before any error line is printed
         for start in range(0, num_samples, batch_size):
             n = min(batch_size, num_samples - start)
             prompt = torch.full((n, context), special_tokens(model.tokenizer).bos, device=device) if context else None
-            chunks.append(generate(model, model.process, sampler, steps=steps, shape=(n, length), prompt=prompt,
+            chunks.append(generate(model, model.process, chosen, steps=steps, shape=(n, length), prompt=prompt,
                                    generator=generator, on_step=lambda i, t, x: bar.update(1 if i else 0)).cpu())
     finally:
         bar.close()

@@ -48,13 +48,10 @@ from dlm.data.tokenizer import special_tokens
 from dlm.diffusion_lm import DiffusionLM
 from dlm.eval.device import resolve_device
 from dlm.eval.layout import BlockLayout
-from dlm.eval.likelihood import conditional_elbo_samples
 from dlm.eval.oov import oov_id, warn_oov
 from dlm.guidance.cfg import prompt_guidance
-from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
-from dlm.sample import generate, get_sampler
-from dlm.sample.confidence import Confidence
+from dlm.sample import generate
 from dlm.utils.progress import progress
 from dlm.validation import check_arguments, check_positive
 
@@ -93,7 +90,7 @@ class DLMHarness(TemplateLM):
         self.sampler, self.steps, self.block_size = sampler, int(steps), int(block_size)
         self.gen_length = int(gen_length)
         self.cfg_scale = float(cfg_scale)
-        if self.cfg_scale and not isinstance(self.model.process, Absorbing):
+        if self.cfg_scale and self.model.mask_id is None:
             raise ConfigError("cfg_scale (unsupervised CFG) needs a masked (absorbing) checkpoint")
 
     @classmethod
@@ -135,17 +132,11 @@ class DLMHarness(TemplateLM):
         self.oov_tokens += sum(token == self.unk for token in continuation)
         if self.exclude_oov and self.unk is not None:
             target &= x0 != self.unk  # unknown tokens become context
-        if self.model.objective.exact_likelihood:
-            nll = float(self.model.elbo(x0, attention_mask=target))
-            if not greedy:
-                return -nll, False
-            pred = self.model(x0, None).log_probs[0, placed.start - 1:placed.stop - 1].argmax(-1)
-            return -nll, bool(torch.equal(pred[target[0, placed.start:placed.stop]], x0[target]))
         seed = request_seed(self.seed, placed.ids[:placed.start], continuation)
         generator = torch.Generator(device=self._device).manual_seed(seed)
-        samples = conditional_elbo_samples(self._denoiser(~target), self.model.process, x0, target, n_t=self.mc_num,
-                                           generator=generator, batch_size=self.batch_size)
-        return -float(samples.mean()), greedy and self.greedy and self._greedy_match(x0, target)
+        nll = self.model.objective.conditional_elbo(self._denoiser(~target), x0, target, n_t=self.mc_num,
+                                                    generator=generator, batch_size=self.batch_size)
+        return -float(nll.sum()), greedy and self.greedy and self._greedy_match(x0, target)
 
     def _denoiser(self, context: torch.Tensor):
         """The model, or the model guided on the context positions (bool (1, L)) when cfg_scale > 0."""
@@ -154,12 +145,15 @@ class DLMHarness(TemplateLM):
         return prompt_guidance(self.model, self.cfg_scale, context, self.model.process.mask_id)
 
     def _greedy_match(self, x0: torch.Tensor, target: torch.Tensor) -> bool:
-        """Masked models: unmask the continuation one most-confident argmax at a time (the confidence sampler with
-        one step per token; LLaDA suffix_greedy_prediction); True iff that reproduces it. False for uniform
-        processes, which have no masks to fill."""
-        if not isinstance(self.model.process, Absorbing):
+        """Decode the continuation greedily with the family's sampler for it: masked models unmask one most-confident
+        argmax at a time (the confidence sampler with one step per token; LLaDA suffix_greedy_prediction), the AR
+        baseline decodes left to right at temperature 0; True iff that reproduces it. False where no greedy
+        decoder runs (uniform processes have no masks to fill)."""
+        try:
+            sampler = self.model.objective.sampler("confidence", temperature=0.0)
+        except ConfigError:  # the process has no masks to fill
             return False
-        x = generate(self._denoiser(~target), self.model.process, Confidence(temperature=0.0),
+        x = generate(self._denoiser(~target), self.model.process, sampler,
                      steps=int(target.sum()), prompt=x0, prompt_mask=~target)
         return bool(torch.equal(x, x0))
 
@@ -204,9 +198,7 @@ class DLMHarness(TemplateLM):
         new = min(int(self.gen_length or gen_kwargs.get("max_gen_toks", 256)), self.layout.room)
         placed = self.layout.place(self.tok_encode(context), [0] * new)
         temperature = float(gen_kwargs.get("temperature", 0.0)) if gen_kwargs.get("do_sample", False) else 0.0
-        required = self.model.objective.required_sampler  # the AR baseline's own, without semi-AR blocks
-        options = {"temperature": temperature} | ({} if required else {"block_size": self.block_size})
-        sampler = get_sampler(required or self.sampler, **options)
+        sampler = self.model.objective.sampler(self.sampler, temperature=temperature, block_size=self.block_size)
         ids, known = placed.tensor(self._device), ~placed.target(self._device)
         generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, placed.ids[:placed.start]))
         denoiser = self._denoiser(known)  # the model itself unless cfg_scale (masked models only, checked above)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from dlm.denoiser import Denoiser, as_prediction
-from dlm.process.base import Process
+from dlm.process.base import Capability, Process
 from dlm.registry import ConfigError
 from dlm.types import Prediction
 from dlm.validation import check_attention_mask, check_batch, check_positive
@@ -132,7 +132,7 @@ def masked_conditional_nll(denoiser: Denoiser, process: Process, x0: Tensor, tar
     check_batch(x0)
     process.check_tokens(x0)
     target = torch.as_tensor(target_mask, dtype=torch.bool, device=x0.device).reshape(-1)
-    if target.numel() != x0.shape[1] or getattr(process, "mask_id", None) is None:
+    if target.numel() != x0.shape[1] or Capability.ABSORBING not in process.capabilities:
         raise ConfigError("masked_conditional_nll needs an absorbing process and one (L,) target mask for all rows")
     positions = target.nonzero().flatten()
     n = len(positions)

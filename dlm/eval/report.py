@@ -55,7 +55,7 @@ def checkpoint_info(path: str, model) -> dict[str, Any]:
     cfg = model.config
     return {"checkpoint": str(Path(path).resolve()), "weights_sha256": digest.hexdigest(),
             "objective": cfg.objective.name, "process": "none" if model.process is None else cfg.process.name,
-            "schedule": cfg.process.schedule.name, "autoregressive": model.objective.causal,
+            "schedule": cfg.process.schedule.name, "attention": model.objective.attention.value,
             "parameters": model.num_parameters(), "train_seq_len": cfg.data.seq_len}
 
 

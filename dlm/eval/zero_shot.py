@@ -123,8 +123,13 @@ def _encode_prefix(tokenizer, rows: list[str], tokens: int, chunk: int = 1000) -
 
 
 def time_sampling(model: DiffusionLM, estimator: str, n_t: int) -> TimeSampling:
-    """The estimator settings for this model: exact for AR; mdlm uses the objective's time_sampler and eps."""
-    if model.objective.exact_likelihood:
+    """The estimator settings for this model: the objective's own estimator where it has one (exact for AR), else
+    `estimator`; mdlm uses the objective's time_sampler and eps."""
+    own = model.objective.likelihood_estimator
+    if estimator == "exact" and own != "exact":
+        raise ConfigError("estimator 'exact' needs a model whose likelihood is exact (the autoregressive baseline)")
+    estimator = own or estimator
+    if estimator == "exact":
         return TimeSampling("exact", 1, "none", 0.0)
     cfg = model.objective.cfg
     if estimator == "many":

@@ -136,13 +136,12 @@ def images_command(checkpoint: str, out: str = "", codec: str = "", num_samples:
     from dlm.eval.report import provenance, write_json
     from dlm.image import evaluate
     from dlm.image.image_model import ImageModel
-    from dlm.process.absorbing import Absorbing
 
     im = ImageModel.load(checkpoint, codec)
     folder = Path(out or Path("eval_results") / f"images_{Path(checkpoint).parent.name}")
     steps = steps or im.layout.image_end - im.layout.image_start
     scales = [float(x) for x in cfg_scales.split(",") if x.strip()] or [0.0]
-    if not (im.vocab.has_text and isinstance(im.model.process, Absorbing)):
+    if not (im.vocab.has_text and im.model.mask_id is not None):
         scales = [0.0]  # CFG on the caption masks it: masked processes only
     judge = evaluate.classifier_for(im.source.dataset, classifier or folder / "classifier",
                                     epochs=classifier_epochs, seed=seed)

@@ -94,8 +94,7 @@ def caption_accuracy(im: ImageModel, n: int, *, n_t: int, batch_size: int, seed:
     gen = torch.Generator().manual_seed(seed)
     predicted = torch.cat([im.image_to_text(source_rows[i : min(i + batch_size, n)], n_t=n_t, generator=gen)
                            for i in range(0, n, batch_size)])
-    estimator = ("exact_likelihood" if im.model.objective.causal else
-                 "exact_mask_patterns" if im.exact_caption_bound() else f"monte_carlo_n_t={n_t}")
+    estimator = im.caption_estimator(n_t)
     return {"image_to_caption_accuracy": float((predicted == labels[:n]).double().mean()),
             "image_to_caption_n": n, "image_to_caption_estimator": estimator}
 

@@ -24,14 +24,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dlm.eval.likelihood import MAX_EXACT_TARGETS, conditional_elbo, masked_conditional_nll
+from dlm.eval.likelihood import MAX_EXACT_TARGETS, masked_conditional_nll
 from dlm.guidance import prompt_guidance
 from dlm.image.source import PREFIXES, ImageSource
 from dlm.image.vocabulary import JointVocabulary, RowLayout
-from dlm.objectives.masked_elbo import MaskedELBO
-from dlm.process.absorbing import Absorbing
 from dlm.registry import ConfigError
-from dlm.sample import generate, get_sampler
+from dlm.sample import generate
 
 
 @dataclass
@@ -59,9 +57,8 @@ class ImageModel:
         return cls(model, source, vocab, vocab.layout(model.config.data.seq_len), VQCodec.from_pretrained(source.codec))
 
     def sampler(self, name: str = ""):
-        """The objective's required sampler (AR), else `name`, else ancestral."""
-        required = self.model.objective.required_sampler
-        return get_sampler(required or name or "ancestral")
+        """The objective's sampler: `name`, else its family's default (the AR baseline: always left to right)."""
+        return self.model.objective.sampler(name or None)
 
     def caption_rows(self, labels: Tensor) -> Tensor:
         """(B, L) rows holding each label's caption and the markers; image positions hold code 0."""
@@ -81,7 +78,7 @@ class ImageModel:
             chosen.final = final
         denoiser = self.model
         if cfg_scale > 0:
-            if not isinstance(self.model.process, Absorbing):
+            if self.model.mask_id is None:
                 raise ConfigError("cfg_scale needs a masked (absorbing) process: the null branch masks the caption")
             denoiser = prompt_guidance(self.model, cfg_scale, keep & self.layout.mask("caption"),
                                        self.model.process.mask_id)
@@ -119,20 +116,27 @@ class ImageModel:
             return nll.view(len(candidates), len(rows)).argmin(0)
         nll = []
         for candidate in candidates:
-            if self.model.objective.causal:
+            # Family policy kept here (1 of 2 sites outside objectives/): a left-to-right model cannot condition the
+            # caption on the image after it, so it ranks by its exact joint -log p(row), which differs from
+            # -log p(caption | image) by a constant shared by the candidates (the image).
+            if self.model.objective.exact_likelihood:
                 nll.append(self.model.elbo(candidate))
                 continue
             generator.set_state(state)  # common random numbers: the candidates differ only in their caption
-            nll.append(conditional_elbo(self.model, self.model.process, candidate, caption, n_t=n_t,
-                                        generator=generator))
+            nll.append(self.model.objective.conditional_elbo(self.model, candidate, caption, n_t=n_t,
+                                                             generator=generator))
         return torch.stack(nll, 1).argmin(1)
+
+    def caption_estimator(self, n_t: int) -> str:
+        """How image_to_text scores a caption: the names caption_accuracy reports."""
+        if self.model.objective.exact_likelihood:  # the branch of image_to_text above
+            return "exact_likelihood"
+        return "exact_mask_patterns" if self.exact_caption_bound() else f"monte_carlo_n_t={n_t}"
 
     def exact_caption_bound(self) -> bool:
         """Whether image_to_text sums the caption's masked bound over every mask pattern (no Monte Carlo, n_t
-        unused): a masked model that ignores t, with a caption short enough to enumerate (masked_conditional_nll)."""
-        objective = self.model.objective
-        return (isinstance(self.model.process, Absorbing) and not objective.time_conditioning
-                and isinstance(objective, MaskedELBO) and 0 < self.vocab.caption_len <= MAX_EXACT_TARGETS)
+        unused): an objective that can (Objective.enumerates_mask_patterns), with a caption short enough."""
+        return self.model.objective.enumerates_mask_patterns and 0 < self.vocab.caption_len <= MAX_EXACT_TARGETS
 
     def inpaint(self, rows: Tensor, keep_codes: Tensor, *, steps: int, sampler: str = "",
                 generator: torch.Generator | None = None) -> Tensor:
@@ -163,10 +167,7 @@ class ImageModel:
     def code_nll(self, rows: Tensor, *, n_t: int = 16, generator: torch.Generator | None = None) -> Tensor:
         """(B,) bound on -log p(codes | caption) in nats (module docstring); divide by h*w for per code."""
         image = self.layout.mask("image")
-        if self.model.objective.causal:
-            nll = self.model.objective.token_nll(self.model, rows)  # (B, L-1): position l predicted from < l
-            return (nll * image[:, 1:]).double().sum(-1)
-        if not self.vocab.has_text:
+        if not self.vocab.has_text:  # the codes are the whole row
             return self.model.elbo(rows, n_t=n_t, generator=generator)
-        return conditional_elbo(self.model, self.model.process, rows, image.expand_as(rows), n_t=n_t,
-                                generator=generator)
+        return self.model.objective.conditional_elbo(self.model, rows, image.expand_as(rows), n_t=n_t,
+                                                     generator=generator)

@@ -24,6 +24,7 @@ from dlm.model.activation import TanhGELU
 from dlm.model.attention import Attention, KVHook
 from dlm.model.rotary import Rotary
 from dlm.registry import ConfigError
+from dlm.utils.deprecation import renamed
 
 
 class TimeEmbedding(nn.Module):
@@ -41,7 +42,7 @@ class TimeEmbedding(nn.Module):
         return self.mlp(torch.cat([angles.cos(), angles.sin()], dim=-1))
 
 
-class Block(nn.Module):
+class TransformerBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int, conditioned: bool):
         super().__init__()
         d = cfg.d_model
@@ -81,7 +82,7 @@ class Transformer(nn.Module):
         self.position_embed = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.learned_positions else None
         self.time_embed = TimeEmbedding(cfg.cond_dim) if time_conditioning else None
         self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_base)
-        self.blocks = nn.ModuleList(Block(cfg, i, time_conditioning) for i in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(TransformerBlock(cfg, i, time_conditioning) for i in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model, elementwise_affine=not time_conditioning)
         self.final_adaln = nn.Linear(cfg.cond_dim, 2 * cfg.d_model) if time_conditioning else None
         self.head = nn.Linear(cfg.d_model, vocab_out)
@@ -162,3 +163,6 @@ class Transformer(nn.Module):
         n_matmul = sum(p.numel() for n, p in self.named_parameters()
                        if p.dim() == 2 and "embed" not in n and "adaln" not in n)
         return 6 * n_matmul + 12 * self.cfg.n_layers * self.cfg.d_model * seq_len
+
+
+__getattr__ = renamed(__name__, {"Block": ("TransformerBlock", TransformerBlock)})

@@ -1,61 +1,113 @@
 """Objective = parameterization of the backbone output + the training loss it defines.
 
-An objective owns the process; the backbone never sees the mask id, sigma scaling or the process. It also says what
-the rest of the library needs to know about it, so nothing else tests for a family (the autoregressive baseline,
-objectives/autoregressive.py, declares the same attributes):
-  causal            the backbone's attention mask (False: bidirectional);
-  process           the noise process (None: no diffusion, no time);
-  required_sampler  the sampler it always decodes with (None: the caller's choice among the diffusion samplers);
-  context_tokens    leading positions that are context, a BOS the prompt supplies: never scored, never sampled;
-  exact_likelihood  whether `elbo` is the exact -log p(x0) (no Monte Carlo, no bound);
-  from_config       RunConfig + vocabulary -> the objective with its process (the build step);
-  elbo              (B,) bound on -log p(x0), nats.
+An objective owns the process and its family's policy; the backbone never sees the mask id, sigma scaling or the
+process. It says, as data, what the rest of the library needs to know, so nothing else tests for a family (the
+autoregressive baseline, objectives/autoregressive.py, is an Objective like the others):
+  attention                  the backbone's AttentionPattern (bidirectional, causal; block-causal next);
+  default_process            the process a config gets when it names none (None: no diffusion, no time);
+  default_time_conditioning  / default_time_sampler: the same for objective.time_conditioning / time_sampler;
+  needs                      the process capabilities the parameterization is defined for (process/base.py);
+  sampler(name, **options)   the Sampler to decode with: the caller's choice or `default_sampler`, checked;
+  context_tokens             leading positions that are context, a BOS the prompt supplies: never scored or sampled;
+  exact_likelihood           whether `elbo` is the exact -log p(x0) (no Monte Carlo, no bound);
+  conditional_elbo           (B,) bound on -log p(x0[target] | x0[~target]), nats;
+  from_config                RunConfig + vocabulary -> the objective with its process (the build step);
+  elbo                       (B,) bound on -log p(x0), nats.
+So `objective.name=uniform_elbo` alone is a valid config: with_family_defaults fills what the config left unset.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from enum import Enum
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor
 
-from dlm.config import ObjectiveConfig, RunConfig
+from dlm.config import ObjectiveConfig, RunConfig, with_family_defaults
 from dlm.denoiser import Denoiser
+from dlm.eval.likelihood import conditional_elbo_samples
 from dlm.eval.likelihood import elbo as process_elbo
 from dlm.objectives.time_sampling import get_time_sampler
-from dlm.process.base import Process
+from dlm.process.base import Capability, Process
 from dlm.process.schedules import build_schedule
 from dlm.registry import PROCESSES, ConfigError
 from dlm.types import LossOutput, Prediction
 
+if TYPE_CHECKING:
+    from dlm.sample.base import Sampler
+
 NEG_INF = -1e6  # finite "minus infinity": avoids inf - inf = NaN (docs/masked.md#subs-parameterization)
 
 LogitsFn = Callable[[Tensor, "Tensor | None"], Tensor]
-"""(xt (B, L), t (B,) or None) -> raw backbone logits (B, L, N): what a training loss reads (DiffusionLM(raw=True))."""
+"""(xt (B, L), t (B,) or None) -> raw backbone logits (B, L, N): what a training loss reads (DiffusionLM.logits)."""
+
+
+class AttentionPattern(Enum):
+    """Which keys a query position attends to in the backbone: data, so that a block-causal family can add itself."""
+
+    BIDIRECTIONAL = "bidirectional"
+    CAUSAL = "causal"
 
 
 class Objective(ABC):
-    """Subclasses set `causal`, and define `predict` (logits -> Prediction) and `integrand` (the bound at t)."""
+    """Subclasses define `predict` (logits -> Prediction) and `integrand` (the bound at t), and override the family
+    policy below where theirs differs."""
 
-    causal: bool = False
-    required_sampler: ClassVar[str | None] = None
+    attention: ClassVar[AttentionPattern] = AttentionPattern.BIDIRECTIONAL
+    default_process: ClassVar[str | None] = "absorbing"
+    default_time_conditioning: ClassVar[bool] = False
+    default_time_sampler: ClassVar[str] = "stratified"
+    default_sampler: ClassVar[str] = "ancestral"
+    needs: ClassVar[frozenset[Capability]] = frozenset()
     context_tokens: ClassVar[int] = 0
     exact_likelihood: ClassVar[bool] = False
-    process_type: ClassVar[type[Process]] = Process  # the processes this parameterization is defined for
+    infills: ClassVar[bool] = True  # can decode a span from the text on both sides
+    likelihood_estimator: ClassVar[str | None] = None  # the ESTIMATORS entry its likelihood always uses; None: any
 
     def __init__(self, process: Process, cfg: ObjectiveConfig):
-        if not isinstance(process, self.process_type):
-            raise ConfigError(f"objective '{cfg.name}' needs process '{self.process_type.__name__.lower()}', "
-                              f"got {type(process).__name__}")
+        missing = self.needs - process.capabilities
+        if missing:
+            raise ConfigError(f"objective '{cfg.name}' needs a process with {sorted(c.value for c in missing)}, got "
+                              f"{type(process).__name__}; leave process.name unset for its default "
+                              f"'{self.default_process}'")
         self.process, self.cfg = process, cfg
-        self.time_conditioning = cfg.time_conditioning
-        self.time_sampler = get_time_sampler(cfg.time_sampler)
+        self.time_conditioning = bool(cfg.time_conditioning)
+        self.time_sampler = get_time_sampler(cfg.time_sampler or self.default_time_sampler)
+
+    @property
+    def causal(self) -> bool:
+        """Whether the backbone attends causally (the attention pattern, not "is autoregressive")."""
+        return self.attention is AttentionPattern.CAUSAL
+
+    def sampler(self, name: str | None = None, **options) -> Sampler:
+        """The Sampler this model decodes with: `name` (a registered sampler) or the family's default, built with
+        `options` and checked against the process (a one-line ConfigError names the samplers that can run)."""
+        from dlm.sample.base import get_sampler  # sample/ imports the process layer; objectives load first
+
+        sampler = get_sampler(name or self.default_sampler, **options)
+        sampler.check(self.process)
+        return sampler
+
+    def conditional_elbo(self, denoiser: Denoiser, x0: Tensor, target_mask: Tensor, *, n_t: int = 128,
+                         generator: torch.Generator | None = None, batch_size: int | None = None) -> Tensor:
+        """(B,) Monte Carlo bound on -log p(x0[target] | x0[~target]) in nats, the mean of n_t stratified draws
+        (eval/likelihood.py: conditional_elbo_samples); denoiser: this model, or a wrapper of it (guidance)."""
+        return conditional_elbo_samples(denoiser, self.process, x0, target_mask, n_t=n_t, generator=generator,
+                                        batch_size=batch_size).mean(0)
+
+    @property
+    def enumerates_mask_patterns(self) -> bool:
+        """Whether the conditional bound can be summed exactly over every mask pattern of a few target tokens
+        (eval/likelihood.py: masked_conditional_nll): a masked, mean-parameterized model that ignores t."""
+        return False
 
     @classmethod
     def from_config(cls, cfg: RunConfig, vocab_size: int, mask_id: int | None = None) -> Objective:
         """The configured process (cfg.process: name + schedule) over vocab_size tokens, and this objective on it."""
+        cfg = with_family_defaults(cfg)
         sched = cfg.process.schedule
         schedule = build_schedule(sched.name, eps=sched.eps, sigma_min=sched.sigma_min, sigma_max=sched.sigma_max)
         process = PROCESSES.get_factory(cfg.process.name).build(vocab_size, schedule, mask_id=mask_id)
@@ -101,7 +153,7 @@ class Objective(ABC):
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> LossOutput:
         """One Monte Carlo draw of t and x_t per sequence; per-token mean over non-pad tokens (MDLM reduction).
-        logits_fn: (xt, t) -> backbone logits (DiffusionLM(..., raw=True)). Token ids are checked by the caller."""
+        logits_fn: (xt, t) -> backbone logits (DiffusionLM.logits). Token ids are checked by the caller."""
         t = self.sample_times(x0.shape[0], generator=generator, device=x0.device)
         xt = self.process.corrupt(x0, t, generator=generator)
         scored = attention_mask

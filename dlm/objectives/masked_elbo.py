@@ -16,6 +16,7 @@ from torch import Tensor
 
 from dlm.objectives.base import NEG_INF, Objective
 from dlm.process.absorbing import Absorbing, weighted_at_masks
+from dlm.process.base import Capability
 from dlm.registry import OBJECTIVES
 from dlm.types import Prediction
 from dlm.utils.cross_entropy import gathered, logsumexp_except, nll_from_logits
@@ -50,7 +51,7 @@ def reweighting_from_nll(nll: Tensor, alpha: float, gamma: float) -> Tensor:
 class MaskedELBO(Objective):
     """MDLM / MD4. Time conditioning (on sigma) is optional; MDLM's default is off."""
 
-    process_type = Absorbing
+    needs = frozenset({Capability.ABSORBING})  # SUBS carries clean tokens over: only masks may move
 
     def __init__(self, process: Absorbing, cfg):
         super().__init__(process, cfg)
@@ -59,6 +60,10 @@ class MaskedELBO(Objective):
 
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         return Prediction(log_probs=subs(logits, xt, self.mask_id))
+
+    @property
+    def enumerates_mask_patterns(self) -> bool:
+        return not self.time_conditioning
 
     def weight(self, t: Tensor) -> Tensor:
         schedule = self.process.schedule

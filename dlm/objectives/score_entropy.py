@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from dlm.objectives.base import Objective
-from dlm.process.base import Process
+from dlm.process.base import Capability, Process
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import Prediction
 
@@ -20,10 +20,11 @@ from dlm.types import Prediction
 class ScoreEntropy(Objective):
     """SEDD. Conditioned on sigma (required: the score depends on t)."""
 
+    needs = frozenset({Capability.SCORE_ENTROPY})
+    default_time_conditioning = True
+    default_sampler = "analytic"
+
     def __init__(self, process: Process, cfg, scale_by_sigma: bool = True):
-        if not process.supports_score_entropy:
-            raise ConfigError(f"score_entropy needs a process that defines it (absorbing, uniform), "
-                              f"got {type(process).__name__}")
         if not cfg.time_conditioning:
             raise ConfigError("objective 'score_entropy' needs objective.time_conditioning=true (score depends on t)")
         super().__init__(process, cfg)

@@ -9,17 +9,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dlm.objectives.base import Objective
-from dlm.process.uniform import Uniform, uniform_integrand
+from dlm.objectives.mean_elbo import MeanELBO
+from dlm.process.base import Capability
+from dlm.process.uniform import uniform_integrand
 from dlm.registry import OBJECTIVES
 from dlm.types import Prediction
 
 
 @OBJECTIVES.register("uniform_elbo")
-class UniformELBO(Objective):
-    """UDLM/Duo objective: plain log-softmax over the V tokens, conditioned on sigma(t) (UDLM default)."""
+class UniformELBO(MeanELBO):
+    """UDLM/Duo objective: the mean ELBO on the uniform process (plain log-softmax over the V tokens, no mask),
+    conditioned on sigma(t) (UDLM default), with the closed form evaluated in the logits' dtype."""
 
-    process_type = Uniform
+    needs = frozenset({Capability.UNIFORM_PRIOR})
+    default_process = "uniform"
 
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         return Prediction(log_probs=torch.log_softmax(logits.float(), dim=-1))

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from dlm.process.base import Process, expm1_sigma
+from dlm.process.base import Capability, Process, expm1_sigma
 from dlm.process.schedules import Schedule
 from dlm.registry import PROCESSES, ConfigError
 from dlm.types import Prediction
@@ -27,6 +27,9 @@ from dlm.utils.shapes import per_sequence
 class Absorbing(Process):
     """mask_id defaults to vocab_size (appended, model width vocab_size + 1); a tokenizer's own mask id
     inside the vocabulary (BERT's [MASK]) keeps the width at vocab_size."""
+
+    capabilities = frozenset({Capability.MASK_STATE, Capability.ABSORBING, Capability.FIXED_MIXTURE,
+                              Capability.SCORE_ENTROPY})
 
     def __init__(self, vocab_size: int, schedule: Schedule | None = None, mask_id: int | None = None):
         super().__init__(vocab_size, schedule)
@@ -81,8 +84,6 @@ class Absorbing(Process):
     def elbo_integrand(self, log_probs: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         """The masked ELBO integrand (module docstring), weight masked_weight(t) = -alpha'/(1 - alpha). -> (B, L)."""
         return masked_integrand(log_probs.float(), x0, xt, self.mask_id, self.schedule.masked_weight(t.float()))
-
-    supports_score_entropy = True
 
     def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor,
                       offset: Tensor | None = None) -> Tensor:

@@ -34,6 +34,8 @@ objectives and eval/likelihood.py call them, so a new process is one file: subcl
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from enum import Enum
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -45,11 +47,26 @@ from dlm.utils.shapes import per_sequence
 from dlm.validation import check_token_ids
 
 
+class Capability(Enum):
+    """What a process offers to samplers and objectives, which declare the capabilities they need (`needs`) instead
+    of a list of process classes, so that a new process runs with every sampler whose needs it meets."""
+
+    MASK_STATE = "mask_state"  # a mask id m, and the t = 1 law is all masks (prompt masking, CFG's null prompt)
+    ABSORBING = "absorbing"  # a clean token never changes again: reverse steps only unmask (fused draws, remasking,
+    #                          semi-AR blocks, row caches, SUBS)
+    FIXED_MIXTURE = "fixed_mixture"  # q_t = alpha_t e_x + (1 - alpha_t) pi with pi fixed: reverse CTMC rates from a
+    #                                  concrete score sigma'(t) pi_{x_t} s_y, the analytic step, score <-> mean
+    UNIFORM_PRIOR = "uniform_prior"  # pi uniform over all N categories, no mask (the UDLM closed form, mixture draws)
+    SCORE_ENTROPY = "score_entropy"  # SEDD's score entropy is defined on this graph
+
+
 class Process(ABC):
-    """Base class. vocab_size = V data tokens; width = N categories the model reads and writes."""
+    """Base class. vocab_size = V data tokens; width = N categories the model reads and writes. Every process has
+    the closed-form posterior `posterior` (what the ancestral sampler needs); `capabilities` lists the rest."""
 
     vocab_size: int
     width: int
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.FIXED_MIXTURE})
 
     def __init__(self, vocab_size: int, schedule: Schedule | None = None):
         if vocab_size < 2:
@@ -80,6 +97,18 @@ class Process(ABC):
         at_xt = xt.unsqueeze(-1) == torch.arange(self.width, device=xt.device)  # bool: one pass, no float one-hot
         return torch.where(at_xt, a + leak, leak)
 
+    def marginal_at(self, x0_probs: Tensor, t: Tensor) -> Tensor:
+        """q_t(x_t | x0 ~ x0_probs) at times t (B,): x0_probs (B, L, N) -> (B, L, N) in x0_probs' dtype."""
+        return self.marginal(x0_probs, self.schedule.alpha(t.to(torch.float64)))
+
+    def likelihood(self, xt: Tensor, t: Tensor) -> Tensor:
+        """q_t(x_t = xt | x0 = j) for every j, float64.  xt (B, L), t (B,) -> (B, L, N)."""
+        return self.kernel(xt, self.schedule.alpha(t.double()))
+
+    def transition(self, xt: Tensor, t: Tensor, s: Tensor) -> Tensor:
+        """q(x_t = xt | x_s = j) for every j (s < t), float64.  xt (B, L), t and s (B,) -> (B, L, N)."""
+        return self.kernel(xt, self.schedule.alpha(t.double()) / self.schedule.alpha(s.double()))
+
     def clean_mask(self, like: Tensor) -> Tensor:
         """Which of the N categories clean data can take: bool (N,) on like's device. All of them by default."""
         return torch.ones(self.width, dtype=torch.bool, device=like.device)
@@ -87,8 +116,7 @@ class Process(ABC):
     # --- derived -----------------------------------------------------------------------------------------
     def posterior(self, xt: Tensor, x0_probs: Tensor, t: Tensor, s: Tensor) -> Tensor:
         """p(x_s | x_t) = normalize( q(x_t | x_s) * q(x_s | x0 ~ x0_probs) ), float64.  -> (B, L, N)."""
-        alpha_t, alpha_s = self.schedule.alpha(t.double()), self.schedule.alpha(s.double())
-        unnormalized = self.kernel(xt, alpha_t / alpha_s) * self.marginal(x0_probs.double(), alpha_s)
+        unnormalized = self.transition(xt, t, s) * self.marginal_at(x0_probs.double(), s)
         return unnormalized / unnormalized.sum(-1, keepdim=True)
 
     def concrete_score(self, xt: Tensor, x0_probs: Tensor, t: Tensor) -> Tensor:
@@ -97,7 +125,7 @@ class Process(ABC):
         s = marginal(x_theta, alpha_t) / marginal(x_theta, alpha_t)[x_t]. Absorbing at a mask: s_y = alpha x_theta(y)
         / (1 - alpha) = x_theta(y) / expm1(sigma) (MDLM's get_score; docs/score_entropy.md); at the current token s = 1.
         """
-        bar = self.marginal(x0_probs.double(), self.schedule.alpha(t.double()))
+        bar = self.marginal_at(x0_probs.double(), t)
         return bar / bar.gather(-1, xt.unsqueeze(-1))
 
     def corrupt(self, x0: Tensor, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -114,7 +142,7 @@ class Process(ABC):
     # --- reverse: what samplers read from a denoiser ---------------------------------------------------------
     def allowed_x0(self, xt: Tensor, t: Tensor) -> Tensor:
         """bool (B, L, N): the clean tokens x0 compatible with x_t, q_t(x_t | x0) > 0 and x0 not the mask."""
-        return (self.kernel(xt, self.schedule.alpha(t.double())) > 0) & self.clean_mask(xt)
+        return (self.likelihood(xt, t) > 0) & self.clean_mask(xt)
 
     def movable(self, xt: Tensor) -> Tensor:
         """bool (B, L): positions a reverse step can change (every one here; Absorbing: the masks only)."""
@@ -175,7 +203,7 @@ class Process(ABC):
     def x0_posterior(self, x0_probs: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         """Bayes p(x0^l | x_t) = normalize(q_t(x_t | x0) x_theta(x0)): the law of the jump t -> 0.
         x0_probs (B, L, N) -> float64 (B, L, N)."""
-        joint = self.kernel(xt, self.schedule.alpha(t.double())) * x0_probs.double()
+        joint = self.likelihood(xt, t) * x0_probs.double()
         return joint / joint.sum(-1, keepdim=True)
 
     # --- bounds: what the objectives and eval/likelihood.py integrate ---------------------------------------
@@ -188,8 +216,6 @@ class Process(ABC):
     def prior_kl(self) -> float:
         """KL(q(x_1 | x0) || pi) per position in nats; 0 when the chain reaches pi exactly at t = 1."""
         return 0.0
-
-    supports_score_entropy: bool = False  # whether `score_entropy` is defined (SEDD can train on this process)
 
     def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor,
                       offset: Tensor | None = None) -> Tensor:

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-from dlm.process.base import Process, expm1_sigma
+from dlm.process.base import Capability, Process, expm1_sigma
 from dlm.process.schedules import Schedule
 from dlm.registry import PROCESSES
 from dlm.utils.cross_entropy import gathered
@@ -33,6 +33,8 @@ from dlm.utils.shapes import per_sequence
 
 @PROCESSES.register("uniform")
 class Uniform(Process):
+    capabilities = frozenset({Capability.FIXED_MIXTURE, Capability.UNIFORM_PRIOR, Capability.SCORE_ENTROPY})
+
     def __init__(self, vocab_size: int, schedule: Schedule | None = None):
         super().__init__(vocab_size, schedule)
         self.width = vocab_size
@@ -81,8 +83,6 @@ class Uniform(Process):
         (1 - alpha_t)/N) weights. -> two (n,)."""
         alpha = self._scalars(t)[0]
         return alpha * p_xt, torch.full_like(p_xt, (1 - alpha) / self.width)
-
-    supports_score_entropy = True
 
     def score_entropy(self, log_score: Tensor, x0: Tensor, xt: Tensor, sigma: Tensor,
                       offset: Tensor | None = None) -> Tensor:

@@ -2,7 +2,7 @@
 
 from dlm.sample.analytic import Analytic
 from dlm.sample.ancestral import Ancestral, AncestralCache
-from dlm.sample.autoregressive import Autoregressive
+from dlm.sample.autoregressive import AutoregressiveSampler
 from dlm.sample.base import Sampler, generate, get_sampler
 from dlm.sample.confidence import Confidence, num_transfer_tokens
 from dlm.sample.grids import TimeGrid
@@ -12,7 +12,10 @@ from dlm.sample.noise import NoiseTape
 from dlm.sample.show_steps import StepRecorder
 from dlm.sample.tau_leaping import Euler, TauLeaping
 from dlm.sample.text_infill import parse_infill_template
+from dlm.utils.deprecation import renamed
 
-__all__ = ["Analytic", "Ancestral", "AncestralCache", "Autoregressive", "Confidence", "Euler", "NFECounter",
+__all__ = ["Analytic", "Ancestral", "AncestralCache", "AutoregressiveSampler", "Confidence", "Euler", "NFECounter",
            "NoiseTape", "Sampler", "StepRecorder", "TauLeaping", "ThetaRK2", "ThetaTrapezoidal", "TimeGrid",
            "generate", "get_sampler", "num_transfer_tokens", "parse_infill_template"]
+
+__getattr__ = renamed(__name__, {"Autoregressive": ("AutoregressiveSampler", AutoregressiveSampler)})

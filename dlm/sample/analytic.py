@@ -35,7 +35,7 @@ class Analytic(Sampler):
         prediction = self.predict(ctx, xt, t)
         time_t, time_s = _times(t, xt), _times(s, xt)
         if self.uses_x0(prediction):
-            return ctx.process.posterior(xt, self.x0(ctx, xt, t, prediction), time_t, time_s)
+            return ctx.process.posterior(xt, self.x0_probs(ctx, xt, t, prediction), time_t, time_s)
         return staggered_step(ctx.process, prediction.log_score.double().exp(), xt, time_t, time_s)
 
     def stay(self, process: Absorbing, hist: list[Tensor], t: float, s: float) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from dlm.process.absorbing import Absorbing
+from dlm.process.base import Capability
 from dlm.process.uniform import Uniform
 from dlm.registry import SAMPLERS
 from dlm.sample.base import Sampler, _times
@@ -23,7 +24,10 @@ from dlm.types import Prediction
 @SAMPLERS.register("ancestral")
 @dataclass
 class Ancestral(Sampler):
-    """One NFE per step; exact per position for any step size given the true x_theta."""
+    """One NFE per step; exact per position for any step size given the true x_theta. Runs on every process: it reads
+    only the posterior, which every Process defines."""
+
+    needs = frozenset()
 
     def uses_x0(self, prediction: Prediction) -> bool:
         return True  # the posterior reads x_theta (score models through x0_from_score)
@@ -36,7 +40,7 @@ class Ancestral(Sampler):
 
     def stage_probs(self, ctx: SamplingContext, hist: list[Tensor], memo: dict, t: float, s: float) -> Tensor:
         xt = hist[0]
-        return ctx.process.posterior(xt, self.x0(ctx, xt, t), _times(t, xt), _times(s, xt))
+        return ctx.process.posterior(xt, self.x0_probs(ctx, xt, t), _times(t, xt), _times(s, xt))
 
 
 @SAMPLERS.register("ancestral_cache")
@@ -49,7 +53,7 @@ class AncestralCache(Ancestral):
     depends on t by construction (on the toy, reuse leaves TV 0.12 where ancestral reaches 0.0125). Count the
     saving with NFECounter."""
 
-    supports = (Absorbing,)
+    needs = frozenset({Capability.ABSORBING})
     evaluates_row_subsets = True
 
     def predict(self, ctx: SamplingContext, xt: Tensor, t: float) -> Prediction:

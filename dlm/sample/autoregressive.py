@@ -22,17 +22,18 @@ from dlm.registry import SAMPLERS, ConfigError
 from dlm.sample.base import Sampler
 from dlm.sample.context import SamplingContext
 from dlm.sample.grids import TimeGrid
-from dlm.sample.semi_ar import Block
+from dlm.sample.semi_ar import DecodeBlock
 from dlm.types import StepOutput
 from dlm.utils.categorical import filtered_probs, sample_categorical
+from dlm.utils.deprecation import renamed
 
 
 @SAMPLERS.register("autoregressive")
 @dataclass
-class Autoregressive(Sampler):
+class AutoregressiveSampler(Sampler):
     kv_cache: bool = True
 
-    supports = (type(None),)  # no noise process: the causal model's own chain
+    needs = None  # no noise process: the causal model's own chain
 
     def default_cache(self, denoiser) -> AppendCache | None:
         return AppendCache() if self.kv_cache and getattr(denoiser, "supports_kv_cache", False) else None
@@ -47,10 +48,10 @@ class Autoregressive(Sampler):
     def initial(self, ctx: SamplingContext, free: Tensor) -> Tensor:
         return torch.zeros_like(free, dtype=torch.long)
 
-    def blocks(self, editable: Tensor, steps: int) -> list[Block]:
+    def blocks(self, editable: Tensor, steps: int) -> list[DecodeBlock]:
         if bool(editable[:, 0].any()):
             raise ConfigError("the autoregressive sampler needs the first token (BOS) in the prompt")
-        return [Block(editable, editable.shape[1] - 1)]
+        return [DecodeBlock(editable, editable.shape[1] - 1)]
 
     def grid(self, steps: int) -> TimeGrid:
         return TimeGrid(torch.zeros(steps + 1, dtype=torch.float64))
@@ -74,3 +75,6 @@ class Autoregressive(Sampler):
 
     def finish(self, ctx: SamplingContext, x: Tensor, grid: TimeGrid) -> Tensor:
         return x
+
+
+__getattr__ = renamed(__name__, {"Autoregressive": ("AutoregressiveSampler", AutoregressiveSampler)})

@@ -15,19 +15,18 @@ on a normalized x_theta is a mixture of a point mass at x_t, x_theta and the uni
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from dlm.cache.base import CachePolicy, get_cache
 from dlm.denoiser import Denoiser
-from dlm.process.absorbing import Absorbing
-from dlm.process.base import Process
-from dlm.process.uniform import Uniform
+from dlm.process.base import Capability, Process
 from dlm.registry import FINAL_RULES, SAMPLERS, ConfigError
 from dlm.sample.chunks import chunk_positions, chunked_draw
 from dlm.sample.context import SamplingContext
@@ -35,10 +34,14 @@ from dlm.sample.fused import FinalStage, MaskStage, StepStage, fused_draw
 from dlm.sample.grids import TimeGrid
 from dlm.sample.mixture import Mixture, mixture_draw
 from dlm.sample.noise import Generators, NoiseTape
-from dlm.sample.semi_ar import Block, block_plan
+from dlm.sample.semi_ar import DecodeBlock, block_plan
 from dlm.types import Prediction, StepOutput
 from dlm.utils.categorical import argmax_law, filtered_probs
 from dlm.validation import check_finite, check_positive, check_prompt, check_shape
+
+if TYPE_CHECKING:  # the fast paths' processes, named in annotations only: dispatch is by capability
+    from dlm.process.absorbing import Absorbing
+    from dlm.process.uniform import Uniform
 
 
 class FinalRule(ABC):
@@ -81,7 +84,9 @@ class Sampler:
     final: str = "sample"
     chunk_positions: int = 0
 
-    supports: ClassVar[tuple[type, ...]] = (Absorbing, Uniform)
+    # the process capabilities this sampler reads (process/base.py: Capability); None: no process at all (the causal
+    # model's own chain). The default: the CTMC rates and score <-> mean maps of a fixed-pi mixture.
+    needs: ClassVar[frozenset[Capability] | None] = frozenset({Capability.FIXED_MIXTURE})
     stages: ClassVar[int] = 1
     evaluates_row_subsets: ClassVar[bool] = False  # calls the denoiser on some rows only: no cache policy
 
@@ -100,22 +105,26 @@ class Sampler:
             raise ConfigError(f"final must be one of {tuple(FINAL_RULES)}, got '{self.final}'")
         self.final_rule: FinalRule = FINAL_RULES.build(self.final)
 
+    @property
+    def name(self) -> str:
+        """The name this sampler is registered under in SAMPLERS."""
+        return next(name for name, factory in SAMPLERS.items() if factory is type(self))
+
     # --- configuration ---------------------------------------------------------------------------------
     def check(self, process: Process | None) -> None:
         """Raise a one-line ConfigError when this sampler cannot run on `process`."""
-        if not isinstance(process, self.supports):
-            names = ", ".join(cls.__name__ for cls in self.supports)
-            usable = ", ".join(name for name, factory in sorted(SAMPLERS.items())
-                               if isinstance(process, getattr(factory, "supports", ())))
-            raise ConfigError(f"sampler {type(self).__name__} supports processes [{names}], "
-                              f"got {type(process).__name__}; choose a sampler for it: {usable or 'none registered'}")
-        if self.block_size and not isinstance(process, Absorbing):
+        if not runs_on(type(self), process):
+            usable = ", ".join(name for name, factory in sorted(SAMPLERS.items()) if runs_on(factory, process))
+            needs = "no process" if self.needs is None else sorted(c.value for c in self.needs)
+            raise ConfigError(f"sampler {type(self).__name__} supports processes with {needs}, got "
+                              f"{type(process).__name__}; choose a sampler for it: {usable or 'none registered'}")
+        if self.block_size and Capability.ABSORBING not in process.capabilities:
             raise ConfigError("block_size (semi-autoregressive decoding) needs a masked (absorbing) process")
 
     def grid(self, steps: int) -> TimeGrid:
         return TimeGrid.linear(steps, self.eps)
 
-    def blocks(self, editable: Tensor, steps: int) -> list[Block]:
+    def blocks(self, editable: Tensor, steps: int) -> list[DecodeBlock]:
         return block_plan(editable, self.block_size, steps)
 
     def default_cache(self, denoiser: Denoiser) -> CachePolicy | None:
@@ -141,15 +150,20 @@ class Sampler:
         """Whether temperature / top-k / top-p change x_theta (then score models go through x_theta too)."""
         return not (self.temperature == 1 and self.top_k == 0 and self.top_p == 1)
 
-    def x0(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
-        """x_theta(x0 | x_t) (B, L, N) float64 after temperature (0 = argmax) / top-k / top-p."""
+    def x0_probs(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
+        """x_theta(x0 | x_t) as probabilities (B, L, N) float64 after temperature (0 = argmax) / top-k / top-p."""
         prediction = self.predict(ctx, xt, t) if prediction is None else prediction
         return self.reshape(ctx.process.x0_probs(prediction, xt, _times(t, xt)))
+
+    def x0(self, ctx: SamplingContext, xt: Tensor, t: float, prediction: Prediction | None = None) -> Tensor:
+        """Deprecated name of x0_probs (x0 means token ids elsewhere)."""
+        warnings.warn("Sampler.x0 is deprecated: use Sampler.x0_probs", DeprecationWarning, stacklevel=2)
+        return self.x0_probs(ctx, xt, t, prediction)
 
     def masked_x0(self, ctx: SamplingContext, xt: Tensor, t: float) -> Tensor:
         """x0 at masked positions xt (n, 1) -> (n, N), in the prediction's dtype unless reshaped (Absorbing)."""
         if self.reshaped():
-            return self.x0(ctx, xt, t)[:, 0]
+            return self.x0_probs(ctx, xt, t)[:, 0]
         return ctx.process.x0_at_masks(self.predict(ctx, xt, t))[:, 0]
 
     def reshape(self, probs: Tensor) -> Tensor:
@@ -169,7 +183,7 @@ class Sampler:
         prediction = self.predict(ctx, xt, t)
         if not self.uses_x0(prediction):
             return ctx.process.reverse_rates(prediction.log_score.double().exp(), xt, _times(t, xt))
-        return ctx.process.mean_rates(self.x0(ctx, xt, t, prediction), xt, _times(t, xt))
+        return ctx.process.mean_rates(self.x0_probs(ctx, xt, t, prediction), xt, _times(t, xt))
 
     # --- the fused masked path (fused.py): stage laws at masked origins as stay w.p. w, else q ---------------
     def origin(self, hist: list[Tensor]) -> Tensor:
@@ -225,20 +239,22 @@ class Sampler:
         the fused draw (fused.py; `stage` is the same law seen from masked origins); uniform: the mixture draw where
         the law is one (mixture.py). Otherwise Gumbel-max chunk by chunk (chunks.py), or from one (B, L, N) law when
         chunk_positions < 0. Samples do not depend on the chunks."""
-        if self.chunk_positions < 0 and not isinstance(ctx.process, (Absorbing, Uniform)):
+        capabilities = ctx.process.capabilities
+        fast = Capability.ABSORBING in capabilities or Capability.UNIFORM_PRIOR in capabilities
+        if self.chunk_positions < 0 and not fast:
             return ctx.draw(law(ctx, hist, memos), hist[-1])
         if ctx.editable is not None:
             active = active & ctx.editable
         size = chunk_positions(ctx.process.width, self.chunk_positions) if self.chunk_positions >= 0 else -1
-        if isinstance(ctx.process, Absorbing):
+        if Capability.ABSORBING in capabilities:
             return fused_draw(ctx, self.predict, stage, hist, memos, active, size)
-        if isinstance(ctx.process, Uniform):
+        if Capability.UNIFORM_PRIOR in capabilities:
             return mixture_draw(ctx, self.predict, stage, hist, memos, law, active, size)
         return chunked_draw(ctx, self.predict, hist, memos, law, active, size)
 
     def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
         """Noise removal t -> 0: the Bayes posterior p(x0^l | x_t) per position (SEDD's Denoiser step)."""
-        return ctx.process.x0_posterior(self.x0(ctx, x, t), x, _times(t, x))
+        return ctx.process.x0_posterior(self.x0_probs(ctx, x, t), x, _times(t, x))
 
     def finish(self, ctx: SamplingContext, x: Tensor, grid: TimeGrid) -> Tensor:
         """Resolve every position x does not yet determine (masks; all of them for uniform). No NFE if none."""
@@ -258,13 +274,21 @@ def undetermined_positions(process: Process, x: Tensor, t: float) -> Tensor:
     """bool (B, L): positions where more than one clean token is compatible with x at time t (Absorbing: the masks,
     uniform: every position, while alpha_t < 1, without a pass over the vocabulary)."""
     noisy = bool(process.schedule.alpha(torch.tensor(t, dtype=torch.float64)) < 1)
-    if isinstance(process, Absorbing):
+    if Capability.ABSORBING in process.capabilities:
         return (x == process.mask_id) & noisy
-    if isinstance(process, Uniform):  # q_t(x_t | x0) >= (1 - alpha_t) / N > 0 for every x0
+    if Capability.UNIFORM_PRIOR in process.capabilities:  # q_t(x_t | x0) >= (1 - alpha_t) / N > 0 for every x0
         return torch.full(x.shape, noisy, dtype=torch.bool, device=x.device)
     flat = x.reshape(-1, 1)  # positions in chunks: allowed_x0 is (n, 1, N)
     parts = [process.allowed_x0(c, _times(t, c)).sum(-1) > 1 for c in flat.split(chunk_positions(process.width))]
     return torch.cat(parts).view(x.shape)
+
+
+def runs_on(sampler: type[Sampler], process: Process | None) -> bool:
+    """Whether a sampler class can run on `process`: it needs no process and gets none, or the process has every
+    capability it needs."""
+    if sampler.needs is None or process is None:
+        return sampler.needs is None and process is None
+    return sampler.needs <= process.capabilities
 
 
 def _times(t: float, like: Tensor) -> Tensor:

@@ -112,8 +112,8 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
     model = _load(checkpoint)
     if model.tokenizer is None:
         raise ConfigError(f"checkpoint {checkpoint} has no tokenizer, so a text template cannot be parsed")
-    if model.objective.required_sampler:  # the AR baseline: left to right only
-        raise ConfigError(f"checkpoint {checkpoint} decodes only with the {model.objective.required_sampler} "
+    if not model.objective.infills:  # the AR baseline: left to right only
+        raise ConfigError(f"checkpoint {checkpoint} decodes only with the {model.objective.sampler().name} "
                           "sampler (left to right) and cannot fill a span from the text on both sides; use a "
                           "diffusion checkpoint (or dlm sample)")
     prompt, known = parse_infill_template(text, model.tokenizer, allow_unk=allow_unk)
@@ -132,7 +132,7 @@ def _load(checkpoint: str):
 
 
 def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Tensor) -> list[str]:
-    from dlm.sample import generate, get_sampler
+    from dlm.sample import generate
     from dlm.sample.show_steps import StepRecorder, render_text, token_decoder
 
     device = next(model.parameters()).device
@@ -142,7 +142,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     options = {"temperature": settings.temperature, "top_p": settings.top_p}
     if settings.block_size:
         options["block_size"] = settings.block_size
-    sampler = get_sampler(objective.required_sampler or settings.sampler, **options)
+    sampler = objective.sampler(settings.sampler, **options)
     recorder = StepRecorder() if settings.show_steps else None
     denoiser = _denoiser(model, settings, known.to(device))  # its errors come before the bar is drawn
     plan = sampler.blocks(~known, settings.steps)  # what generate will run: steps per block, + 1 finish each
@@ -163,7 +163,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
         bar.close()
     texts = [_decode(model.tokenizer, row.tolist()) for row in ids]
     if recorder is not None:
-        mask_id = getattr(model.process, "mask_id", None)
+        mask_id = model.mask_id
         print("\n".join(render_text(recorder, token_decoder(model.tokenizer), mask_id=mask_id,
                                     color=sys.stdout.isatty())))
     for i, text in enumerate(texts):
@@ -183,7 +183,7 @@ def _denoiser(model, settings: SampleSettings, known: torch.Tensor):
         return label_guidance(model, labels, scale)
     if not scale:
         return model
-    if getattr(model.process, "mask_id", None) is None or not bool(known.any()):
+    if model.mask_id is None or not bool(known.any()):
         raise ConfigError("cfg_scale needs a condition: --label for a class-conditional checkpoint, or known text "
                           "(dlm infill) for a masked model")
     return prompt_guidance(model, scale, known, model.process.mask_id)

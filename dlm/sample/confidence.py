@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from dlm.process.absorbing import Absorbing
+from dlm.process.base import Capability
 from dlm.registry import REMASKING, SAMPLERS
 from dlm.sample.base import Sampler
 from dlm.sample.chunks import chunk_positions, gather_positions
@@ -83,7 +83,7 @@ def num_transfer_tokens(masked: Tensor, steps: int) -> Tensor:
 class Confidence(Sampler):
     remasking: str = "max_prob"
 
-    supports = (Absorbing,)
+    needs = frozenset({Capability.ABSORBING})
 
     def __post_init__(self):
         super().__post_init__()

@@ -16,21 +16,22 @@ import torch
 from torch import Tensor
 
 from dlm.registry import ConfigError
+from dlm.utils.deprecation import renamed
 
 
 @dataclass(frozen=True)
-class Block:
+class DecodeBlock:
     """editable: bool (B, L), the positions this block may change; steps: reverse steps spent on it."""
 
     editable: Tensor
     steps: int
 
 
-def block_plan(editable: Tensor, block_size: int, steps: int) -> list[Block]:
-    """One Block over everything when block_size == 0; else, per row, blocks of block_size columns starting at the
+def block_plan(editable: Tensor, block_size: int, steps: int) -> list[DecodeBlock]:
+    """One DecodeBlock over everything when block_size == 0; else, per row, blocks of block_size columns starting at the
     row's first editable column, skipping blocks the row may not edit. editable: bool (B, L)."""
     if block_size <= 0:
-        return [Block(editable, steps)]
+        return [DecodeBlock(editable, steps)]
     columns = torch.arange(editable.shape[1], device=editable.device)
     first = torch.where(editable, columns, editable.shape[1]).min(-1).values[:, None]
     span = torch.where(editable, (columns - first) // block_size, -1)  # (B, L): block of each editable position
@@ -44,4 +45,7 @@ def block_plan(editable: Tensor, block_size: int, steps: int) -> list[Block]:
     if steps % n_blocks:
         raise ConfigError(f"steps={steps} must be a multiple of the number of blocks ({n_blocks} blocks of "
                           f"{block_size} tokens)")
-    return [Block(editable & (rank == k), steps // n_blocks) for k in range(n_blocks)]
+    return [DecodeBlock(editable & (rank == k), steps // n_blocks) for k in range(n_blocks)]
+
+
+__getattr__ = renamed(__name__, {"Block": ("DecodeBlock", DecodeBlock)})

@@ -68,14 +68,14 @@ def decode_answers(task: Task, tokenizer, ids: torch.Tensor) -> list[str]:
 def solve(model, task: Task, questions: Sequence[str], *, sampler: str = "confidence", steps: int = 0,
           temperature: float = 0.0, generator: torch.Generator | None = None) -> list[str]:
     """The model's answers to `questions` (one batch). steps=0: one step per answer token."""
-    from dlm.sample import generate, get_sampler
+    from dlm.sample import generate
 
     if model.tokenizer is None:
         raise ConfigError("the checkpoint has no tokenizer; train it with `dlm task train`")
     device = next(model.parameters()).device
     ids, mask = encode_prompts(task, model.tokenizer, questions)
-    name = model.objective.required_sampler or sampler  # the AR baseline always decodes left to right
-    out = generate(model, model.process, get_sampler(name, temperature=temperature), steps=steps or task.answer_len,
+    chosen = model.objective.sampler(sampler, temperature=temperature)  # the AR baseline: always left to right
+    out = generate(model, model.process, chosen, steps=steps or task.answer_len,
                    prompt=ids.to(device), prompt_mask=mask.to(device), generator=generator)
     return decode_answers(task, model.tokenizer, out.cpu())
 
@@ -104,7 +104,7 @@ def evaluate(model, task: Task, examples: Sequence[Example], *, sampler: str = "
     return {**_score([ok for *_, ok in results]),
             "by_difficulty": {key: _score(buckets[key]) for key in sorted(buckets)},
             "samples_per_s": len(results) / max(elapsed, 1e-9), "elapsed_s": elapsed,
-            "sampler": model.objective.required_sampler or sampler,
+            "sampler": model.objective.sampler(sampler).name,
             "steps": steps or task.answer_len, "temperature": temperature,
             "examples": [{"question": ex.question, "answer": answer, "correct": ok} for ex, answer, ok in results[:5]]}
 

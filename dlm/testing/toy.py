@@ -30,10 +30,9 @@ class ToyDistribution:
 
     def _likelihoods(self, process: Process, xt: Tensor, t: Tensor) -> Tensor:
         """q(x_t^l | x0^l = state^l) for every state and position: (B, S, L), float64."""
-        alpha = process.schedule.alpha(t.double())[:, None, None]
-        onehot = torch.nn.functional.one_hot(self.states, process.width).double()
-        keep = (self.states[None] == xt[:, None]).double()
-        return alpha * keep + (1 - alpha) * process.limit(onehot)[xt][:, None]
+        per_token = process.likelihood(xt, t)  # (B, L, N): q_t(x_t^l | x0^l = j)
+        index = self.states.T.unsqueeze(0).expand(xt.shape[0], -1, -1)  # (B, L, S)
+        return per_token.gather(-1, index).transpose(1, 2)
 
     def marginal_t(self, process: Process, xt: Tensor, t: Tensor) -> Tensor:
         """p_t(x_t) = sum_x0 p(x0) prod_l q(x_t^l | x0^l): (B,)."""

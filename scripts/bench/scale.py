@@ -33,18 +33,13 @@ from dlm.config import load_config
 from dlm.diffusion_lm import DiffusionLM
 from dlm.registry import PROCESSES, SAMPLERS
 from dlm.sample import generate
+from dlm.sample.base import runs_on
 from dlm.sample.nfe import NFECounter
 from scripts.bench.harness import median_ratio
 from scripts.bench.train import train_step
 
 V, L = 50257, 1024
-OBJECTIVES = {
-    "autoregressive": ["objective.name=autoregressive"],
-    "masked_elbo": [],
-    "radd": ["objective.name=radd"],
-    "score_entropy": ["objective.name=score_entropy", "objective.time_conditioning=true"],
-    "uniform_elbo": ["objective.name=uniform_elbo", "process.name=uniform", "objective.time_conditioning=true"],
-}
+OBJECTIVES = ["autoregressive", "masked_elbo", "radd", "score_entropy", "uniform_elbo"]  # each with its own defaults
 
 
 def _model(overrides: list[str], vocab: int = V, length: int = L) -> DiffusionLM:
@@ -74,15 +69,15 @@ class TimedDenoiser(NFECounter):
 
 def per_position_samplers(process_name: str) -> list[str]:
     """Every registered sampler that runs on `process_name` (the autoregressive one declares no process)."""
-    kind = PROCESSES.get_factory(process_name)
-    return [name for name, cls in SAMPLERS.items() if issubclass(kind, cls.supports)]
+    process = PROCESSES.get_factory(process_name)(2)
+    return [name for name, cls in SAMPLERS.items() if runs_on(cls, process)]
 
 
 @torch.no_grad()
 def sampler_overhead(batch: int, steps: int, samplers: list[str], process_name: str, repeats: int) -> dict:
     """time(generate) / (NFE x one forward) per sampler: the median over `repeats` runs, "one forward" being the
     median forward time inside that run; forward_s (3 forwards before) is the reference the ratio also uses."""
-    model = _model(OBJECTIVES["masked_elbo" if process_name == "absorbing" else "uniform_elbo"]).eval()
+    model = _model(["objective.name=mean_elbo", f"process.name={process_name}"]).eval()  # any process
     xt = model.process.prior((batch, L), generator=torch.Generator().manual_seed(0))
     t = torch.full((batch,), 0.5)
     model(xt, t)
@@ -110,7 +105,7 @@ def sampler_overhead(batch: int, steps: int, samplers: list[str], process_name: 
 
 def step_memory(objective: str, batch: int) -> dict:
     """One forward + backward; the step's extra peak RSS in bytes (run in a fresh process)."""
-    model = _model(OBJECTIVES[objective])
+    model = _model([f"objective.name={objective}"])
     x0 = torch.randint(0, V, (batch, L), generator=torch.Generator().manual_seed(0))
     before = _rss_bytes()
     model.loss(x0, generator=torch.Generator().manual_seed(1)).loss.backward()

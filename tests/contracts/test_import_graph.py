@@ -113,8 +113,8 @@ LAYERS = [
     ["dlm.registry", "dlm.types", "dlm.config", "dlm.utils", "dlm.denoiser", "dlm.validation"],
     ["dlm.model", "dlm.process", "dlm.data", "dlm.pretrained"],
     ["dlm.eval.likelihood"],
-    ["dlm.objectives"],
     ["dlm.cache", "dlm.sample", "dlm.guidance", "dlm.edit", "dlm.image", "dlm.tasks", "dlm.testing"],
+    ["dlm.objectives"],  # above the samplers: an objective owns its family's sampler (Objective.sampler)
     ["dlm.diffusion_lm"],
     ["dlm", "dlm.hf", "dlm.eval", "dlm.train", "dlm.cli",
      "dlm.image.codec_trainer", "dlm.image.image_model", "dlm.image.evaluate"],  # and every package's commands.py

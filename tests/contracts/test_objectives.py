@@ -12,7 +12,7 @@ from dlm.objectives.masked_elbo import MaskedELBO, subs
 from dlm.process import Absorbing, LogLinear, Uniform
 from dlm.process.absorbing import absorbing_score_entropy, masked_integrand
 from dlm.process.uniform import uniform_integrand
-from dlm.registry import OBJECTIVES
+from dlm.registry import OBJECTIVES, ConfigError
 from tests.tiny_models import SETUPS, TINY
 
 
@@ -20,9 +20,35 @@ def test_every_registered_objective_has_a_setup():
     assert set(OBJECTIVES) == set(SETUPS)
 
 
-@pytest.mark.parametrize("name", sorted(SETUPS))
+@pytest.mark.parametrize("name", SETUPS)
+def test_builds_from_its_name_alone_and_trains_one_step(name):
+    """`objective.name=X` alone is a valid config: the objective's own defaults fill the process and time settings,
+    the model builds, and one optimizer step on a toy batch lowers nothing to NaN."""
+    cfg = dlm.load_config(None, TINY + [f"objective.name={name}"])
+    family = OBJECTIVES[name]
+    assert cfg.process.name == (family.default_process or "none")
+    assert cfg.objective.time_conditioning == family.default_time_conditioning
+    model = dlm.DiffusionLM.from_config(cfg, vocab_size=9)
+    assert model.config.process.name == cfg.process.name
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
+    before = model.loss(x0, generator=torch.Generator().manual_seed(1)).loss
+    before.backward()
+    optimizer.step()
+    after = model.loss(x0, generator=torch.Generator().manual_seed(1)).loss
+    assert torch.isfinite(after) and after < before  # the same draws, one step downhill
+
+
+def test_a_config_that_names_the_process_keeps_it():
+    cfg = dlm.load_config(None, ["objective.name=score_entropy", "process.name=uniform",
+                                 "objective.time_sampler=uniform"])
+    assert (cfg.process.name, cfg.objective.time_conditioning, cfg.objective.time_sampler) == \
+        ("uniform", True, "uniform")
+
+
+@pytest.mark.parametrize("name", SETUPS)
 def test_finite_loss_and_gradients(name):
-    cfg = dlm.load_config(None, TINY + SETUPS[name] + [f"objective.name={name}"])
+    cfg = dlm.load_config(None, TINY + [f"objective.name={name}"])
     model = dlm.DiffusionLM.from_config(cfg, vocab_size=9)
     x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
     out = model.loss(x0, generator=torch.Generator().manual_seed(1))
@@ -142,3 +168,16 @@ def test_autoregressive_loss_is_next_token_cross_entropy():
     expected = F.cross_entropy(logits[:, :-1].reshape(-1, 9), x0[:, 1:].reshape(-1))
     torch.testing.assert_close(model.loss(x0).loss, expected)
     torch.testing.assert_close(model.elbo(x0).sum().float() / (4 * 23), expected)
+
+
+def test_the_objective_chooses_and_checks_the_sampler():
+    """objective.sampler(): the caller's choice or the family's default, checked against the process with a one-line
+    error naming what can run; the AR baseline always decodes left to right."""
+    uniform = dlm.DiffusionLM.from_config(dlm.load_config(None, TINY + ["objective.name=uniform_elbo"]), 9)
+    assert uniform.objective.sampler().name == "ancestral"
+    assert uniform.objective.sampler("euler", temperature=0.5).temperature == 0.5
+    with pytest.raises(ConfigError, match=r"choose a sampler for it: .*ancestral.*euler") as error:
+        uniform.objective.sampler("confidence")  # remasking needs an absorbing process
+    assert "\n" not in str(error.value)
+    ar = dlm.DiffusionLM.from_config(dlm.load_config(None, TINY + ["objective.name=autoregressive"]), 9)
+    assert ar.objective.sampler("confidence", block_size=4).name == "autoregressive"

@@ -24,8 +24,8 @@ def test_corrupt_marginals_match_alpha(process):
     for t in (0.2, 0.5, 0.9):
         xt = process.corrupt(x0, torch.full((n,), t), generator=gen)
         freq = torch.bincount(xt.flatten(), minlength=process.width).double() / n
-        expected = process.marginal(torch.nn.functional.one_hot(x0[:1], process.width).double(),
-                                    torch.tensor([t], dtype=torch.float64).neg().add(1))[0, 0]
+        expected = process.marginal_at(torch.nn.functional.one_hot(x0[:1], process.width).double(),
+                                       torch.tensor([t], dtype=torch.float64))[0, 0]
         assert torch.all((freq - expected).abs() < 5 * (expected * (1 - expected) / n).sqrt() + 1e-9)
 
 
@@ -42,14 +42,23 @@ def test_t_equal_one_gives_the_prior(process):
 def test_posterior_rows_sum_to_one_and_obey_bayes(process):
     """For a clean x0, q(x_s | x_t, x0) = q(x_t | x_s) q(x_s | x0) / q(x_t | x0), checked by enumeration."""
     t, s = torch.tensor([0.7], dtype=torch.float64), torch.tensor([0.3], dtype=torch.float64)
-    a_t, a_s = 1 - t, 1 - s
     eye = torch.eye(process.width, dtype=torch.float64)
     for x0, xt in itertools.product(range(V), range(process.width)):
-        q_t = process.marginal(eye[x0].view(1, 1, -1), a_t)[0, 0]
+        q_t = process.marginal_at(eye[x0].view(1, 1, -1), t)[0, 0]
         if q_t[xt] == 0:
             continue
         post = process.posterior(torch.tensor([[xt]]), eye[x0].view(1, 1, -1), t, s)[0, 0]
-        q_s = process.marginal(eye[x0].view(1, 1, -1), a_s)[0, 0]
-        step = torch.stack([process.kernel(torch.tensor([[xt]]), a_t / a_s)[0, 0, j] for j in range(process.width)])
+        q_s = process.marginal_at(eye[x0].view(1, 1, -1), s)[0, 0]
+        step = process.transition(torch.tensor([[xt]]), t, s)[0, 0]
+        torch.testing.assert_close(process.likelihood(torch.tensor([[xt]]), t)[0, 0, x0], q_t[xt])
         torch.testing.assert_close(post, step * q_s / q_t[xt], rtol=1e-10, atol=1e-12)
         assert abs(float(post.sum()) - 1) < 1e-12
+
+
+def test_chapman_kolmogorov(process):
+    """q_t = q_s composed with the transition s -> t: sum_j q_s(j | x0) q(x_t | x_s = j) = q_t(x_t | x0)."""
+    t, s = torch.tensor([0.8], dtype=torch.float64), torch.tensor([0.35], dtype=torch.float64)
+    x0 = torch.eye(process.width, dtype=torch.float64)[1].view(1, 1, -1)
+    states = torch.arange(process.width).view(1, -1)
+    composed = (process.transition(states, t, s) * process.marginal_at(x0, s)).sum(-1)[0]  # over x_s = j
+    torch.testing.assert_close(composed, process.marginal_at(x0, t)[0, 0], rtol=1e-10, atol=1e-12)

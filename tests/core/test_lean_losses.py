@@ -1,7 +1,6 @@
 """The training losses read the logits lean: they equal the Prediction-based integrands of
 eval/likelihood.py, allocate no float64 (B, L, N) tensor, and the memory-saving autograd pieces have exact gradients."""
 
-import functools
 
 import pytest
 import torch
@@ -53,7 +52,7 @@ def test_training_step_allocates_no_float64_logit_tensor(name):
     model = tiny_model(name)
     x0 = torch.randint(0, 9, (4, 24), generator=torch.Generator().manual_seed(0))
     with _Float64Sizes() as sizes:
-        model.objective.loss(functools.partial(model, raw=True), x0,
+        model.objective.loss(model.logits, x0,
                              generator=torch.Generator().manual_seed(1)).loss.backward()
     assert 0 < sizes.largest <= 4 * 24  # float64 is used (times, masks, the per-position combination), never (B, L, N)
 

@@ -10,7 +10,7 @@ import dlm
 from dlm.hf import DLMForDiffusionLM
 from dlm.objectives import ScoreEntropy
 from dlm.pretrained import ARCHITECTURE, load_pretrained
-from dlm.process import LogLinear, Uniform
+from dlm.process import Capability, LogLinear, Uniform
 from dlm.registry import ConfigError
 
 TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32"]
@@ -34,10 +34,10 @@ def test_config_names_the_automodel_class_and_loads_the_calling_class(tmp_path):
 
 def test_score_entropy_needs_a_process_that_defines_it():
     class NoScore(Uniform):
-        supports_score_entropy = False
+        capabilities = Uniform.capabilities - {Capability.SCORE_ENTROPY}
 
     cfg = dlm.load_config(None, TINY + ["objective.name=score_entropy", "objective.time_conditioning=true"])
-    with pytest.raises(ConfigError, match="score_entropy needs a process that defines it"):
+    with pytest.raises(ConfigError, match=r"needs a process with \['score_entropy'\]"):
         ScoreEntropy(NoScore(5, LogLinear()), cfg.objective)
     assert ScoreEntropy(Uniform(5, LogLinear()), cfg.objective).process.width == 5
 

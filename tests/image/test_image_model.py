@@ -16,12 +16,7 @@ from dlm.image.codec import VQCodec
 from dlm.image.image_model import ImageModel
 from dlm.image.source import ImageSource
 
-FAMILIES = {
-    "mdlm": ["objective.name=masked_elbo"],
-    "udlm": ["process.name=uniform", "objective.name=uniform_elbo", "objective.time_conditioning=true"],
-    "sedd": ["objective.name=score_entropy", "objective.time_conditioning=true"],
-    "ar": ["objective.name=autoregressive"],
-}
+FAMILIES = {"mdlm": "masked_elbo", "udlm": "uniform_elbo", "sedd": "score_entropy", "ar": "autoregressive"}
 
 
 def _image_model(codec_dir, family: str) -> ImageModel:
@@ -30,7 +25,7 @@ def _image_model(codec_dir, family: str) -> ImageModel:
     rows, _ = source.rows()
     cfg = dlm.load_config(None, ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.cond_dim=16",
                                  f"model.max_len={rows.shape[1]}", f"data.seq_len={rows.shape[1]}",
-                                 f"data.source={source}", *FAMILIES[family]])
+                                 f"data.source={source}", f"objective.name={FAMILIES[family]}"])
     torch.manual_seed(0)
     model = dlm.DiffusionLM.from_config(cfg, len(vocab), tokenizer=vocab.tokenizer()).eval()
     return ImageModel(model, source, vocab, vocab.layout(rows.shape[1]), VQCodec.from_pretrained(codec_dir / "codec"))

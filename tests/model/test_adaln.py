@@ -5,18 +5,18 @@ import torch
 
 from dlm.config import ModelConfig
 from dlm.model.rotary import Rotary
-from dlm.model.transformer import Block, Transformer
+from dlm.model.transformer import Transformer, TransformerBlock
 
 CFG = ModelConfig(d_model=32, n_layers=2, n_heads=2, cond_dim=16, max_len=16)
 
 
 def test_a_fresh_conditioned_block_is_the_identity():
     torch.manual_seed(0)
-    block = Block(CFG, layer=0, conditioned=True)
+    block = TransformerBlock(CFG, layer=0, conditioned=True)
     x, c = torch.randn(3, 5, 32), torch.randn(3, 16)
     cos, sin = Rotary(16)(torch.arange(5))
     assert torch.equal(block(x, c, cos, sin, causal=False), x)
-    plain = Block(CFG, layer=0, conditioned=False)  # without adaLN the residual branches act at once
+    plain = TransformerBlock(CFG, layer=0, conditioned=False)  # without adaLN the residual branches act at once
     assert not torch.allclose(plain(x, None, cos, sin, causal=False), x)
 
 

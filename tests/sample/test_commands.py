@@ -1,7 +1,6 @@
 """`dlm sample` / `dlm infill` command functions against a stand-in checkpoint (an exact toy model)."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,6 +8,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 import dlm
+from dlm.config import load_config
+from dlm.objectives import AutoregressiveObjective, MaskedELBO
 from dlm.process import Absorbing
 from dlm.sample.commands import infill_command, sample_command
 from tests.sample.helpers import BOS, TOY, causal_oracle
@@ -27,9 +28,10 @@ class StandIn(torch.nn.Module):
     def __init__(self, autoregressive: bool):
         super().__init__()
         self.anchor = torch.nn.Parameter(torch.zeros(()))
-        self.objective = SimpleNamespace(required_sampler="autoregressive" if autoregressive else None,
-                                         context_tokens=int(autoregressive))
         self.process = None if autoregressive else Absorbing(3)
+        cfg = load_config(None, ["objective.name=autoregressive"] if autoregressive else []).objective
+        self.objective = AutoregressiveObjective(4, cfg) if autoregressive else MaskedELBO(self.process, cfg)
+        self.mask_id = None if autoregressive else self.process.mask_id
         self.denoiser = causal_oracle if autoregressive else TOY.denoiser(self.process)
         self.tokenizer = word_tokenizer()
 

@@ -1,7 +1,8 @@
 """Every sampler on every process it supports converges to the exact toy distribution as steps grow.
 
-A contract over the whole SAMPLERS registry: each sampler x each process it declares (`supports`; the
-autoregressive sampler declares none, process=None). Stage samplers (they define `stage_probs`) are checked in
+A contract over the whole SAMPLERS registry and the whole PROCESSES registry: each sampler x each registered
+process whose capabilities meet the sampler's `needs` (the autoregressive sampler needs no process, process=None),
+so a new process or sampler is checked here with no edit. Stage samplers (they define `stage_probs`) are checked in
 two views: the exact law they produce (exact.py, no Monte Carlo) falls towards p(x0), and the empirical law of
 `generate` samples (a) matches that exact law at few steps and (b) reaches the Monte Carlo floor at many steps.
 Samplers that couple positions have their exact setting in COUPLED; a new sampler with neither fails here.
@@ -12,16 +13,22 @@ from functools import cache
 import pytest
 import torch
 
-from dlm.process import Absorbing, Uniform
-from dlm.registry import SAMPLERS
+from dlm.registry import PROCESSES, SAMPLERS
 from dlm.sample import Sampler, generate, get_sampler
+from dlm.sample.base import runs_on
 from dlm.sample.exact import exact_law, total_variation
-from tests.sample.helpers import BOS, PROCESSES, TOY, Tabulated, causal_oracle, empirical_law, mc_floor, mc_threshold
+from tests.sample.helpers import BOS, TOY, Tabulated, causal_oracle, empirical_law, mc_floor, mc_threshold
 
 N_SAMPLES = 6000
-PROCESS_TYPES = {"absorbing": Absorbing, "uniform": Uniform, "none": type(None)}
-DECLARED = [(name, process_name) for name in sorted(SAMPLERS) for process_name, kind in PROCESS_TYPES.items()
-            if issubclass(kind, SAMPLERS[name].supports)]
+
+
+def toy_process(process_name: str):
+    """The registered process over the toy's 3 tokens with its default schedule; None for "none" (no process)."""
+    return None if process_name == "none" else PROCESSES[process_name](TOY.vocab)
+
+
+DECLARED = [(name, process_name) for name in sorted(SAMPLERS) for process_name in [*sorted(PROCESSES), "none"]
+            if runs_on(SAMPLERS[name], toy_process(process_name))]
 STAGE_SAMPLERS = sorted(name for name, cls in SAMPLERS.items() if cls.stage_probs is not Sampler.stage_probs)
 # steps (default 64) where the exact bias is at most ~0.6x the floor of N_SAMPLES draws (asserted below)
 FINE_STEPS = {"absorbing": {"theta_trapezoidal": 16},
@@ -30,13 +37,15 @@ FINE_STEPS = {"absorbing": {"theta_trapezoidal": 16},
 
 @cache
 def oracle(process_name: str, kind: str) -> Tabulated:
-    return Tabulated(TOY, PROCESSES[process_name](), kind)
+    return Tabulated(TOY, toy_process(process_name), kind)
 
 
 def clean_law(law, process_name):
-    """Law over the 27 clean sequences (absorbing laws live on 4^3 states; after noise removal no mask is left)."""
-    if process_name == "absorbing":
-        cube = law.reshape(4, 4, 4)
+    """Law over the 27 clean sequences (a process with a mask state has laws on 4^3 states; after noise removal no
+    mask is left)."""
+    width = toy_process(process_name).width
+    if width > TOY.vocab:
+        cube = law.reshape(width, width, width)
         assert float(cube.sum() - cube[:3, :3, :3].sum()) < 1e-12
         return cube[:3, :3, :3].reshape(-1)
     return law
@@ -86,7 +95,7 @@ def test_samples_reach_the_monte_carlo_floor(name, process_name):
     # (b) two steps are far from p(x0) ...
     assert total_variation(emp_coarse, TOY.probs) > 3 * floor
     # (c) ... and many steps reach the Monte Carlo floor
-    steps = FINE_STEPS[process_name].get(name, 64)
+    steps = FINE_STEPS.get(process_name, {}).get(name, 64)
     fine = exact_clean_law(name, process_name, steps)
     bias = total_variation(fine, TOY.probs)
     assert bias < 0.6 * floor
@@ -98,7 +107,7 @@ def test_samples_reach_the_monte_carlo_floor(name, process_name):
 @pytest.mark.parametrize("name", ["analytic", "euler", "tau_leaping", "theta_trapezoidal"])
 def test_score_models_reach_the_monte_carlo_floor(name, process_name):
     """SEDD-style Prediction(log_score) denoisers drive the same samplers to the same floor."""
-    steps = FINE_STEPS[process_name].get(name, 64)
+    steps = FINE_STEPS.get(process_name, {}).get(name, 64)
     fine = exact_clean_law(name, process_name, steps, kind="score")
     emp = sample_law(name, process_name, steps=steps, kind="score", seed=2)
     assert total_variation(emp, TOY.probs) < total_variation(fine, TOY.probs) + mc_threshold(fine, N_SAMPLES)

@@ -4,12 +4,13 @@ tiny model's `dlm task train` + `dlm task eval` run end to end in seconds."""
 import json
 import math
 from statistics import NormalDist
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from dlm.cli import main
+from dlm.config import load_config
+from dlm.objectives import MaskedELBO
 from dlm.objectives.base import NEG_INF
 from dlm.process import Absorbing
 from dlm.tasks import get_task
@@ -38,12 +39,11 @@ class SudokuOracle(torch.nn.Module):
     solution. With it, clamping, decoding and checking must give 100%. corrupt: a rotated (wrong) grid for every
     puzzle; wrong: the puzzles (strings) that get the rotated grid."""
 
-    objective = SimpleNamespace(required_sampler=None)  # a diffusion denoiser: the caller picks the sampler
-
     def __init__(self, task, corrupt=False, wrong=frozenset()):
         super().__init__()
         self.task, self.tokenizer, self.corrupt, self.wrong = task, task.tokenizer, corrupt, wrong
         self.process = Absorbing(len(self.tokenizer))
+        self.objective = MaskedELBO(self.process, load_config(None).objective)  # the caller picks the sampler
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a device
         self.vocab = self.tokenizer.get_vocab()
         self.symbols = {i: s for s, i in self.vocab.items()}
