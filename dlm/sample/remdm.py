@@ -19,8 +19,9 @@ Schedules (`schedule`; eta None takes the reference's value, kuleshov-group/remd
     loop     alpha_on, t_on, t_off: for t > t_on MDLM steps on alpha_t = alpha_on (1 - t) / (1 - t_on); for
              t_off < t <= t_on a corrector at constant alpha_t = alpha_s = alpha_on with sigma = eta (decode and
              remask in balance, valid for eta <= (1 - alpha_on) / alpha_on); for t <= t_off MDLM steps on
-             alpha_t = 1 - t (1 - alpha_on) / t_off. A step is in the phase of its t (the one crossing t_on ends
-             a little above alpha_on, as in the reference).                                       eta 0.02
+             alpha_t = 1 - t (1 - alpha_on) / t_off. A step is in the phase of its t; the one crossing t_on
+             stops at alpha_on (the reference's overshoots it by one step's worth, which passes alpha = 1 on a
+             coarse grid).                                                                         eta 0.02
 cap, rescale and conf read alpha_t off the process's schedule (the reference hard-codes alpha_t = 1 - t); loop has
 its own alpha path and gives the denoiser the grid's t. Noise removal at the end resolves the masks left (`final`).
 """
@@ -123,7 +124,8 @@ class Loop(RemaskSchedule):
 
     def alphas(self, process, t, s):
         if t > self.t_on:
-            return self.alpha_on * (1 - t) / (1 - self.t_on), self.alpha_on * (1 - s) / (1 - self.t_on)
+            return self.alpha_on * (1 - t) / (1 - self.t_on), min(self.alpha_on * (1 - s) / (1 - self.t_on),
+                                                                  self.alpha_on)
         if t > self.t_off:
             return self.alpha_on, self.alpha_on
         return 1 - t * (1 - self.alpha_on) / self.t_off, 1 - s * (1 - self.alpha_on) / self.t_off
@@ -174,6 +176,7 @@ class ReMDM(Sampler):
                               "on x_t, so it has no per-step law")
         xt, mask_id = hist[0], ctx.process.mask_id
         x0 = self.x0(ctx, xt, t)  # (B, L, N): e_{x_t} at decoded positions (x_t pins x0), x_theta at masks
+        x0 = x0 / x0.sum(-1, keepdim=True)  # top-k / top-p leave it unnormalized
         alpha_t, alpha_s, sigma = self.levels(ctx.process, t, s)
         back = torch.full(xt.shape, sigma, dtype=torch.float64, device=xt.device)  # P(z_s = m) per position
         back[xt == mask_id] = self.stay(ctx.process, hist, t, s)

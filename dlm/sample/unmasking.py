@@ -83,6 +83,13 @@ class Unmasking(Sampler):
         extra = self.extra_steps()
         return [Block(b.editable, b.steps + extra) for b in plan] if extra else plan
 
+    def grid(self, steps: int) -> TimeGrid:
+        """The usual grid over the block's unmasking steps, then extra_steps() more at its end time: the steps that
+        unmask see the same times with and without the extra ones."""
+        extra = self.extra_steps()
+        grid = TimeGrid.linear(steps - extra, self.eps)
+        return TimeGrid(torch.cat([grid.times, grid.times[-1:].expand(extra)])) if extra else grid
+
     def step(self, ctx: SamplingContext, xt: Tensor, grid: TimeGrid, i: int) -> StepOutput:
         masked = xt == ctx.process.mask_id
         if ctx.editable is not None:
