@@ -50,7 +50,9 @@ def task_eval_command(task: str, /, checkpoint: str, sampler: str = "confidence"
                       out: str = "") -> dict[str, Any]:
     """Solve a task's puzzles with a checkpoint and score them by the rules: accuracy with a 95% Wilson interval,
     per difficulty, samples/s. split: a shipped file (test, valid, train) or 'generated' (1000 fresh puzzles, seed
-    `seed` + 1000). steps=0: one per answer token. Autoregressive checkpoints decode left to right."""
+    `seed` + 1000). steps=0: one per answer token. sampler may carry options (confidence:threshold=0.9,
+    entropy_bounded:gamma=0.1, remdm:schedule=loop); NFE and tokens/s are reported. Autoregressive checkpoints
+    decode left to right."""
     import dlm
     from dlm.tasks import get_task
     from dlm.tasks.evaluate import evaluate
@@ -67,7 +69,8 @@ def task_eval_command(task: str, /, checkpoint: str, sampler: str = "confidence"
     result = {"task": task, "split": split, "checkpoint": checkpoint, **result}
     lo, hi = result["wilson95"]
     print(f"{task} {split}: {result['correct']}/{result['n']} = {result['accuracy']:.1%} "
-          f"(95% CI {lo:.1%}-{hi:.1%}), {result['samples_per_s']:.1f} samples/s", file=sys.stderr)
+          f"(95% CI {lo:.1%}-{hi:.1%}), {result['samples_per_s']:.1f} samples/s, {result['tokens_per_s']:.1f} "
+          f"tokens/s, {result['nfe_per_batch']:.1f} NFE per batch", file=sys.stderr)
     text = json.dumps(result, indent=2)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
