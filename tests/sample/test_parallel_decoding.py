@@ -88,15 +88,17 @@ def test_factor_rule_counts():
     vectors = [[0.99, 0.98, 0.2], [0.9, 0.3], [0.99, 0.98, 0.97, 0.2, 0.1]]
     ordered = torch.full((3, 5), float("-inf"), dtype=torch.float64)
     for row, c in enumerate(vectors):
-        ordered[row, :len(c)] = torch.tensor(c)
+        ordered[row, :len(c)] = torch.tensor(c, dtype=torch.float64)
     assert factor_counts(ordered, 1.0).tolist() == [2, 1, 3]
     assert factor_counts(ordered, 2.5).tolist() == [2, 2, 3]  # a larger factor admits (0.9, 0.3)'s second
     assert threshold_counts(ordered, 0.98).tolist() == [2, 0, 2]  # ties at the threshold are kept
 
 
-@pytest.mark.parametrize("vector, k", [([0.99, 0.98, 0.2], 2), ([0.9, 0.3], 1), ([0.99, 0.98, 0.97, 0.2, 0.1], 3)])
+@pytest.mark.parametrize("vector, k", [([0.99, 0.98, 0.2], 2), ([0.9, 0.3], 1), ([0.99, 0.98, 0.97, 0.2, 0.1], 3),
+                                       ([0.6, 0.55], 1)])
 def test_factor_rule_in_the_sampler(vector, k):
-    """Greedy confidences c = the vector (the rest of each row's mass spread evenly): the first step commits k."""
+    """Greedy confidences c = the vector (the rest of each row's mass spread evenly): the first step commits k.
+    (0.6, 0.55): 2 x 0.4 <= 1 but 3 x 0.45 > 1."""
     probs = torch.stack([torch.tensor([c] + [(1 - c) / (V - 1)] * (V - 1)) for c in vector])
     states, _ = run_fixed(probs, "confidence", factor=1.0, temperature=0.0)
     assert committed(states)[0].tolist() == [k] and int((states[-1] == MASK).sum()) == 0

@@ -4,7 +4,7 @@ convergence on the exact toy, and what remasking may touch."""
 import pytest
 import torch
 
-from dlm.process import Absorbing
+from dlm.process import Absorbing, Cosine
 from dlm.registry import ConfigError
 from dlm.sample import NFECounter, generate, get_sampler
 from dlm.sample.context import SamplingContext
@@ -17,14 +17,16 @@ from tests.sample.test_convergence import N_SAMPLES, clean_law, sample_law
 MASK = 3
 
 
-def oracle(kind: str = "mean", toy: ToyDistribution = TOY) -> Tabulated:
-    return Tabulated(toy, PROCESSES["absorbing"](), kind)
+def oracle(kind: str = "mean", toy: ToyDistribution = TOY, schedule=None) -> Tabulated:
+    return Tabulated(toy, Absorbing(3, schedule) if schedule else PROCESSES["absorbing"](), kind)
 
 
+@pytest.mark.parametrize("schedule", [None, Cosine()])
 @pytest.mark.parametrize("kind", ["mean", "score"])
 @pytest.mark.parametrize("options", [{"eta": 0.0}, {"schedule": "rescale", "eta": 0.0}])
-def test_sigma_zero_is_the_ancestral_law(options, kind):
-    den = oracle(kind)
+def test_sigma_zero_is_the_ancestral_law(options, kind, schedule):
+    """To 1e-12, on the log-linear and the cosine schedule (ReMDM reads alpha off the process's schedule)."""
+    den = oracle(kind, schedule=schedule)
     for steps in (2, 8):
         remdm = exact_law(get_sampler("remdm", **options), den, den.process, steps=steps, length=3)
         ancestral = exact_law(get_sampler("ancestral"), den, den.process, steps=steps, length=3)
