@@ -155,9 +155,9 @@ class Confidence(Unmasking):
         state.done |= filled & (state.calls >= self.edit_steps)
         return filled & ~state.done
 
-    def edit(self, ctx: SamplingContext, prediction: Prediction | None, xt: Tensor, xs: Tensor, masked: Tensor,
+    def edit(self, ctx: SamplingContext, prediction: Prediction, xt: Tensor, xs: Tensor, masked: Tensor,
              i: int) -> Tensor:
-        if not self.edits() or prediction is None:
+        if not self.edits():
             return xs
         state: EditState = ctx.state["token_edits"]
         decoded = (xt != ctx.process.mask_id) & ~state.done.unsqueeze(-1)

@@ -19,7 +19,7 @@ and draws each proposal by inverse CDF with one uniform and float64 cumulative s
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +36,7 @@ from dlm.utils.categorical import inverse_cdf
 
 
 @dataclass
-class Unmasking(Sampler):
+class Unmasking(Sampler, ABC):
     """Base class: subclasses say how proposals are scored (`score`), how many each row commits (`counts`) and
     whether that number is decided by the rule (`adaptive`)."""
 
@@ -62,9 +62,10 @@ class Unmasking(Sampler):
         (column 0 is -inf and the others 0 past the row's masks); masked (B,) masks left -> (B,) long (clamped to
         [1, masked] afterwards)."""
 
-    def edit(self, ctx: SamplingContext, prediction: Prediction | None, xt: Tensor, xs: Tensor, masked: Tensor,
+    def edit(self, ctx: SamplingContext, prediction: Prediction, xt: Tensor, xs: Tensor, masked: Tensor,
              i: int) -> Tensor:
-        """Change already decoded tokens after the step's commits (token editing); default: none."""
+        """xs with already decoded tokens changed after the step's commits (token editing); default: none.
+        prediction: this step's, at x_t."""
         return xs
 
     def editing(self, ctx: SamplingContext, xt: Tensor, masked: Tensor, i: int) -> Tensor | None:
