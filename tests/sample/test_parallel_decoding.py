@@ -279,3 +279,25 @@ def test_fixed_quota_with_editing_keeps_the_quota():
     edited, _ = run(get_sampler("confidence", temperature=0.0, edit_threshold=0.99, edit_steps=2), steps=3)
     assert committed(plain)[:3].tolist() == committed(edited)[:3].tolist() == [[3] * 4] * 3
     assert list(itertools.chain(committed(edited)[3:].flatten().tolist())) == [0] * 12
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual", "dkv_decode", "dkv_greedy"])
+def test_threshold_decoding_runs_through_every_cache(cache):
+    """Block by block (semi-AR): with a full refresh at every call each policy gives the uncached logits, so the same
+    tokens and NFE as without a cache; with its own refresh rule it decodes everything on fewer backbone tokens
+    than full calls would take."""
+    from dlm.cache import get_cache
+    from tests.cache.helpers import TokenCounter, tiny_model
+
+    model = tiny_model(sharpen=4.0)
+    sampler = get_sampler("confidence", temperature=0.0, factor=3.5, block_size=4)
+    runs = []
+    for policy in (None, get_cache(cache, refresh_every=1), get_cache(cache)):
+        counter, tokens = NFECounter(model), TokenCounter(model)
+        with torch.no_grad():
+            x = generate(counter, model.process, sampler, steps=1, shape=(3, 14), cache=policy,
+                         prompt=torch.tensor([[1, 2]]))
+        runs.append((x, counter.calls, tokens.close()))
+    (plain, nfe, _), (exact, exact_nfe, _), (cached, cached_nfe, work) = runs
+    assert torch.equal(plain, exact) and nfe == exact_nfe < 12
+    assert int((cached == model.process.mask_id).sum()) == 0 and work < cached_nfe * 3 * 14
