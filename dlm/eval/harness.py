@@ -7,7 +7,8 @@ is imported; the `dlm-lm-eval` console script (installed with dlm[eval]) is `lm_
     lm_eval.simple_evaluate(model="dlm", model_args="pretrained=DIR,mc_num=128", tasks=[...])
 
 model_args: pretrained (checkpoint dir), mc_num (Monte Carlo samples of t per request), batch_size (rows per
-forward), sampler / steps (default: one per generated token) / block_size / gen_length (generate_until), seed,
+forward), sampler (options after a colon, ";"-separated: sampler=confidence:threshold=0.9;edit_threshold=0.8) /
+steps (default: one per generated token) / block_size / gen_length (generate_until), seed,
 device (cuda without CUDA falls back to cpu), threads (CPU intra-op threads, set by dlm lm-eval / dlm-lm-eval;
 0 = eval.device's default; a library caller sets its own), greedy
 (diffusion is_greedy for loglikelihood requests), cfg_scale (masked models: unsupervised classifier-free guidance on
@@ -26,13 +27,15 @@ sequence fills the block. Every family gets the same tokens at the same position
       R - 1 new ones, the last window with as much preceding text as fits), summing the conditional ELBO of each
       window: a bound on the log-likelihood of this windowed model (exact for AR). No greedy check here.
   generate_until(context, gen_kwargs): dlm.sample.generate with the prompt clamped and gen_length new positions
-      (semi-AR with block_size), cut at EOS and at the first stop string.
+      (semi-AR with block_size), cut at EOS and at the first stop string. Its cost (denoiser calls, generated
+      positions, seconds, tokens/s) is in get_model_info()["generation"].
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from typing import Any
 
 import torch
@@ -51,7 +54,7 @@ from dlm.eval.layout import BlockLayout
 from dlm.eval.oov import oov_id, warn_oov
 from dlm.guidance.cfg import prompt_guidance
 from dlm.registry import ConfigError
-from dlm.sample import generate
+from dlm.sample import NFECounter, generate
 from dlm.utils.progress import progress
 from dlm.validation import check_arguments, check_positive
 
@@ -89,6 +92,7 @@ class DLMHarness(TemplateLM):
         self.batch_size = int(batch_size) if isinstance(batch_size, int) or str(batch_size).isdigit() else 32
         self.sampler, self.steps, self.block_size = sampler, int(steps), int(block_size)
         self.gen_length = int(gen_length)
+        self.generation = {"nfe": 0, "tokens": 0, "seconds": 0.0}  # generate_until's cost so far
         self.cfg_scale = float(cfg_scale)
         if self.cfg_scale and self.model.mask_id is None:
             raise ConfigError("cfg_scale (unsupervised CFG) needs a masked (absorbing) checkpoint")
@@ -201,9 +205,13 @@ class DLMHarness(TemplateLM):
         sampler = self.model.objective.sampler(self.sampler, temperature=temperature, block_size=self.block_size)
         ids, known = placed.tensor(self._device), ~placed.target(self._device)
         generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, placed.ids[:placed.start]))
-        denoiser = self._denoiser(known)  # the model itself unless cfg_scale (masked models only, checked above)
+        denoiser = NFECounter(self._denoiser(known))  # the model unless cfg_scale (masked models only, checked above)
+        start = time.perf_counter()
         x = generate(denoiser, self.model.process, sampler, steps=self.steps or self.default_steps(new), prompt=ids,
                      prompt_mask=known, generator=generator)
+        self.generation["seconds"] += time.perf_counter() - start
+        self.generation["nfe"] += denoiser.calls
+        self.generation["tokens"] += new
         tokens = x[0, placed.start:placed.stop].tolist()
         if self.eot_token_id in tokens:
             tokens = tokens[:tokens.index(self.eot_token_id)]
@@ -219,9 +227,12 @@ class DLMHarness(TemplateLM):
 
     def get_model_info(self) -> dict[str, Any]:
         """Merged by lm-eval into results['config'] after the run: block layout, CPU threads, OOV count of the
-        continuations (a warning above 0.1%)."""
+        continuations (a warning above 0.1%), generate_until's cost (NFE, tokens, seconds, tokens/s)."""
         if not self.exclude_oov:
             warn_oov("the lm-eval continuations", self.oov_tokens, self.continuation_tokens)
+        generation = {**self.generation, "tokens_per_s": self.generation["tokens"] / max(self.generation["seconds"],
+                                                                                           1e-9)}
         return {"dlm_layout": dataclasses.asdict(self.layout), **self.threads, "oov_tokens": self.oov_tokens,
+                "generation": generation,
                 "continuation_tokens": self.continuation_tokens, "exclude_oov": self.exclude_oov,
                 "oov_rate": self.oov_tokens / max(self.continuation_tokens, 1)}

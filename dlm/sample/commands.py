@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from dlm.registry import ConfigError
+from dlm.sample.nfe import NFECounter
 from dlm.utils.progress import progress
 from dlm.validation import check_positive
 
@@ -57,10 +59,13 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
 
     Args:
         checkpoint: a dlm checkpoint dir (e.g. runs/x/final).
-        sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2 or
-            confidence (an autoregressive checkpoint always samples left to right).
+        sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2,
+            confidence, entropy_bounded or remdm, options after a colon (confidence:threshold=0.9,
+            entropy_bounded:gamma=0.1, remdm:schedule=loop); an autoregressive checkpoint always samples left to
+            right. NFE and tokens/s are printed.
         steps: reverse steps in all (for most samplers one denoiser call each); with --block-size they are split
-            evenly across the blocks, so steps must be a multiple of the number of blocks.
+            evenly across the blocks, so steps must be a multiple of the number of blocks. Unused by confidence
+            with a threshold or factor and by entropy_bounded, which run each block until it is decoded.
         num_samples: how many sequences.
         length: tokens per sequence (at most the model's max_len).
         block_size: > 0 decodes semi-autoregressively in blocks of this many tokens (masked models).
@@ -93,8 +98,8 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
     Args:
         checkpoint: a dlm diffusion checkpoint dir (an autoregressive one cannot see text to its right: refused).
         text: the template, e.g. "To be, or <mask:12> the question".
-        sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2 or
-            confidence.
+        sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2,
+            confidence, entropy_bounded or remdm, options after a colon (confidence:threshold=0.9).
         steps: reverse steps.
         num_samples: how many fillings.
         seed: seed of every random draw.
@@ -154,13 +159,17 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
             recorder(index, t, x[:1])
 
     generator = torch.Generator(device=device).manual_seed(settings.seed)
+    counter, start = NFECounter(denoiser), time.perf_counter()
     try:  # the bar is closed before any error line is printed
         with torch.no_grad():
-            ids = generate(denoiser, model.process, sampler, steps=settings.steps, prompt=prompt.to(device),
+            ids = generate(counter, model.process, sampler, steps=settings.steps, prompt=prompt.to(device),
                            prompt_mask=known.to(device), generator=generator, on_step=on_step,
                            cache=settings.cache or None).cpu()
     finally:
         bar.close()
+    stats = generation_stats(counter.calls, int((~known).sum()), time.perf_counter() - start)
+    print(f"{stats['nfe']} denoiser calls (NFE), {stats['tokens']} tokens at {stats['tokens_per_s']:.1f} tokens/s",
+          file=sys.stderr)
     texts = [_decode(model.tokenizer, row.tolist()) for row in ids]
     if recorder is not None:
         mask_id = model.mask_id
@@ -169,7 +178,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     for i, text in enumerate(texts):
         print(f"--- sample {i} ---\n{text}")
     if settings.out:
-        _write_jsonl(settings.out, texts, ids, settings)
+        _write_jsonl(settings.out, texts, ids, settings, stats)
     return texts
 
 
@@ -215,11 +224,17 @@ def _decode(tokenizer, ids: list[int]) -> str:
     return "\n".join(pieces)
 
 
-def _write_jsonl(path: str, texts: list[str], ids: torch.Tensor, settings: SampleSettings) -> None:
+def generation_stats(nfe: int, tokens: int, seconds: float) -> dict:
+    """What a generation run cost: denoiser calls, generated tokens (all rows), wall seconds and tokens/s."""
+    return {"nfe": nfe, "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9)}
+
+
+def _write_jsonl(path: str, texts: list[str], ids: torch.Tensor, settings: SampleSettings, stats: dict) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "w", encoding="utf-8") as handle:
         for i, text in enumerate(texts):
-            record = {"sample": i, "text": text, "tokens": ids[i].tolist(), "settings": settings.as_dict()}
+            record = {"sample": i, "text": text, "tokens": ids[i].tolist(), "settings": settings.as_dict(),
+                      "run": stats}
             handle.write(json.dumps(record) + "\n")
     print(f"samples: {target}")

@@ -1,18 +1,39 @@
-"""Confidence-ordered unmasking: MaskGIT (arXiv 2202.04200) / LLaDA low-confidence remasking (arXiv 2502.09992).
+"""Confidence-ordered unmasking: MaskGIT (arXiv 2202.04200) / LLaDA low-confidence remasking (arXiv 2502.09992),
+Fast-dLLM threshold and factor parallel decoding (arXiv 2505.22618) and LLaDA 2.1 token editing (arXiv 2602.08676).
 
-Each step proposes a token at every masked position, x_hat ~ softmax(log x_theta / temperature) (argmax at 0), scores
-each proposal with the *untempered* x_theta, and commits the k_i most confident ones; the rest stay masked. The
-quota follows LLaDA's get_num_transfer_tokens: n masks over S steps give k_i = floor(n / S) + 1[i < n mod S], an
-equal expected number per step; it is recomputed from the masks left, which gives the same k_i and always empties the
-block by its last step. Confidence:
+Each step proposes a token at every masked position of the block, x_hat ~ softmax(log x_theta / temperature) (argmax
+at 0), scores each proposal with the *untempered* x_theta, and commits the most confident ones; the rest stay masked
+(the loop is unmasking.py's). Confidence (`remasking`):
     max_prob  x_theta(x_hat)            (LLaDA "low_confidence")
     margin    top-1 minus top-2 probability
     entropy   sum_v x_theta(v) log x_theta(v)   (negative entropy)
     random    U(0, 1)                   (LLaDA "random": with one token per step, exact ancestral order sampling)
-Each rule is a registered class of REMASKING, built once from `remasking` when the sampler is. Positions are
-coupled through the top-k, so this sampler overrides `step`; masked processes only. The pass over the masked rows
-runs in the prediction's dtype (float32 for a real model; Absorbing.x0_at_masks) and draws each proposal by inverse
-CDF with one uniform and float64 cumulative sums (no V-wide float64 Gumbel noise).
+Each rule is a registered class of REMASKING, built once from `remasking` when the sampler is.
+
+How many per step (commit_counts.py), per row:
+    default     a fixed quota, LLaDA's get_num_transfer_tokens: n masks over S steps give k_i = floor(n / S) +
+                1[i < n mod S]; recomputed from the masks left, which gives the same k_i and empties the block by
+                its last step. NFE = steps.
+    threshold   every masked position of the block with confidence >= threshold, always at least the most
+                confident one (Fast-dLLM Alg. 1; ties at the threshold kept). threshold > 1: one token per step;
+                0: the whole block in one step.
+    factor      the largest n whose n most confident c_(1) >= ... >= c_(n) satisfy (n + 1)(1 - c_(n)) <= factor,
+                at least one: the condition of Fast-dLLM's Theorem 1 (factor 1). The reference code
+                (get_transfer_index_dynamic) differs at the end of the ranking: when the first failing rank is the
+                last candidate, or none fails, it commits every candidate (c = (0.99, 0.98, 0.2), f = 1 -> 3, here
+                2; (0.9, 0.3) -> 2, here 1). This follows the theorem, not that loop-index artefact.
+With a threshold or a factor the block runs until its last mask is committed and `steps` is not used (unmasking.py):
+NFE is what the rule needs. threshold / factor compare the `remasking` score; Fast-dLLM's is max_prob.
+
+Token editing (edit_threshold < 1, LLaDA 2.1's token-to-token editing). At every denoiser call, each token already
+decoded in the current block (never a prompt token) is replaced by the model's argmax y at that position when
+x_theta(y) > edit_threshold and y differs from it; after the block's masks are gone, up to `edit_steps` more calls
+edit it until a call changes nothing in the row (rows stop independently). edit_threshold 1 (the default) never
+edits and adds no step. What it reads: the denoiser's untempered prediction AT DECODED POSITIONS. LLaDA 2.1 trains
+its model to predict there; a SUBS-parameterized model (our masked_elbo, MDLM) carries a decoded token over as a
+point mass (x_theta(x_t) = 1; docs/masked.md), so with it no edit ever fires: editing needs a denoiser that
+predicts every position (a model trained for it, returning log-probs everywhere). Re-predicting a decoded position
+as if it were masked would cost a call per position; we do not do that.
 """
 
 from __future__ import annotations
@@ -24,14 +45,16 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from dlm.process.base import Capability
-from dlm.registry import REMASKING, SAMPLERS
-from dlm.sample.base import Sampler
+from dlm.registry import REMASKING, SAMPLERS, ConfigError
 from dlm.sample.chunks import chunk_positions, gather_positions
+from dlm.sample.commit_counts import factor_counts, num_transfer_tokens, threshold_counts
 from dlm.sample.context import SamplingContext
 from dlm.sample.grids import TimeGrid
-from dlm.types import Prediction, StepOutput
-from dlm.utils.categorical import inverse_cdf
+from dlm.sample.unmasking import Unmasking
+from dlm.types import Prediction
+from dlm.validation import check_finite
+
+__all__ = ["Confidence", "num_transfer_tokens"]
 
 
 class Remasking(ABC):
@@ -72,67 +95,94 @@ class RandomOrder(Remasking):
         return ctx.uniform((len(proposal),), probs.device, rows=rows)
 
 
-def num_transfer_tokens(masked: Tensor, steps: int) -> Tensor:
-    """LLaDA get_num_transfer_tokens: mask counts (B,) -> tokens to commit per step (B, steps); rows sum to masked."""
-    base, extra = masked // steps, masked % steps
-    return base.unsqueeze(-1) + (torch.arange(steps, device=masked.device) < extra.unsqueeze(-1)).long()
-
-
 @SAMPLERS.register("confidence")
 @dataclass
-class Confidence(Sampler):
-    remasking: str = "max_prob"
+class Confidence(Unmasking):
+    """remasking: the confidence rule; threshold / factor: adaptive commit rules (at most one; None = the fixed
+    quota); edit_threshold / edit_steps: token editing (module docstring)."""
 
-    needs = frozenset({Capability.ABSORBING})
+    remasking: str = "max_prob"
+    threshold: float | None = None
+    factor: float | None = None
+    edit_threshold: float = 1.0
+    edit_steps: int = 16
 
     def __post_init__(self):
         super().__post_init__()
         self.rule: Remasking = REMASKING.build(self.remasking)
+        if self.threshold is not None and self.factor is not None:
+            raise ConfigError("confidence: give threshold or factor, not both")
+        for name in ("threshold", "factor"):
+            if getattr(self, name) is not None:
+                check_finite(name, getattr(self, name))
+        if self.factor is not None and self.factor < 0:
+            raise ConfigError(f"confidence: factor must be >= 0, got {self.factor}")
+        check_finite("edit_threshold", self.edit_threshold)
+        if not 0 <= self.edit_threshold <= 1 or self.edit_steps < 0:
+            raise ConfigError(f"confidence: need 0 <= edit_threshold <= 1 and edit_steps >= 0, got "
+                              f"{self.edit_threshold}, {self.edit_steps}")
 
-    def step(self, ctx: SamplingContext, xt: Tensor, grid: TimeGrid, i: int) -> StepOutput:
-        masked = xt == ctx.process.mask_id
+    def adaptive(self) -> bool:
+        return self.threshold is not None or self.factor is not None
+
+    def edits(self) -> bool:
+        return self.edit_threshold < 1
+
+    def extra_steps(self) -> int:
+        return self.edit_steps if self.edits() else 0
+
+    def draws_noise(self) -> bool:
+        return self.rule.draws_noise
+
+    def score(self, ctx, probs, proposal, rows):
+        return self.rule(ctx, probs, proposal, rows).double().unsqueeze(-1)
+
+    def counts(self, ordered: Tensor, masked: Tensor, grid: TimeGrid, i: int) -> Tensor:
+        if self.threshold is not None:
+            return threshold_counts(ordered[..., 0], self.threshold)
+        if self.factor is not None:
+            return factor_counts(ordered[..., 0], self.factor)
+        return num_transfer_tokens(masked, max(grid.steps - self.extra_steps() - i, 1))[:, 0]
+
+    # --- token editing ---------------------------------------------------------------------------------------
+    def editing(self, ctx: SamplingContext, xt: Tensor, masked: Tensor, i: int) -> Tensor | None:
+        if not self.edits():
+            return None
+        if i == 0:  # a new block
+            ctx.state["token_edits"] = EditState.start(xt.shape[0], xt.device)
+        state: EditState = ctx.state["token_edits"]
+        filled = ~masked.any(-1)
+        state.done |= filled & (state.calls >= self.edit_steps)
+        return filled & ~state.done
+
+    def edit(self, ctx: SamplingContext, prediction: Prediction, xt: Tensor, xs: Tensor, masked: Tensor,
+             i: int) -> Tensor:
+        if not self.edits():
+            return xs
+        state: EditState = ctx.state["token_edits"]
+        decoded = (xt != ctx.process.mask_id) & ~state.done.unsqueeze(-1)
         if ctx.editable is not None:
-            masked &= ctx.editable
-        quota = num_transfer_tokens(masked.sum(-1), grid.steps - i)[:, 0]
-        if not bool((quota > 0).any()):
-            return StepOutput(xs=xt)
-        t = grid.t(i)
-        prediction = self.predict(ctx, xt, t)
-        proposal, scores = self._masked_proposals(ctx, prediction, xt, t, masked)
-        confidence = torch.full(xt.shape, float("-inf"), dtype=torch.float64, device=xt.device)
-        confidence[masked] = scores
-        order = confidence.argsort(dim=-1, descending=True, stable=True)
-        rank = torch.empty_like(order).scatter_(-1, order, torch.arange(xt.shape[1], device=xt.device).expand_as(order))
-        chosen = (rank < quota.unsqueeze(-1)) & masked
-        xs = xt.clone()
-        xs[masked] = torch.where(chosen[masked], proposal, xt[masked])
-        return StepOutput(xs=xs, prediction=prediction)
+            decoded &= ctx.editable
+        xs = xs.clone()
+        flat = decoded.flatten().nonzero()[:, 0]
+        for part in flat.split(max(chunk_positions(ctx.process.width, self.chunk_positions), 1)):
+            best = ctx.process.x0_at_masks(gather_positions(prediction, part))[:, 0].max(-1)  # untempered
+            replace = (best.values > self.edit_threshold) & (best.indices != xt.view(-1)[part])
+            xs.view(-1)[part[replace]] = best.indices[replace]
+        filled = ~masked.any(-1) & ~state.done  # rows that spent this call on editing alone
+        state.calls += filled.long()
+        state.done |= filled & (xs == xt).all(-1)
+        return xs
 
-    def _masked_proposals(self, ctx: SamplingContext, prediction: Prediction, xt: Tensor, t: float,
-                          masked: Tensor) -> tuple[Tensor, Tensor]:
-        """Proposal and confidence (n,) at the masked positions (row-major), from x_theta computed only there in the
-        prediction's dtype, a chunk of positions at a time (chunks.py; chunk_positions < 0: all at once). The noise
-        is the same as one draw over all of them: the proposals' uniforms in order, then those of a noise-drawing
-        rule."""
-        flat = masked.flatten().nonzero()[:, 0]
-        size = len(flat) if self.chunk_positions < 0 else chunk_positions(ctx.process.width, self.chunk_positions)
-        proposals, scores = [], []
-        for part in flat.split(max(size, 1)):
-            probs = ctx.process.x0_at_masks(gather_positions(prediction, part))[:, 0]  # (n, N) untempered
-            rows = part // xt.shape[1]
-            proposals.append(self._propose(ctx, probs, rows))  # tempered / filtered
-            if not self.rule.draws_noise:
-                scores.append(self.rule(ctx, probs, proposals[-1], rows).double())
-        proposal = torch.cat(proposals) if proposals else flat
-        if self.rule.draws_noise:
-            nothing = torch.empty(len(proposal), 0, dtype=torch.float64, device=xt.device)
-            return proposal, self.rule(ctx, nothing, proposal, flat // xt.shape[1])
-        return proposal, torch.cat(scores) if scores else torch.zeros(0, dtype=torch.float64, device=xt.device)
 
-    def _propose(self, ctx: SamplingContext, probs: Tensor, rows: Tensor) -> Tensor:
-        """One draw per row of x_theta (n, N) after temperature / top-k / top-p (rows: their batch rows), by
-        inverse CDF with one uniform each; temperature 0 takes the argmax without noise."""
-        if self.temperature == 0:
-            return probs.argmax(-1)
-        law = self.reshape(probs.double()) if self.reshaped() else probs
-        return inverse_cdf(law, ctx.uniform((len(law),), law.device, rows=rows))
+@dataclass
+class EditState:
+    """Per row of the current block: calls (B,) spent editing after its masks were gone; done (B,) bool."""
+
+    calls: Tensor
+    done: Tensor
+
+    @classmethod
+    def start(cls, batch: int, device: torch.device) -> EditState:
+        return cls(torch.zeros(batch, dtype=torch.long, device=device),
+                   torch.zeros(batch, dtype=torch.bool, device=device))

@@ -44,7 +44,7 @@ def exact_law(sampler: Sampler, denoiser: Denoiser, process: Process, *, steps: 
     law = initial.double()
     grid = sampler.grid(steps)
     for i in range(grid.steps):
-        law = law @ _kernel(sampler, denoiser, process, states, grid.t(i), grid.s(i))
+        law = law @ step_kernel(sampler, denoiser, process, states, grid.t(i), grid.s(i))
     if finish:
         law = law @ _final_kernel(sampler, denoiser, process, states, grid.end)
     return law
@@ -57,8 +57,10 @@ def _transition(probs: Tensor, states: Tensor) -> Tensor:
     return torch.stack([probs[:, l, states[:, l]] for l in range(states.shape[1])], -1).prod(-1)
 
 
-def _kernel(sampler: Sampler, denoiser: Denoiser, process: Process, states: Tensor, t: float, s: float) -> Tensor:
-    """K[x, x'] of one step t -> s, composing the stages over every branch of intermediate states."""
+def step_kernel(sampler: Sampler, denoiser: Denoiser, process: Process, states: Tensor, t: float,
+                s: float) -> Tensor:
+    """K[x, x'] of one step t -> s over states = all_states(width, L), composing the stages over every branch of
+    intermediate states: law_s = law_t @ K."""
     ctx = SamplingContext(denoiser, process)
     hist, memo = [states], {}
     weight = torch.ones(len(states), dtype=torch.float64)

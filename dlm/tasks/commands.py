@@ -60,7 +60,8 @@ def task_eval_command(task: str, /, checkpoint: str, sampler: str = "confidence"
     Args:
         task: sudoku9x9, sudoku4x4, countdown4, mult4x4, mult5x5, mult4x4_cot or mult5x5_cot.
         checkpoint: the run's final/ directory (e.g. runs/tasks/sudoku4x4_mdlm/final).
-        sampler: a registered sampler (autoregressive checkpoints decode left to right).
+        sampler: a registered sampler, options after a colon (confidence:threshold=0.9, entropy_bounded:gamma=0.1,
+            remdm:schedule=loop); NFE and tokens/s are reported. Autoregressive checkpoints decode left to right.
         steps: reverse steps (0: one per answer token).
         split: a shipped file (test, valid, train) or 'generated' (1000 fresh puzzles, seed `seed` + 1000).
         limit: puzzles to score (0: all).
@@ -85,7 +86,8 @@ def task_eval_command(task: str, /, checkpoint: str, sampler: str = "confidence"
     result = {"task": task, "split": split, "checkpoint": checkpoint, **result}
     lo, hi = result["wilson95"]
     print(f"{task} {split}: {result['correct']}/{result['n']} = {result['accuracy']:.1%} "
-          f"(95% CI {lo:.1%}-{hi:.1%}), {result['samples_per_s']:.1f} samples/s", file=sys.stderr)
+          f"(95% CI {lo:.1%}-{hi:.1%}), {result['samples_per_s']:.1f} samples/s, {result['tokens_per_s']:.1f} "
+          f"tokens/s, {result['nfe_per_batch']:.1f} NFE per batch", file=sys.stderr)
     text = json.dumps(result, indent=2)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

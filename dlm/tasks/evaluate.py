@@ -66,8 +66,9 @@ def decode_answers(task: Task, tokenizer, ids: torch.Tensor) -> list[str]:
 
 @torch.no_grad()
 def solve(model, task: Task, questions: Sequence[str], *, sampler: str = "confidence", steps: int = 0,
-          temperature: float = 0.0, generator: torch.Generator | None = None) -> list[str]:
-    """The model's answers to `questions` (one batch). steps=0: one step per answer token."""
+          temperature: float = 0.0, generator: torch.Generator | None = None, denoiser=None) -> list[str]:
+    """The model's answers to `questions` (one batch). steps=0: one step per answer token. sampler may carry
+    options (confidence:threshold=0.9). denoiser: what generate calls instead of the model (an NFECounter)."""
     from dlm.sample import generate
 
     if model.tokenizer is None:
@@ -75,7 +76,7 @@ def solve(model, task: Task, questions: Sequence[str], *, sampler: str = "confid
     device = next(model.parameters()).device
     ids, mask = encode_prompts(task, model.tokenizer, questions)
     chosen = model.objective.sampler(sampler, temperature=temperature)  # the AR baseline: always left to right
-    out = generate(model, model.process, chosen, steps=steps or task.answer_len,
+    out = generate(denoiser or model, model.process, chosen, steps=steps or task.answer_len,
                    prompt=ids.to(device), prompt_mask=mask.to(device), generator=generator)
     return decode_answers(task, model.tokenizer, out.cpu())
 
@@ -85,17 +86,21 @@ def evaluate(model, task: Task, examples: Sequence[Example], *, sampler: str = "
     """Accuracy of the model's answers by task.check, with Wilson intervals overall and per difficulty.
 
     Returns {"n", "correct", "accuracy", "wilson95", "by_difficulty": {bucket: {...}}, "samples_per_s",
-    "elapsed_s", "sampler", "steps", "temperature", "examples": the first 5 (question, answer, correct)}.
+    "tokens_per_s" (answer tokens), "nfe" (denoiser calls, all batches), "nfe_per_batch", "elapsed_s", "sampler",
+    "steps", "temperature", "examples": the first 5 (question, answer, correct)}.
     """
+    from dlm.sample import NFECounter
+
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)
     results: list[tuple[Example, str, bool]] = []
+    counter, batches = NFECounter(model), -(-len(examples) // batch_size)
     start = time.perf_counter()
     for begin in progress_bar(range(0, len(examples), batch_size), desc=f"solving {task.name}", disable=not progress):
         batch = examples[begin : begin + batch_size]
         answers = solve(model, task, [ex.question for ex in batch], sampler=sampler, steps=steps,
-                        temperature=temperature, generator=generator)
+                        temperature=temperature, generator=generator, denoiser=counter)
         results += [(ex, answer, task.check(ex.question, answer)) for ex, answer in zip(batch, answers)]
     elapsed = time.perf_counter() - start
     buckets: dict[str, list[bool]] = defaultdict(list)
@@ -103,7 +108,9 @@ def evaluate(model, task: Task, examples: Sequence[Example], *, sampler: str = "
         buckets[ex.difficulty].append(ok)
     return {**_score([ok for *_, ok in results]),
             "by_difficulty": {key: _score(buckets[key]) for key in sorted(buckets)},
-            "samples_per_s": len(results) / max(elapsed, 1e-9), "elapsed_s": elapsed,
+            "samples_per_s": len(results) / max(elapsed, 1e-9),
+            "tokens_per_s": len(results) * task.answer_len / max(elapsed, 1e-9), "nfe": counter.calls,
+            "nfe_per_batch": counter.calls / max(batches, 1), "elapsed_s": elapsed,
             "sampler": model.objective.sampler(sampler).name,
             "steps": steps or task.answer_len, "temperature": temperature,
             "examples": [{"question": ex.question, "answer": answer, "correct": ok} for ex, answer, ok in results[:5]]}

@@ -18,6 +18,11 @@ CONFIGS = {
     "ancestral_t1": (get_sampler("ancestral"), VARIED, 10, True),
     "random_remask_blocks": (get_sampler("confidence", temperature=0.7, remasking="random", block_size=4), SAME, 12,
                              True),
+    # rows commit different numbers of tokens per step (adaptive rules) or return tokens to the mask (remdm)
+    "threshold": (get_sampler("confidence", temperature=0.0, threshold=0.28), VARIED, 14, False),
+    "factor_blocks": (get_sampler("confidence", temperature=0.7, factor=3.5, block_size=4), SAME, 12, True),
+    "entropy_bounded": (get_sampler("entropy_bounded", temperature=0.0, gamma=2.5), VARIED, 14, False),
+    "remdm_blocks": (get_sampler("remdm", eta=0.2, block_size=4), SAME, 12, True),
 }
 
 

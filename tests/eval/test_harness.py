@@ -210,6 +210,21 @@ def test_generation_steps_default_to_one_per_new_token(checkpoints):
     assert default == explicit
 
 
+def test_generation_takes_sampler_options_and_reports_its_cost(checkpoints):
+    """sampler=confidence:threshold=0 (as lm-eval's model_args give it) fills the 12 positions in one call; the
+    fixed quota spends `steps`; get_model_info reports both."""
+    kwargs = {"until": ["\n"], "max_gen_toks": 12}
+    fast = DLMHarness.create_from_arg_string(f"pretrained={checkpoints['mdlm']},sampler=confidence:threshold=0;"
+                                             "temperature=0", {"device": "cpu"})
+    fixed = DLMHarness(str(checkpoints["mdlm"]), device="cpu", sampler="confidence", steps=6)
+    for harness in (fast, fixed):
+        harness.generate_text("ROMEO:\nBut", dict(kwargs))
+        harness.generate_text("JULIET:\nO", dict(kwargs))
+    cost = fast.get_model_info()["generation"]
+    assert (cost["nfe"], cost["tokens"]) == (2, 24) and cost["tokens_per_s"] > 0
+    assert fixed.get_model_info()["generation"]["nfe"] == 12
+
+
 def test_oov_tokens_are_counted_and_can_be_excluded(checkpoints):
     harness = DLMHarness(str(checkpoints["ar"]), device="cpu")
     excluded = DLMHarness(str(checkpoints["ar"]), device="cpu", exclude_oov="true")

@@ -11,6 +11,7 @@ import dlm
 from dlm.config import load_config
 from dlm.objectives import AutoregressiveObjective, MaskedELBO
 from dlm.process import Absorbing
+from dlm.registry import ConfigError
 from dlm.sample.commands import infill_command, sample_command
 from tests.sample.helpers import BOS, TOY, causal_oracle
 
@@ -73,3 +74,18 @@ def test_sample_command_blocks_and_autoregressive(checkpoints):
 def test_infill_command_keeps_the_known_words(checkpoints):
     texts = infill_command("toy-mdlm", "b <mask:1> c", steps=4, num_samples=5, seed=1)
     assert all(text.split()[0] == "b" and text.split()[2] == "c" for text in texts)
+
+
+def test_sampler_options_and_cost_reach_the_output(checkpoints, tmp_path, capsys):
+    """`--sampler name:key=value`: threshold 0 decodes the 3 positions in one call, reported as NFE and tokens/s."""
+    out = tmp_path / "fast.jsonl"
+    sample_command("toy-mdlm", sampler="confidence:threshold=0", steps=8, num_samples=2, length=3, out=str(out))
+    assert "1 denoiser calls (NFE), 6 tokens at" in capsys.readouterr().err
+    record = json.loads(out.read_text().splitlines()[0])
+    assert record["run"]["nfe"] == 1 and record["run"]["tokens"] == 6 and record["run"]["tokens_per_s"] > 0
+    assert record["settings"]["sampler"] == "confidence:threshold=0"
+    sample_command("toy-mdlm", sampler="remdm:schedule=loop;eta=0.05", steps=8, num_samples=2, length=3)
+    err = capsys.readouterr().err  # 8 steps, and a noise removal if a mask is left
+    assert "8 denoiser calls (NFE)" in err or "9 denoiser calls (NFE)" in err
+    with pytest.raises(ConfigError, match="threshold must be float"):
+        sample_command("toy-mdlm", sampler="confidence:threshold=high", steps=8, num_samples=1, length=3)

@@ -120,6 +120,14 @@ def confidence_with_random_order_is_exact_and_one_shot_is_not(process_name):
     assert total_variation(sample_law("confidence", process_name, 1, remasking="random"), TOY.probs) > 3 * bound
 
 
+def entropy_bound_zero_is_exact_and_a_loose_bound_is_not(process_name):
+    """gamma = 0: one position per step from its exact conditional, in an order set by the revealed tokens only
+    (lowest entropy first): p(x0) exactly. A bound that admits every position at once samples the product law."""
+    bound = mc_threshold(TOY.probs, N_SAMPLES)
+    assert total_variation(sample_law("entropy_bounded", process_name, 1, gamma=0.0), TOY.probs) < bound
+    assert total_variation(sample_law("entropy_bounded", process_name, 1, gamma=100.0), TOY.probs) > 3 * bound
+
+
 def autoregressive_samples_follow_the_joint(process_name):
     """Left to right from the exact next-token law after BOS: p(x0) exactly."""
     assert process_name == "none"
@@ -129,6 +137,7 @@ def autoregressive_samples_follow_the_joint(process_name):
 
 
 COUPLED = {"confidence": confidence_with_random_order_is_exact_and_one_shot_is_not,
+           "entropy_bounded": entropy_bound_zero_is_exact_and_a_loose_bound_is_not,
            "autoregressive": autoregressive_samples_follow_the_joint}
 
 

@@ -87,6 +87,18 @@ def test_accuracy_is_the_fraction_the_checker_accepts_on_a_known_subset():
         assert score["wilson95"] == pytest.approx(_wilson_closed_form(sum(oks), len(oks)), abs=1e-7)
 
 
+def test_threshold_decoding_spends_the_calls_the_model_needs():
+    """The oracle is certain of every answer cell: threshold decoding fills the whole answer in one call per batch,
+    the fixed quota spends one per answer token, at the same accuracy."""
+    task = get_task("sudoku4x4")
+    examples = task.generate_examples(10, seed=0)
+    fast = evaluate(SudokuOracle(task), task, examples, sampler="confidence:threshold=0.9", batch_size=5)
+    fixed = evaluate(SudokuOracle(task), task, examples, sampler="confidence", batch_size=5)
+    assert fast["accuracy"] == fixed["accuracy"] == 1.0
+    assert (fast["nfe"], fast["nfe_per_batch"], fixed["nfe_per_batch"]) == (2, 1.0, task.answer_len)
+    assert fast["tokens_per_s"] > 0
+
+
 TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.cond_dim=16", "train.steps=3",
         "train.batch_size=8", "train.warmup_steps=1", "train.log_every=1", "train.save_every=0",
         "train.eval_every=0", "train.eval_batches=1", "train.progress=false"]
