@@ -14,7 +14,7 @@ Two budgets (docs/samplers.md):
               so NFE = what the rule needed (count it with NFECounter).
 Positions outside the current block (semi-AR, `block_size`) are never candidates. The pass over the masked rows
 runs in the prediction's dtype (float32 for a real model; Absorbing.x0_at_masks), a chunk of positions at a time,
-and draws each proposal by inverse CDF with one uniform and float64 cumulative sums (issue 8).
+and draws each proposal by inverse CDF with one uniform and float64 cumulative sums (no V-wide float64 Gumbel noise).
 """
 
 from __future__ import annotations
