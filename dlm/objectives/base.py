@@ -174,7 +174,10 @@ def clamp_prefix(x0: Tensor, xt: Tensor, attention_mask: Tensor | None, prefix: 
 
 def reduce_per_token(per_token: Tensor, attention_mask: Tensor | None) -> LossOutput:
     """(B, L) per-token losses -> LossOutput with the mean over attended tokens."""
-    weights = torch.ones_like(per_token) if attention_mask is None else attention_mask.to(per_token.dtype)
-    total = (per_token * weights).sum()
-    count = weights.sum().clamp_min(1)
+    if attention_mask is None:
+        total, count = per_token.sum(), per_token.new_tensor(float(per_token.numel()))
+    else:  # selected, not multiplied: a non-finite value at padding (inf * 0 = NaN) stays out of the loss
+        scored = attention_mask.bool()
+        total = torch.where(scored, per_token, torch.zeros_like(per_token)).sum()
+        count = scored.sum().to(per_token.dtype).clamp_min(1)
     return LossOutput(loss=total / count, nll_sum=total.detach().double(), num_tokens=count.detach())

@@ -234,7 +234,9 @@ def _validation_line(tr: Trainer, val_nll: float) -> str:
 def micro_batches(tr: Trainer, batch: dict[str, torch.Tensor]):
     """Split this rank's rows of a global batch into grad_accum micro-batches: micro-batch m takes every
     grad_accum-th row and is shard rank + world_size * m. Yields (m, shard, ids (b, L), mask (b, L) or None);
-    the mask is None unless the data is padded (pad mode), so unpadded batches keep the fast attention path."""
+    the mask is None unless the data is padded (pad mode). The mask selects the scored tokens only: as in MDLM's
+    reference, bidirectional models still attend to (noised) padding, in training and evaluation alike, so their
+    bound is conditional on the row's length (docs/likelihood.md)."""
     accum, dist = tr.cfg.train.grad_accum, tr.dist
     ids, mask = batch["input_ids"].to(dist.device), batch["attention_mask"].to(dist.device)
     for m in range(min(accum, len(ids))):

@@ -112,3 +112,18 @@ def test_autoregressive_loss_ignores_the_token_ids_under_padding():
     changed, changed_grads = _seeded_loss(model, other, mask)
     assert changed.loss.item() == out.loss.item() and int(changed.num_tokens) == int(mask[:, 1:].sum())
     assert all(torch.equal(g, n) for g, n in zip(grads, changed_grads))
+
+
+@pytest.mark.parametrize("variant", ["masked_elbo", "uniform_elbo", "score_entropy"])
+def test_huge_outputs_at_padding_stay_out_of_the_loss(variant):
+    """Padding is selected out of the loss, not multiplied by 0: outputs of +100 at padded positions (where score
+    entropy's exp overflows to inf in float32) leave the loss and every gradient finite and equal to the clean run."""
+    torch.manual_seed(0)
+    model = tiny_model(variant)
+    x0, mask = _padded_batch()
+    out, grads = _seeded_loss(model, x0, mask)
+    hook = model.backbone.register_forward_hook(lambda module, args, y: y + torch.where(~mask[..., None], 100.0, 0.0))
+    huge, huge_grads = _seeded_loss(model, x0, mask)
+    hook.remove()
+    assert torch.isfinite(huge.loss) and huge.loss.item() == pytest.approx(out.loss.item(), rel=1e-6)
+    assert all(torch.isfinite(g).all() and torch.allclose(g, h, rtol=1e-5, atol=1e-7) for g, h in zip(grads, huge_grads))
