@@ -54,7 +54,7 @@ def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
     target = u.unsqueeze(-1).to(cdf.dtype) * cdf[:, -1:]
     block = _first_above(cdf, target)  # (n, 1)
     before = torch.where(block > 0, cdf.gather(-1, (block - 1).clamp_min(0)), 0.0)
-    offsets = block * BLOCK + torch.arange(BLOCK, device=weights.device)  # (n, BLOCK)
+    offsets = block * BLOCK + torch.arange(min(BLOCK, width), device=weights.device)  # (n, min(BLOCK, N))
     inner = weights.gather(-1, offsets.clamp_max(width - 1)).double().masked_fill_(offsets >= width, 0.0)
     return (block * BLOCK + _first_above(inner.cumsum(-1), target - before)).squeeze(-1)
 
