@@ -9,6 +9,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 import dlm
+from dlm.config import load_config
 from dlm.process import Absorbing
 from dlm.sample.commands import infill_command, sample_command
 from tests.sample.helpers import BOS, TOY, causal_oracle
@@ -71,3 +72,14 @@ def test_sample_command_blocks_and_autoregressive(checkpoints):
 def test_infill_command_keeps_the_known_words(checkpoints):
     texts = infill_command("toy-mdlm", "b <mask:1> c", steps=4, num_samples=5, seed=1)
     assert all(text.split()[0] == "b" and text.split()[2] == "c" for text in texts)
+
+
+def test_sample_command_prints_the_fraction_of_corpus_words(checkpoints, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a a b\n\nb a\n")  # "c" is not a corpus word
+    dlm.DiffusionLM.from_pretrained("toy-mdlm").config = load_config(overrides=[f"data.source={corpus}"])
+    texts = sample_command("toy-mdlm", steps=4, num_samples=4, length=3, corpus_words=True)
+    words = " ".join(texts).split()
+    expected = sum(word != "c" for word in words) / len(words)
+    assert 0 < expected < 1
+    assert f"corpus words: {100 * expected:.1f}% of the 12 whitespace-separated words" in capsys.readouterr().out
