@@ -2,7 +2,7 @@
 
 A word is a maximal run of non-whitespace characters (str.split()), punctuation included, compared exactly (case and
 attached punctuation count): "lord," is a corpus word of Tiny Shakespeare, "lemg." is not. A cheap, reference-free
-check that a small character-level model writes words rather than letter soup (the quickstart prints it); it says
+check that a small model writes words rather than letter soup (the quickstart prints it); it says
 nothing about grammar or sense.
 """
 
@@ -26,7 +26,7 @@ def corpus_word_fraction(samples: Iterable[str], words: frozenset[str] | set[str
 
 
 def training_corpus_words(config) -> frozenset[str]:
-    """The words of a run's training documents (RunConfig.data: source and the train split)."""
-    from dlm.data.sources import load_documents
+    """The words of a run's training documents (RunConfig.data; the held-out validation documents excluded)."""
+    from dlm.data.splits import split_documents
 
-    return corpus_words(load_documents(config.data.source, "train", config.data))
+    return corpus_words(split_documents(config.data)[0])

@@ -26,8 +26,9 @@ import torch
 
 from dlm.config import load_config
 from dlm.data import build_batches
-from dlm.diffusion_lm import DiffusionLM
 from dlm.data.paths import data_dir
+from dlm.diffusion_lm import DiffusionLM
+from dlm.objectives.time_sampling import get_time_sampler
 from dlm.train.log import read_metrics
 from dlm.train.loop import train
 
@@ -53,7 +54,8 @@ def run_one(corpus: str, setting: str, seed: int, *, steps: int, model: str, eva
             extra: list[str]) -> dict:
     """Train one configuration; -> the record (bound, parameters, grad-norm trace summary, wall time)."""
     config, overrides = SETTINGS[setting]
-    out_dir = ROOT / "runs" / "likelihood" / f"{corpus}_{setting}{'_'.join(['', *extra])}_{model}{steps}_s{seed}".replace("/", "-")
+    name = f"{corpus}_{setting}{'_'.join(['', *extra])}_{model}{steps}_s{seed}".replace("/", "-")
+    out_dir = ROOT / "runs" / "likelihood" / name
     shutil.rmtree(out_dir, ignore_errors=True)
     cfg = load_config(ROOT / "configs" / "runs" / f"{config}.yaml", [
         *CORPORA[corpus], *overrides, *extra, f"model={model}", f"train.steps={steps}", f"train.seed={seed}",
@@ -75,38 +77,41 @@ def run_one(corpus: str, setting: str, seed: int, *, steps: int, model: str, eva
 def fixed_weight_stats(final_dir: Path, *, draws: int = 24, batches: int = 4, seed: int = 0) -> dict:
     """Monte Carlo noise of the training loss and its gradient at the FIXED weights of a trained model.
 
-    On `batches` validation batches, `draws` independent (t, x_t) draws each under the model's own objective:
-    loss_std (per-batch loss estimate), grad_rel_var = E|g - E g|^2 / |E g|^2 (the noise-to-signal ratio of one
-    step's gradient), grad_norm (mean |g|). For an absorbing score model also the mass gap: its bound minus the
-    MDLM bound of its normalized prediction, sigma' r (e^c - 1 - c) averaged (docs/likelihood_fidelity.md).
+    On `batches` validation batches, `draws` independent (t, x_t) draws each under the model's own objective, with
+    each time sampler: loss_std (std of the per-batch loss estimate), grad_rel_var = E|g - E g|^2 / |E g|^2 (the
+    noise-to-signal ratio of one step's gradient) and grad_norm (mean |g|). For an absorbing score model also the
+    mass gap: its bound minus the MDLM bound of its normalized prediction, sigma' r (e^c - 1 - c) per token
+    (docs/likelihood_fidelity.md).
     """
     model = DiffusionLM.from_pretrained(str(final_dir))
     cfg = model.config
     _, val = build_batches(cfg.data, model.tokenizer, cfg.train.batch_size, seed=seed)
-    generator = torch.Generator().manual_seed(seed)
+    x0s = [batch["input_ids"] for _, batch in zip(range(batches), val)]
     params = [p for p in model.parameters() if p.requires_grad]
-    losses, rel_vars, norms, gaps = [], [], [], []
-    for _, batch in zip(range(batches), val):
-        x0 = batch["input_ids"]
-        grads = []
-        for _ in range(draws):
-            model.zero_grad(set_to_none=True)
-            out = model.loss(x0, generator=generator)
-            out.loss.backward()
-            grads.append(torch.cat([p.grad.flatten() for p in params if p.grad is not None]))
-            losses.append(out.loss.item())
-        g = torch.stack(grads)
-        mean = g.mean(0)
-        rel_vars.append(float(((g - mean) ** 2).sum(1).mean() / mean.square().sum()))
-        norms.append(float(g.norm(dim=1).mean()))
-        if cfg.objective.name == "score_entropy" and cfg.process.name == "absorbing":
-            gaps.append(mass_gap(model, x0, generator))
-    per_batch = [losses[i * draws:(i + 1) * draws] for i in range(batches)]
-    return {"model": str(final_dir), "objective": cfg.objective.name, "time_sampler": cfg.objective.time_sampler,
-            "draws": draws, "batches": batches,
-            "loss_std": statistics.mean(statistics.stdev(b) for b in per_batch),
-            "grad_rel_var": statistics.mean(rel_vars), "grad_norm": statistics.mean(norms),
-            "mass_gap": statistics.mean(gaps) if gaps else None}
+    result = {"model": str(final_dir), "objective": cfg.objective.name, "draws": draws, "batches": batches}
+    for name in ("stratified", "uniform"):
+        model.objective.time_sampler = get_time_sampler(name)
+        generator = torch.Generator().manual_seed(seed)
+        stds, rel_vars, norms = [], [], []
+        for x0 in x0s:
+            grads, losses = [], []
+            for _ in range(draws):
+                model.zero_grad(set_to_none=True)
+                out = model.loss(x0, generator=generator)
+                out.loss.backward()
+                grads.append(torch.cat([p.grad.flatten() for p in params if p.grad is not None]))
+                losses.append(out.loss.item())
+            g = torch.stack(grads)
+            mean = g.mean(0)
+            stds.append(statistics.stdev(losses))
+            rel_vars.append(float(((g - mean) ** 2).sum(1).mean() / mean.square().sum()))
+            norms.append(float(g.norm(dim=1).mean()))
+        result[name] = {"loss_std": statistics.mean(stds), "grad_rel_var": statistics.mean(rel_vars),
+                        "grad_norm": statistics.mean(norms)}
+    if cfg.objective.name == "score_entropy" and cfg.process.name == "absorbing":
+        generator = torch.Generator().manual_seed(seed)
+        result["mass_gap"] = statistics.mean(mass_gap(model, x0, generator) for x0 in x0s)
+    return result
 
 
 @torch.no_grad()
