@@ -7,6 +7,8 @@ merged into the output JSON keyed by (corpus, setting, seed), so an interrupted 
 
     python -m scripts.bench.likelihood --quick                      # seconds: tiny model, 1 seed
     python -m scripts.bench.likelihood --settings mdlm_tc,sedd_strat --seeds 0,1,2 --corpora shakespeare,ptb
+    python -m scripts.bench.likelihood --common-bound               # + every run's bound under one paired evaluator
+    python -m scripts.bench.likelihood --variance runs/likelihood/<run>/final   # fixed-weight loss/gradient noise
     python -m scripts.bench.likelihood --table                      # print the table of the JSON
 
 Writes runs/likelihood/likelihood.json by default; --publish writes benchmarks/likelihood.json.
@@ -67,11 +69,29 @@ def run_one(corpus: str, setting: str, seed: int, *, steps: int, model: str, eva
     norms = [r["grad_norm"] for r in read_metrics(out_dir / "metrics.jsonl") if "grad_norm" in r]
     clip = cfg.train.grad_clip
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-    return {"corpus": corpus, "setting": setting, "seed": seed, "steps": steps, "model": model,
+    return {"corpus": corpus, "setting": setting, "seed": seed, "steps": steps, "model": model, "run": str(out_dir),
             "overrides": [*overrides, *extra], "val_nll": summary["val_nll"],
             "num_parameters": summary["num_parameters"], "wall_s": round(wall, 1),
             "clip_fraction": sum(n > clip for n in norms) / max(1, len(norms)) if clip > 0 else 0.0,
             "grad_norm_median": statistics.median(norms), "grad_norm_trace": [round(n, 4) for n in norms]}
+
+
+def common_bound(final_dir: Path, *, batches: int = 16, n_t: int = 4, seed: int = 1234) -> float:
+    """Per-token bound of a trained model on its first `batches` validation batches with the library's evaluator
+    (dlm/eval/likelihood.py: n_t stratified times per sequence), the same x0 and generator seed for every model, so
+    that models compare on one low-variance, paired estimate (the trainer's bound draws one t per sequence)."""
+    from dlm.eval.likelihood import elbo
+
+    model = DiffusionLM.from_pretrained(str(final_dir))
+    cfg = model.config
+    _, val = build_batches(cfg.data, model.tokenizer, cfg.train.batch_size, seed=0)
+    generator = torch.Generator().manual_seed(seed)
+    total = count = 0.0
+    for _, batch in zip(range(batches), val):
+        x0 = batch["input_ids"]
+        total += float(elbo(model, model.process, x0, n_t=n_t, generator=generator).sum())
+        count += x0.numel()
+    return total / count
 
 
 def fixed_weight_stats(final_dir: Path, *, draws: int = 24, batches: int = 4, seed: int = 0) -> dict:
@@ -134,14 +154,17 @@ def table(records: list[dict]) -> str:
     for r in records:
         groups.setdefault((r["corpus"], r["setting"], r["model"], r["steps"]), []).append(r)
     lines = [f"{'corpus':12s} {'setting':28s} {'model':6s} {'steps':>5s} {'params':>8s} {'bound':>8s} "
-             f"{'se':>6s} {'n':>2s} {'clip%':>6s} {'|g| med':>7s}"]
+             f"{'se':>6s} {'paired':>8s} {'n':>2s} {'clip%':>6s} {'|g| med':>7s}"]
     for (corpus, setting, model, steps), rs in sorted(groups.items()):
         vals = [r["val_nll"] for r in rs]
         se = statistics.stdev(vals) / math.sqrt(len(vals)) if len(vals) > 1 else float("nan")
         clip = statistics.mean(r["clip_fraction"] for r in rs)
         med = statistics.mean(r["grad_norm_median"] for r in rs)
+        paired = [r["common_bound"] for r in rs if "common_bound" in r]
+        paired_mean = statistics.mean(paired) if len(paired) == len(rs) else float("nan")
         lines.append(f"{corpus:12s} {setting:28s} {model:6s} {steps:5d} {rs[0]['num_parameters']:8d} "
-                     f"{statistics.mean(vals):8.4f} {se:6.4f} {len(vals):2d} {100 * clip:6.1f} {med:7.3f}")
+                     f"{statistics.mean(vals):8.4f} {se:6.4f} {paired_mean:8.4f} {len(vals):2d} "
+                     f"{100 * clip:6.1f} {med:7.3f}")
     return "\n".join(lines)
 
 
@@ -159,6 +182,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "likelihood" / "likelihood.json"))
     parser.add_argument("--publish", action="store_true", help="write benchmarks/likelihood.json instead")
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
+    parser.add_argument("--common-bound", action="store_true",
+                        help="add every run's bound under one paired evaluator (common_bound) to --out")
     parser.add_argument("--variance", nargs="+", default=[], metavar="RUN",
                         help="fixed-weight loss/gradient noise of trained runs (their final/ dirs); appended to --out")
     args = parser.parse_args()
@@ -167,6 +192,15 @@ def main() -> None:
     records = json.loads(out.read_text())["runs"] if out.is_file() else []
     if args.table:
         print(table(records))
+        return
+    if args.common_bound:
+        for record in records:
+            final = Path(record.get("run", "")) / "final"
+            if "common_bound" not in record and final.is_dir():
+                record["common_bound"] = common_bound(final)
+                print(record["corpus"], record["setting"], record["seed"], f"{record['common_bound']:.4f}", flush=True)
+        document = json.loads(out.read_text())
+        out.write_text(json.dumps({**document, "runs": records}, indent=1) + "\n")
         return
     if args.variance:
         document = json.loads(out.read_text()) if out.is_file() else {"runs": records}
