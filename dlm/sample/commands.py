@@ -54,7 +54,7 @@ class SampleSettings:
 def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
                    length: int = 128, block_size: int = 0, seed: int = 0, temperature: float = 1.0,
                    top_p: float = 1.0, show_steps: bool = False, out: str = "", cache: str = "",
-                   cfg_scale: float = 0.0, label: int = -1) -> list[str]:
+                   cfg_scale: float = 0.0, label: int = -1, corpus_words: bool = False) -> list[str]:
     """Unconditional samples from a checkpoint, printed and optionally written as JSON lines.
 
     Args:
@@ -78,6 +78,8 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
             (dkv_decode:refresh_every=8).
         cfg_scale: classifier-free guidance scale on `label` (0: plain conditional sampling).
         label: >= 0: the class of a class-conditional checkpoint.
+        corpus_words: also print the fraction of the samples' whitespace-separated words that occur in the
+            checkpoint's training corpus (dlm/eval/corpus_words.py).
     """
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples, length=length,
                               block_size=block_size, seed=seed, temperature=temperature, top_p=top_p,
@@ -87,7 +89,20 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
     check_positive("--steps", steps)
     model = _load(checkpoint)
     known = torch.zeros(num_samples, length, dtype=torch.bool)
-    return _run(model, settings, torch.zeros(num_samples, length, dtype=torch.long), known)
+    texts = _run(model, settings, torch.zeros(num_samples, length, dtype=torch.long), known)
+    if corpus_words:
+        _print_corpus_words(model, texts)
+    return texts
+
+
+def _print_corpus_words(model, texts: list[str]) -> None:
+    from dlm.eval.corpus_words import corpus_word_fraction, training_corpus_words
+
+    if model.config is None:
+        raise ConfigError("--corpus-words needs a checkpoint that records its training data (config.yaml)")
+    fraction, count = corpus_word_fraction(texts, training_corpus_words(model.config))
+    print(f"corpus words: {100 * fraction:.1f}% of the {count} whitespace-separated words in the samples occur in "
+          f"the training corpus ({model.config.data.source})")
 
 
 def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,

@@ -89,3 +89,14 @@ def test_sampler_options_and_cost_reach_the_output(checkpoints, tmp_path, capsys
     assert "8 denoiser calls (NFE)" in err or "9 denoiser calls (NFE)" in err
     with pytest.raises(ConfigError, match="threshold must be float"):
         sample_command("toy-mdlm", sampler="confidence:threshold=high", steps=8, num_samples=1, length=3)
+
+
+def test_sample_command_prints_the_fraction_of_corpus_words(checkpoints, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a a b\n\nb a\n")  # "c" is not a corpus word
+    dlm.DiffusionLM.from_pretrained("toy-mdlm").config = load_config(overrides=[f"data.source={corpus}"])
+    texts = sample_command("toy-mdlm", steps=4, num_samples=4, length=3, corpus_words=True)
+    words = " ".join(texts).split()
+    expected = sum(word != "c" for word in words) / len(words)
+    assert 0 < expected < 1
+    assert f"corpus words: {100 * expected:.1f}% of the 12 whitespace-separated words" in capsys.readouterr().out
