@@ -1,4 +1,4 @@
-"""Likelihood fidelity of MDLM vs SEDD-absorbing (issue 26): controlled training runs and their ablations.
+"""Likelihood fidelity of MDLM vs SEDD-absorbing: controlled training runs and their ablations.
 
 Each run trains one configuration (a shipped run config + overrides) for a fixed budget on one thread and records
 the validation bound (nats/token, the trainer's bound over eval_batches batches), the parameter count, the
