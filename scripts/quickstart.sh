@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: train a small masked diffusion LM (MDLM) on the bundled Tiny Shakespeare with a 2048-token BPE
 # trained on it, report its validation perplexity bound, print samples with the share of their words that occur in
-# the corpus, and an infilling. ~8 minutes on 2 CPU cores. Extra args are config overrides, e.g.
+# the corpus, and an infilling. ~7 minutes on 2 CPU cores. Extra args are config overrides, e.g.
 # `bash scripts/quickstart.sh train.steps=200` for a 2-minute smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
