@@ -18,7 +18,7 @@ FLOPs per backbone call are counted from the query tokens n and keys L:
 One thread unless --threads. Timings on a shared CPU are noisy: read the medians and ratios of one run.
 
     python -m scripts.bench.cache --model CKPT REFERENCE 32,64 [--model CKPT2 REF2 128] --out benchmarks/bench_cache
-benchmarks/bench_cache.json merges three runs (--merge): the character-level Shakespeare MDLM at 64 steps with 32 samples and
+benchmarks/bench_cache.json merges three runs (--merge): the char-level Shakespeare MDLM at 64 steps, 32 samples and
 --ancestral-steps 256 --ancestral-samples 8, the L=512 model at 128 steps with --samples 16 --infill 16, and at
 64 steps with --samples 32 --infill 16 (fewer policies: --policies). The checkpoints (meta.models) were trained by
     dlm train --config configs/runs/shakespeare_mdlm.yaml train.steps=250 ...        (char-level MDLM and, with
