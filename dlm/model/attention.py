@@ -27,24 +27,42 @@ class KVHook(Protocol):
         (B, H, L_all, D)."""
 
 
-def attention_mask(padding: Tensor | None, query_positions: Tensor | None, n_keys: int, *,
-                   causal: bool) -> Tensor | None:
+def attention_mask(padding: Tensor | None, query_positions: Tensor | None, n_keys: int, *, causal: bool,
+                   block_size: int = 0, device: torch.device | None = None) -> Tensor | None:
     """Boolean mask (True = may attend) for queries at `query_positions` (B, n) over keys at positions 0..n_keys-1;
     query_positions None means every position is a query (n = n_keys). padding: bool (B, n_keys), False at padding
-    keys, which real queries never attend. Causal queries see keys at positions <= their own; a causal padding query
-    with no real key before it (left padding) sees every key instead, so no softmax row is empty (NaN). None when
-    nothing is masked, so the unmasked (is_causal) SDPA path stays in use. -> (B, 1, n | 1, n_keys) or None."""
+    keys, which real queries never attend.
+
+    The pattern is block-causal: a query at position q sees the keys at positions k with k // b <= q // b. Causal is
+    b = 1; block_size > 0 sets b (block diffusion's sampling and cache layout, docs/block_diffusion.md); otherwise
+    (not causal, block_size 0) every key is visible. A padding query with no real key before it (left padding) sees
+    every key instead, so no softmax row is empty (NaN). None when nothing is masked, so the unmasked (is_causal)
+    SDPA path stays in use. -> (B | 1, 1, n | 1, n_keys) or None."""
     padding = None if padding is None else padding.bool()
-    if not causal:
+    if not causal and block_size <= 0:
         return None if padding is None else padding[:, None, None, :]
+    step = 1 if causal else block_size
     if query_positions is None:
-        if padding is None:
+        if padding is None and causal:
             return None
-        query_positions = torch.arange(n_keys, device=padding.device).expand(padding.shape[0], n_keys)
-    mask = torch.arange(n_keys, device=query_positions.device) <= query_positions[:, None, :, None]
+        device = padding.device if padding is not None else device
+        query_positions = torch.arange(n_keys, device=device).expand(1 if padding is None else padding.shape[0],
+                                                                     n_keys)
+    keys = torch.arange(n_keys, device=query_positions.device) // step
+    mask = keys <= query_positions[:, None, :, None] // step
     if padding is not None:
         mask = (mask & padding[:, None, None, :]) | ~padding.gather(1, query_positions)[:, None, :, None]
     return mask
+
+
+def with_padding(pattern: Tensor, padding: Tensor | None) -> Tensor:
+    """An explicit pattern (n, n_keys) bool, True = may attend, restricted to the real keys of padding (B, n_keys)
+    -> (B | 1, 1, n, n_keys). Queries keep at least their own pattern's keys where every real key is hidden."""
+    pattern = pattern.bool()[None, None]
+    if padding is None:
+        return pattern
+    masked = pattern & padding.bool()[:, None, None, :]
+    return torch.where(masked.any(-1, keepdim=True), masked, pattern)
 
 
 class Attention(nn.Module):
