@@ -56,7 +56,7 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    name: str = "masked_elbo"  # masked_elbo | radd | uniform_elbo | mean_elbo | score_entropy | autoregressive
+    name: str = "masked_elbo"  # masked_elbo | radd | uniform_elbo | mean_elbo | score_entropy | autoregressive | block_diffusion
     time_conditioning: bool | None = None  # None: the objective's default (objectives/: default_time_conditioning)
     time_sampler: str = ""  # stratified | uniform | vdm; empty: the objective's default
     sampling_eps: float = 1e-3  # training t ~ U[sampling_eps, 1]
@@ -64,6 +64,8 @@ class ObjectiveConfig:
     condition_prefix: int = 0  # N > 0: positions [0, N) (a task's prompt) are never corrupted and never scored
     token_reweight_gamma: float = 0.0  # > 0: MGDM token reweighting alpha (1 - p)^gamma (masked_elbo only)
     token_reweight_alpha: float = 0.25
+    block_size: int = 0  # block_diffusion: tokens per block (the paper's L'); 0: the family default (4)
+    clip: tuple[float, float] = (0.0, 1.0)  # block_diffusion: training times from U[beta, omega] (clipped schedule)
 
 
 @dataclass(frozen=True)
