@@ -56,7 +56,8 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    name: str = "masked_elbo"  # masked_elbo | radd | uniform_elbo | mean_elbo | score_entropy | autoregressive | block_diffusion
+    # masked_elbo | radd | uniform_elbo | mean_elbo | score_entropy | autoregressive | block_diffusion
+    name: str = "masked_elbo"
     time_conditioning: bool | None = None  # None: the objective's default (objectives/: default_time_conditioning)
     time_sampler: str = ""  # stratified | uniform | vdm; empty: the objective's default
     sampling_eps: float = 1e-3  # training t ~ U[sampling_eps, 1]

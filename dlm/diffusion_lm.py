@@ -65,7 +65,8 @@ class DiffusionLM(nn.Module):
     def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
                 label: Tensor | None = None, raw: bool | None = None, _logits: bool = False,
                 **backbone_kwargs: Any) -> Prediction | Tensor:
-        """xt (B, L), t (B,) or per token (B, L) -> Prediction (log-probs over x0, or SEDD log-score, or next-token log-probs), (B, L, N).
+        """xt (B, L), t (B,) or per token (B, L) -> Prediction (log-probs over x0, or SEDD log-score, or next-token
+        log-probs), (B, L, N).
 
         cache: a dlm.cache.CachePolicy; the backbone then runs on the positions it selects and the rest of the
         Prediction comes from its store. attention_mask: bool (B, L), False at padding keys (never attended).
