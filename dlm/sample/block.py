@@ -81,7 +81,8 @@ class BlockSampler(Sampler):
         grid = inner.grid(steps)
         stopped = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         index = 0
-        for k, block in enumerate(self.blocks(~fixed, steps)):
+        plan = self.blocks(~fixed, steps)
+        for k, block in enumerate(plan):
             start, end = k * b, (k + 1) * b
             x[:, start:end] = torch.where(stopped[:, None] & ~fixed[:, start:end], self.pad, x[:, start:end])
             ctx.editable = block.editable[:, :end] & ~stopped[:, None]
@@ -99,7 +100,7 @@ class BlockSampler(Sampler):
                 on_step(index, 0.0, x)
             if self.eos_id >= 0:
                 stopped |= ((window[:, start:] == self.eos_id) & ~fixed[:, start:end]).any(-1)
-            if bool(stopped.all()):
+            if bool(stopped.all()) or k == len(plan) - 1:
                 break
             if ctx.cache is not None:
                 ctx.predict(window, None)  # the finished block, clean: now its keys/values are stored
