@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,9 +28,6 @@ from dlm.registry import SAMPLERS, ConfigError
 from dlm.sample.base import Sampler, get_sampler
 from dlm.sample.context import SamplingContext
 from dlm.sample.semi_ar import DecodeBlock
-
-if TYPE_CHECKING:
-    from dlm.objectives.base import Objective
 
 
 @SAMPLERS.register("block")
@@ -120,9 +117,10 @@ class BlockSampler(Sampler):
         return torch.where(columns > first, self.pad, x)
 
 
-def block_sampler(objective: Objective, name: str | None = None, **options: Any) -> BlockSampler:
-    """The block sampler of a block-diffusion objective: `name` is the sampler run inside each block (or "block"
-    itself, or None: ancestral); block_size is the model's (a different one is a one-line ConfigError)."""
+def block_sampler(objective: Any, name: str | None = None, **options: Any) -> BlockSampler:
+    """The block sampler of a block-diffusion objective (objectives/block_diffusion.py): `name` is the sampler run
+    inside each block (or "block" itself, or None: ancestral); block_size is the model's (a different one is a
+    one-line ConfigError)."""
     if objective.time_conditioning:
         raise ConfigError("the block sampler needs a model without time conditioning (objective.time_conditioning="
                           "false, the reference's setting): the clean prefix would need t = 0 per token")
