@@ -143,7 +143,7 @@ class BlockDiffusion(Objective):
     def corrupt(self, x0: Tensor, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """x_t: each token masked with probability 1 - alpha_t at its block's t (B, L); the window [1, 1] masks
         every token. The same uniform draws as Process.corrupt."""
-        if self.clip[0] == 1.0:
+        if self.clip[0] == 1.0:  # b = 1 only (checked): the chain rule, exact in training and validation
             return torch.full_like(x0, self.mask_id)
         alpha = self.process.schedule.alpha(t.to(torch.float64))
         replace = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64) >= alpha
@@ -167,9 +167,11 @@ class BlockDiffusion(Objective):
              generator: torch.Generator | None = None) -> LossOutput:
         """One draw of a time per block and of x_t; per-token mean over non-pad tokens (as masked_elbo, whose
         draws and loss it reproduces at block_size = L). Padding is not hidden from the backbone in training,
-        as in masked_elbo."""
+        as in masked_elbo. The times come from the clipped window objective.clip when the loss is differentiated
+        (training) and from the unbiased window otherwise (validation reports a bound, arXiv 2503.09573 §5.2)."""
         B, L = x0.shape
-        t = self.block_times(B, L, self.clip, generator=generator, device=x0.device)
+        window = self.clip if torch.is_grad_enabled() or self.clip[0] == 1.0 else (0.0, 1.0)
+        t = self.block_times(B, L, window, generator=generator, device=x0.device)
         xt = self.corrupt(x0, t, generator=generator)
         logits = self.two_stream_logits(logits_fn, xt, x0, t)
         return reduce_per_token(self.integrand(logits, x0, xt, t), attention_mask)

@@ -100,3 +100,18 @@ def test_bad_block_configs_are_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
         dlm.DiffusionLM.from_config(cfg, vocab_size=9)
     assert "\n" not in str(info.value)
+
+
+def test_the_clipped_window_trains_and_the_unbiased_window_reports():
+    """With gradients (training) t comes from objective.clip; without (validation) from (0, 1]: the same draws
+    on the unbiased window as a model configured without clipping."""
+    clipped, plain = tiny_block_model(4, "objective.clip=[0.3,0.8]"), tiny_block_model(4)
+    x0 = tokens(4)
+
+    def loss(model, grad):
+        with torch.set_grad_enabled(grad):
+            return model.loss(x0, generator=torch.Generator().manual_seed(2)).loss.detach()
+
+    assert loss(clipped, False) == loss(plain, False)
+    assert loss(clipped, True) != loss(plain, True)
+    assert loss(plain, True) == loss(plain, False)
