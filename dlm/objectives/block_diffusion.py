@@ -177,13 +177,21 @@ class BlockDiffusion(Objective):
         return reduce_per_token(self.integrand(logits, x0, xt, t), attention_mask)
 
     # --- likelihood ---------------------------------------------------------------------------------------
+    @property
+    def likelihood_estimator(self) -> str:
+        """How `dlm eval ppl` reads this model's bound: its own draws (elbo_samples), exact for block_size 1."""
+        return "exact" if self.exact_likelihood else "objective"
+
     @torch.no_grad()
-    def elbo(self, denoiser: Denoiser, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
-             attention_mask: Tensor | None = None) -> Tensor:
-        """(B,) bound on -log p(x0) in nats over the unbiased window: n_t draws per block, stratified over the n_t
-        draws (eval/likelihood.py: stratified_times), each one two-stream forward. block_size = 1: the exact
-        chain rule (window [1, 1], one forward, n_t and generator unused). denoiser: has .logits (DiffusionLM).
-        attention_mask (B, L): the scored tokens, also hidden from the backbone as keys (padding)."""
+    def elbo_samples(self, denoiser: Denoiser, x0: Tensor, *, n_t: int = 128,
+                     generator: torch.Generator | None = None, attention_mask: Tensor | None = None,
+                     clean: Tensor | None = None) -> Tensor:
+        """(n_t, B) draws of the bound on -log p(x0) in nats over the unbiased window, one two-stream forward
+        each: draw k gives every block a time in the stratum (k + U) / n_t of (0, 1] (eval/likelihood.py:
+        stratified_times), so their mean is the bound. block_size = 1: the exact chain rule (window [1, 1], one
+        forward, (1, B); n_t and generator unused). attention_mask (B, L): weights of the scored tokens; clean
+        (B, L) bool: context positions never noised (score them 0: the bound is then on -log p(scored | clean)).
+        denoiser: has .logits (DiffusionLM)."""
         check_batch(x0)
         check_attention_mask(attention_mask, x0)
         check_positive("n_t", n_t)
@@ -192,15 +200,23 @@ class BlockDiffusion(Objective):
         scored = torch.ones_like(x0, dtype=torch.float64) if attention_mask is None else attention_mask.double()
         if self.exact_likelihood:
             xt, t = torch.full_like(x0, self.mask_id), torch.ones(B, L, device=x0.device)
-            logits = self.two_stream_logits(denoiser.logits, xt, x0, t, attention_mask)
-            return (nll_from_logits(logits, x0, exclude=self.mask_id).double() * scored).sum(-1)
+            xt = xt if clean is None else torch.where(clean, x0, xt)
+            logits = self.two_stream_logits(denoiser.logits, xt, x0, t)
+            nll = nll_from_logits(logits, x0, exclude=self.mask_id).double() * (xt == self.mask_id)
+            return (nll * scored).sum(-1)[None]
         K = self.n_blocks(L)
         times = stratified_times(n_t, B * K, generator=generator, device=x0.device).view(n_t, B, K).float()
-        total = torch.zeros(B, dtype=torch.float64, device=x0.device)
+        out = []
         for draw in times:
             t = draw.repeat_interleave(self.block_size, dim=1)
             xt = self.corrupt(x0, t, generator=generator)
-            logits = self.two_stream_logits(denoiser.logits, xt, x0, t, attention_mask)
-            total += (self.process.schedule.masked_weight(t).double() * (xt == self.mask_id)
-                      * nll_from_logits(logits, x0, exclude=self.mask_id).double() * scored).sum(-1)
-        return total / n_t
+            xt = xt if clean is None else torch.where(clean, x0, xt)
+            logits = self.two_stream_logits(denoiser.logits, xt, x0, t)
+            weight = self.process.schedule.masked_weight(t).double() * (xt == self.mask_id)
+            out.append((weight * nll_from_logits(logits, x0, exclude=self.mask_id).double() * scored).sum(-1))
+        return torch.stack(out)
+
+    def elbo(self, denoiser: Denoiser, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
+             attention_mask: Tensor | None = None) -> Tensor:
+        """(B,) bound on -log p(x0) in nats: the mean of elbo_samples (exact for block_size = 1)."""
+        return self.elbo_samples(denoiser, x0, n_t=n_t, generator=generator, attention_mask=attention_mask).mean(0)
