@@ -108,6 +108,7 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     on_nonfinite: str = "stop"  # a non-finite loss or grad norm: stop (one-line error) | skip (drop that update)
+    init_from: str = ""  # a checkpoint dir: start from its weights, fresh optimizer and schedule (train/init_from.py)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from dlm.train.checkpoint import (
     write_dir_atomically,
 )
 from dlm.train.ema import EMA
+from dlm.train.init_from import init_from
 from dlm.train.log import MetricsLogger, Throughput, check_tensorboard
 from dlm.train.optim import build_optimizer, build_scheduler, clip_gradients, lr_multiplier
 from dlm.train.parallel import (
@@ -157,7 +158,10 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
     batches, val_batches = build_batches(cfg.data, tokenizer, tc.batch_size, seed=tc.seed, rank=dist.rank,
                                          world_size=dist.world_size)
     torch.manual_seed(tc.seed)  # the same initialization on every rank (inside train()'s fork_rng)
-    model = DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer).to(dist.device)
+    model = DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer)
+    if tc.init_from and state is None:  # a resumed run restores its own weights
+        init_from(model, tc.init_from)
+    model = model.to(dist.device)
     parallel = Parallel(model, tc, dist)
     optimizer = build_optimizer(model, tc)
     trainer = Trainer(cfg, dist, model, parallel, optimizer, build_scheduler(optimizer, tc),
