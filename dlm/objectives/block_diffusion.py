@@ -176,6 +176,16 @@ class BlockDiffusion(Objective):
         logits = self.two_stream_logits(logits_fn, xt, x0, t)
         return reduce_per_token(self.integrand(logits, x0, xt, t), attention_mask)
 
+    def block_estimates(self, logits_fn: LogitsFn, x0: Tensor, window: tuple[float, float], *,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """(B, K) each block's mean per-token loss for one draw of times from `window` (the clip search's
+        estimates, objectives/clip_search.py)."""
+        B, L = x0.shape
+        t = self.block_times(B, L, window, generator=generator, device=x0.device)
+        xt = self.corrupt(x0, t, generator=generator)
+        per_token = self.integrand(self.two_stream_logits(logits_fn, xt, x0, t), x0, xt, t)
+        return per_token.view(B, self.n_blocks(L), self.block_size).mean(-1)
+
     # --- likelihood ---------------------------------------------------------------------------------------
     @property
     def likelihood_estimator(self) -> str:
