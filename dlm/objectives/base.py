@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -147,6 +147,19 @@ class Objective(ABC):
         """(B, L) per-token integrand of the continuous-time bound at t (nats), read from the raw backbone logits
         (B, L, N) in their own dtype, with no float64 or (B, L, N) copies beyond what autograd needs; its t-average
         bounds -log p. It equals the process's bound (eval/likelihood.py) on predict(logits)."""
+
+    # --- training state beyond the weights (checkpointed with the trainer, restored on resume) -------------
+    def state_dict(self) -> dict:
+        """What training changed in the objective itself (block diffusion: its searched clip window)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:  # noqa: B027  (optional hook: nothing to restore by default)
+        """Restore state_dict()'s output."""
+
+    def validation_search(self) -> Any:
+        """An object with add(logits_fn, x0, generator) per validation batch and finish() -> log line, run by the
+        training loop's validation, or None (default): block diffusion's clipped-window search."""
+        return None
 
     def check_tokens(self, x0: Tensor) -> None:
         """One-line ConfigError for ids outside the data vocabulary (the process knows it)."""

@@ -31,6 +31,7 @@ from dlm.config import ObjectiveConfig, RunConfig
 from dlm.denoiser import Denoiser
 from dlm.eval.likelihood import stratified_times
 from dlm.objectives.base import AttentionPattern, LogitsFn, Objective, reduce_per_token
+from dlm.objectives.clip_search import ClipSearch
 from dlm.objectives.masked_elbo import subs
 from dlm.process.absorbing import Absorbing
 from dlm.process.base import Capability
@@ -175,6 +176,17 @@ class BlockDiffusion(Objective):
         xt = self.corrupt(x0, t, generator=generator)
         logits = self.two_stream_logits(logits_fn, xt, x0, t)
         return reduce_per_token(self.integrand(logits, x0, xt, t), attention_mask)
+
+    def state_dict(self) -> dict:
+        return {"clip": list(self.clip)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "clip" in state:
+            self.clip = tuple(float(v) for v in state["clip"])
+
+    def validation_search(self) -> ClipSearch | None:
+        """The clipped-window search when objective.clip_search is on (objectives/clip_search.py)."""
+        return ClipSearch(self) if self.cfg.clip_search and self.block_size > 1 else None
 
     def block_estimates(self, logits_fn: LogitsFn, x0: Tensor, window: tuple[float, float], *,
                         generator: torch.Generator | None = None) -> Tensor:

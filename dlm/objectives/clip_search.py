@@ -11,6 +11,10 @@ Score of a window: sum over validation batches of the unbiased variance of that 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import torch
 from torch import Tensor
 
 from dlm.registry import ConfigError
@@ -37,3 +41,22 @@ def least_variance_window(estimates: dict[Window, list[Tensor]]) -> Window:
         raise ConfigError("clip search: no candidate window was evaluated")
     scores = {window: sum(float(batch.double().var()) for batch in batches) for window, batches in estimates.items()}
     return min(scores, key=scores.get)
+
+
+class ClipSearch:
+    """One validation pass of the search: `add` each validation batch (every candidate window's per-block
+    estimates, one two-stream forward per window), then `finish` sets the objective's training window to the
+    least-variance one and returns a log line. Per process: under data parallelism each rank picks from its own
+    shard (the reference gathers the estimates over ranks first)."""
+
+    def __init__(self, objective: Any, windows: list[Window] | None = None):
+        self.objective = objective
+        self.estimates: dict[Window, list[Tensor]] = {w: [] for w in (windows or candidate_windows())}
+
+    def add(self, logits_fn: Callable, x0: Tensor, generator: torch.Generator | None = None) -> None:
+        for window, batches in self.estimates.items():
+            batches.append(self.objective.block_estimates(logits_fn, x0, window, generator=generator).detach())
+
+    def finish(self) -> str:
+        self.objective.clip = least_variance_window(self.estimates)
+        return f"clip search: training window [{self.objective.clip[0]:g}, {self.objective.clip[1]:g}]"

@@ -290,6 +290,7 @@ def evaluate(tr: Trainer) -> float:
     """
     cfg, dist = tr.cfg.train, tr.dist
     sums = torch.zeros(2, dtype=torch.float64, device=dist.device)
+    search = tr.model.objective.validation_search()  # e.g. block diffusion's clipped window; None for most
     tr.model.eval()
     with tr.ema.swapped_in() if tr.ema is not None else nullcontext():
         for index, batch in zip(range(cfg.eval_batches), tr.val_batches):
@@ -298,7 +299,11 @@ def evaluate(tr: Trainer) -> float:
                 tr.generator.manual_seed(shard_seed(cfg.seed, index, shard, "validation"))
                 with tr.parallel.autocast():
                     out = tr.model.loss(ids, attention_mask=mask, generator=tr.generator)
+                    if search is not None:
+                        search.add(tr.model.logits, ids, tr.generator)
                 sums += torch.stack([out.nll_sum.double(), out.num_tokens.double()])
+    if search is not None:
+        tr.logger.message(search.finish())
     tr.model.train()
     nll_sum, num_tokens = all_reduce_sum(sums, dist).tolist()
     return nll_sum / max(num_tokens, 1.0)
@@ -331,7 +336,7 @@ def save(tr: Trainer) -> None:
     state = {"step": tr.step, "elapsed": tr.elapsed, "model": raw,
              "ema": ema, "optimizer": get_optimizer_state_dict(tr.model, tr.optimizer, options=_FULL),
              "scheduler": tr.scheduler.state_dict(), "data": tr.train_batches.state_dict(),
-             "skipped": tr.skipped, "threads": torch.get_num_threads()}
+             "skipped": tr.skipped, "threads": torch.get_num_threads(), "objective": tr.model.objective.state_dict()}
     weights = raw if ema is None else {**raw, **ema["shadow"]}  # the deployable model: EMA weights when on
     bad = next((name for name, w in {**raw, **weights}.items() if not bool(torch.isfinite(w).all())), None)
     if bad is not None:  # finite losses with non-finite weights: refuse to overwrite a good checkpoint with it
@@ -364,6 +369,7 @@ def restore(tr: Trainer, state: dict[str, Any], root: Path) -> None:
             tr.ema = EMA(tr.model, tr.cfg.train.ema)
     tr.step, tr.elapsed = int(state["step"]), float(state["elapsed"])
     tr.skipped = int(state.get("skipped", 0))
+    tr.model.objective.load_state_dict(state.get("objective", {}))
 
 
 def has_checkpoints(root: Path) -> bool:
