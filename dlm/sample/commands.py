@@ -42,6 +42,7 @@ class SampleSettings:
     cfg_scale: float = 0.0
     label: int = -1
     text: str = ""
+    stop_at_eos: bool = False
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -50,7 +51,7 @@ class SampleSettings:
 def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
                    length: int = 128, block_size: int = 0, seed: int = 0, temperature: float = 1.0,
                    top_p: float = 1.0, show_steps: bool = False, out: str = "", cache: str = "",
-                   cfg_scale: float = 0.0, label: int = -1) -> list[str]:
+                   cfg_scale: float = 0.0, label: int = -1, stop_at_eos: bool = False) -> list[str]:
     """Unconditional samples from a checkpoint, printed and optionally written as JSON lines.
 
     Args:
@@ -70,10 +71,13 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
             (dkv_decode:refresh_every=8).
         cfg_scale: classifier-free guidance scale on `label` (0: plain conditional sampling).
         label: >= 0: the class of a class-conditional checkpoint.
+        stop_at_eos: variable length (block diffusion checkpoints): each sample ends at the first EOS it
+            generates; the rest is padding and is not printed.
     """
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples, length=length,
                               block_size=block_size, seed=seed, temperature=temperature, top_p=top_p,
-                              show_steps=show_steps, out=out, cache=cache, cfg_scale=cfg_scale, label=label)
+                              show_steps=show_steps, out=out, cache=cache, cfg_scale=cfg_scale, label=label,
+                              stop_at_eos=stop_at_eos)
     check_positive("--num-samples", num_samples)
     check_positive("--length", length)
     check_positive("--steps", steps)
@@ -140,6 +144,14 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     options = {"temperature": settings.temperature, "top_p": settings.top_p}
     if settings.block_size:
         options["block_size"] = settings.block_size
+    if settings.stop_at_eos:  # only samplers with variable length take it (the block sampler): else one line
+        from dlm.data.tokenizer import special_tokens
+
+        eos = None if model.tokenizer is None else special_tokens(model.tokenizer).eos
+        if eos is None:
+            raise ConfigError(f"--stop-at-eos needs a tokenizer with an EOS token; checkpoint {settings.checkpoint} "
+                              "has none")
+        options["eos_id"] = eos
     sampler = objective.sampler(settings.sampler, **options)
     recorder = StepRecorder() if settings.show_steps else None
     denoiser = _denoiser(model, settings, known.to(device))  # its errors come before the bar is drawn
@@ -159,7 +171,8 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
                            cache=settings.cache or None).cpu()
     finally:
         bar.close()
-    texts = [_decode(model.tokenizer, row.tolist()) for row in ids]
+    rows = [_until_eos(row.tolist(), options["eos_id"]) if "eos_id" in options else row.tolist() for row in ids]
+    texts = [_decode(model.tokenizer, row) for row in rows]
     if recorder is not None:
         mask_id = model.mask_id
         print("\n".join(render_text(recorder, token_decoder(model.tokenizer), mask_id=mask_id,
@@ -196,6 +209,11 @@ def _with_bos(model, prompt: torch.Tensor, known: torch.Tensor, n: int) -> tuple
         raise ConfigError("an autoregressive checkpoint needs a tokenizer with a BOS (or CLS) token to start from")
     column = torch.full((prompt.shape[0], n), bos, dtype=torch.long)
     return torch.cat([column, prompt], 1), torch.cat([torch.ones_like(column, dtype=torch.bool), known], 1)
+
+
+def _until_eos(ids: list[int], eos: int) -> list[int]:
+    """A variable-length sample without its padding: up to (not including) its first EOS."""
+    return ids[:ids.index(eos)] if eos in ids else ids
 
 
 def _decode(tokenizer, ids: list[int]) -> str:
