@@ -36,6 +36,8 @@ def test_block_checkpoint_samples_variable_length_text(checkpoint, capsys):
     assert all(len(text.replace("\n", "")) <= 32 for text in fixed)
     lengths = [len(text) for text in varied]
     assert len(set(lengths)) > 1 and max(lengths) < 32  # rows stop independently, before the end
+    assert any("\n" in text for text in fixed)  # fixed length: EOS (printed as a line break) mid-sample
+    assert not any("\n" in text for text in varied)  # variable length: each sample ends before its first EOS
 
 
 def test_stop_at_eos_on_a_fixed_length_sampler_is_a_one_line_error(checkpoint, capsys):
