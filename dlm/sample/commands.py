@@ -171,8 +171,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
                            cache=settings.cache or None).cpu()
     finally:
         bar.close()
-    rows = [_until_eos(row.tolist(), options["eos_id"]) if "eos_id" in options else row.tolist() for row in ids]
-    texts = [_decode(model.tokenizer, row) for row in rows]
+    texts = [_decode(model.tokenizer, row.tolist()) for row in ids]  # trailing padding (EOS) prints nothing
     if recorder is not None:
         mask_id = model.mask_id
         print("\n".join(render_text(recorder, token_decoder(model.tokenizer), mask_id=mask_id,
@@ -209,11 +208,6 @@ def _with_bos(model, prompt: torch.Tensor, known: torch.Tensor, n: int) -> tuple
         raise ConfigError("an autoregressive checkpoint needs a tokenizer with a BOS (or CLS) token to start from")
     column = torch.full((prompt.shape[0], n), bos, dtype=torch.long)
     return torch.cat([column, prompt], 1), torch.cat([torch.ones_like(column, dtype=torch.bool), known], 1)
-
-
-def _until_eos(ids: list[int], eos: int) -> list[int]:
-    """A variable-length sample without its padding: up to (not including) its first EOS."""
-    return ids[:ids.index(eos)] if eos in ids else ids
 
 
 def _decode(tokenizer, ids: list[int]) -> str:

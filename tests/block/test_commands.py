@@ -1,6 +1,8 @@
 """`dlm sample` on a block-diffusion checkpoint: the block sampler by default, variable length with
 --stop-at-eos, one-line errors for what cannot run."""
 
+import json
+
 import pytest
 import torch
 
@@ -29,15 +31,16 @@ def checkpoint(tmp_path):
     return save
 
 
-def test_block_checkpoint_samples_variable_length_text(checkpoint, capsys):
+def test_block_checkpoint_samples_variable_length_text(checkpoint, tmp_path):
     path, tokenizer = checkpoint("block_diffusion", "objective.block_size=4")
-    fixed = sample_command(path, steps=4, num_samples=4, length=32, seed=1)
-    varied = sample_command(path, steps=4, num_samples=4, length=32, seed=1, stop_at_eos=True)
-    assert all(len(text.replace("\n", "")) <= 32 for text in fixed)
-    lengths = [len(text) for text in varied]
-    assert len(set(lengths)) > 1 and max(lengths) < 32  # rows stop independently, before the end
-    assert any("\n" in text for text in fixed)  # fixed length: EOS (printed as a line break) mid-sample
-    assert not any("\n" in text for text in varied)  # variable length: each sample ends before its first EOS
+    eos = tokenizer.eos_token_id
+    sample_command(path, steps=4, num_samples=4, length=32, seed=1, stop_at_eos=True, out=str(tmp_path / "s.jsonl"))
+    records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    stops = [record["tokens"].index(eos) for record in records]
+    assert len(set(stops)) > 1  # rows stop independently
+    for record, stop in zip(records, stops):
+        assert set(record["tokens"][stop:]) == {eos}  # everything after the stop is padding
+        assert len(record["text"]) <= stop  # the printed text ends before the EOS
 
 
 def test_stop_at_eos_on_a_fixed_length_sampler_is_a_one_line_error(checkpoint, capsys):
