@@ -35,7 +35,8 @@ class ModelConfig:
     cond_dim: int = 128  # width of the adaLN conditioning vector
     dropout: float = 0.0
     rope_base: float = 10000.0
-    attention: str = "sdpa"  # sdpa | flash (flash falls back to sdpa where flash-attn is unavailable)
+    # sdpa | flash (falls back to sdpa where flash-attn is unavailable) | flex (FlexAttention for explicit masks)
+    attention: str = "sdpa"
     num_classes: int = 0  # > 0: a class-label embedding (label num_classes = no label) for classifier-free guidance
     learned_positions: bool = False  # add a learned absolute position embedding (max_len rows) to the rotary ones
 

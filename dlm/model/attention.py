@@ -1,4 +1,5 @@
-"""Multi-head self-attention with rotary positions: SDPA by default, flash-attn when installed and on GPU.
+"""Multi-head self-attention with rotary positions: SDPA by default, flash-attn when installed and on GPU, and
+FlexAttention for explicit masks with model.attention=flex (as_block_mask; equal to SDPA, tests/block).
 
 Masks: bidirectional (diffusion), causal (AR baseline), or an explicit boolean mask (block / cache layouts).
 KV hook: a `kv_cache` object with `update(layer, k, v, positions) -> (k, v)` may read and write keys and values,
@@ -65,6 +66,22 @@ def with_padding(pattern: Tensor, padding: Tensor | None) -> Tensor:
     return torch.where(masked.any(-1, keepdim=True), masked, pattern)
 
 
+def as_block_mask(mask: Tensor) -> object:
+    """A boolean mask (B | 1, 1, n, n_keys), True = may attend, as FlexAttention's BlockMask: the same pattern, with
+    the key blocks no query of a query block sees skipped (model.attention=flex)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    dense = mask[:, 0]
+    if dense.shape[0] == 1:
+        def mask_mod(b, h, q, k):
+            return dense[0, q, k]
+    else:
+        def mask_mod(b, h, q, k):
+            return dense[b, q, k]
+    batch = dense.shape[0] if dense.shape[0] > 1 else None
+    return create_block_mask(mask_mod, batch, None, dense.shape[1], dense.shape[2], device=mask.device)
+
+
 class Attention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, layer: int, dropout: float = 0.0, use_flash: bool = False):
         super().__init__()
@@ -85,7 +102,11 @@ class Attention(nn.Module):
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer, k, v, positions)
         dropout = self.dropout if self.training else 0.0
-        if self._flash_ok(q, attn_mask, k):
+        if attn_mask is not None and not isinstance(attn_mask, Tensor):  # a BlockMask (model.attention=flex)
+            from torch.nn.attention.flex_attention import flex_attention
+
+            y = flex_attention(q, k, v, block_mask=attn_mask)
+        elif self._flash_ok(q, attn_mask, k):
             from flash_attn import flash_attn_func
 
             y = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=dropout,

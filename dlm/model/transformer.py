@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from dlm.config import ModelConfig
 from dlm.model.activation import TanhGELU
-from dlm.model.attention import Attention, KVHook
+from dlm.model.attention import Attention, KVHook, as_block_mask
 from dlm.model.rotary import Rotary
 from dlm.registry import ConfigError
 from dlm.utils.deprecation import renamed
@@ -127,6 +127,8 @@ class Transformer(nn.Module):
         cos, sin = self.rotary(positions.reshape(-1))
         if positions.dim() == 2:  # per-row positions (cached decoding): angles (B, L, head_dim)
             cos, sin = cos.view(B, L, -1), sin.view(B, L, -1)
+        if self.cfg.attention == "flex" and isinstance(attn_mask, Tensor):  # once per forward, shared by layers
+            attn_mask = as_block_mask(attn_mask)
         c = over_tokens(F.silu(self.time_embed(cond))) if self.time_embed is not None else None
         x = self.embed(tokens)
         if self.position_embed is not None:
