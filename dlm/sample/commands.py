@@ -115,7 +115,7 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
     if not model.objective.infills:  # the AR baseline: left to right only
         raise ConfigError(f"checkpoint {checkpoint} decodes only with the {model.objective.sampler().name} "
                           "sampler (left to right) and cannot fill a span from the text on both sides; use a "
-                          "diffusion checkpoint (or dlm sample)")
+                          "bidirectional diffusion checkpoint (or dlm sample)")
     prompt, known = parse_infill_template(text, model.tokenizer)
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples,
                               length=known.shape[-1], seed=seed, temperature=temperature, top_p=top_p, out=out,
