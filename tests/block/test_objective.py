@@ -115,3 +115,10 @@ def test_the_clipped_window_trains_and_the_unbiased_window_reports():
     assert loss(clipped, False) == loss(plain, False)
     assert loss(clipped, True) != loss(plain, True)
     assert loss(plain, True) == loss(plain, False)
+
+
+def test_block_size_and_window_survive_save_and_load(tmp_path):
+    model = tiny_block_model(8, "objective.clip=[0.3,0.8]")
+    model.save_pretrained(str(tmp_path))
+    loaded = dlm.DiffusionLM.from_pretrained(str(tmp_path)).objective
+    assert (loaded.block_size, loaded.clip, loaded.attention_block) == (8, (0.3, 0.8), 8)
