@@ -238,6 +238,15 @@ class BlockDiffusion(Objective):
             out.append((weight * nll_from_logits(logits, x0, exclude=self.mask_id).double() * scored).sum(-1))
         return torch.stack(out)
 
+    def conditional_elbo(self, denoiser: Denoiser, x0: Tensor, target_mask: Tensor, *, n_t: int = 128,
+                         generator: torch.Generator | None = None, **_: object) -> Tensor:
+        """(B,) bound on -log p(x0[target] | x0[~target]) in nats: the context stays clean and unscored. A block
+        sees only the blocks before it, so this is the conditional of a continuation (context before the target,
+        or in the target's own blocks); context after the target is carried but cannot inform it."""
+        target = torch.as_tensor(target_mask, dtype=torch.bool, device=x0.device).expand_as(x0)
+        return self.elbo_samples(denoiser, x0, n_t=n_t, generator=generator, attention_mask=target.double(),
+                                 clean=~target).mean(0)
+
     def elbo(self, denoiser: Denoiser, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,
              attention_mask: Tensor | None = None) -> Tensor:
         """(B,) bound on -log p(x0) in nats: the mean of elbo_samples (exact for block_size = 1)."""

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlm.cache.base import CachePolicy
 from dlm.cache.block import BlockCache
 from dlm.process.base import Capability
 from dlm.registry import SAMPLERS, ConfigError
@@ -74,6 +75,9 @@ class BlockSampler(Sampler):
 
     def decode(self, ctx: SamplingContext, x: Tensor, fixed: Tensor, steps: int,
                on_step: Callable[[int, float, Tensor], None] | None = None) -> Tensor:
+        if isinstance(ctx.cache, CachePolicy) and not isinstance(ctx.cache, BlockCache):
+            raise ConfigError(f"the block sampler keeps its own exact cache ('block'); cache "
+                              f"{type(ctx.cache).__name__} would approximate it: drop the cache option")
         b, inner = self.block_size, self.inner_sampler
         grid = inner.grid(steps)
         stopped = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)

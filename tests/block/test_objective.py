@@ -122,3 +122,18 @@ def test_block_size_and_window_survive_save_and_load(tmp_path):
     model.save_pretrained(str(tmp_path))
     loaded = dlm.DiffusionLM.from_pretrained(str(tmp_path)).objective
     assert (loaded.block_size, loaded.clip, loaded.attention_block) == (8, (0.3, 0.8), 8)
+
+
+def test_the_conditional_bound_of_a_continuation_at_block_size_1_is_the_chain_rule_of_the_target():
+    model = tiny_block_model(1)
+    x0 = tokens(3)
+    target = torch.zeros(1, 16, dtype=torch.bool)
+    target[:, 10:] = True  # a continuation: context 0..9
+    mask = model.objective.mask_id
+    expected = torch.zeros(3, dtype=torch.float64)
+    with torch.no_grad():
+        for j in range(10, 16):
+            window = torch.cat([x0[:, :j], torch.full_like(x0[:, :1], mask)], dim=1)
+            expected += nll_from_logits(model.logits(window)[:, -1:], x0[:, j:j + 1], exclude=mask)[:, 0]
+        bound = model.objective.conditional_elbo(model, x0, target)
+    torch.testing.assert_close(bound, expected, rtol=1e-6, atol=0)

@@ -115,3 +115,10 @@ def test_each_cached_call_runs_the_backbone_on_one_block_only():
     sample(model, [0], eos_id=-1, kv_cache=False)
     assert set(cached) == {4} and sorted(set(widths)) == [4, 8, 12, 16]
     assert len(cached) == len(widths) + 3  # the same denoiser calls, + one clean run per block but the last
+
+
+def test_another_cache_policy_is_a_one_line_error():
+    model = tiny_block_model(4)
+    with pytest.raises(ConfigError, match="keeps its own exact cache") as info:
+        sample(model, [0], cache="prefix")
+    assert "\n" not in str(info.value)
