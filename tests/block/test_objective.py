@@ -137,3 +137,24 @@ def test_the_conditional_bound_of_a_continuation_at_block_size_1_is_the_chain_ru
             expected += nll_from_logits(model.logits(window)[:, -1:], x0[:, j:j + 1], exclude=mask)[:, 0]
         bound = model.objective.conditional_elbo(model, x0, target)
     torch.testing.assert_close(bound, expected, rtol=1e-6, atol=0)
+
+
+def test_the_conditional_bound_keeps_the_context_clean_and_unscored():
+    model = tiny_block_model(4)
+    x0 = tokens(2)
+    target = torch.zeros(1, 16, dtype=torch.bool)
+    target[:, 10:] = True  # block 2 holds context (8, 9) and target (10, 11)
+    seen = []
+
+    class Spy:
+        def logits(self, tokens, t, **kwargs):
+            seen.append(tokens[:, :16])
+            return model.logits(tokens, t, **kwargs)
+
+    with torch.no_grad():
+        bound = model.objective.conditional_elbo(Spy(), x0, target, n_t=8, generator=torch.Generator().manual_seed(0))
+        full = model.objective.elbo(Spy(), x0, n_t=8, generator=torch.Generator().manual_seed(0))
+    noisy = torch.stack(seen)[:8]
+    assert torch.equal(noisy[:, :, :10], x0[:, :10].expand(8, -1, -1))  # the context is never masked
+    assert (noisy[:, :, 10:] == model.objective.mask_id).any()
+    assert (bound < full).all()  # fewer scored tokens
