@@ -49,7 +49,7 @@ def weighted(toy: ToyDistribution, values: torch.Tensor) -> float:
 
 def test_exact_block_denoiser_makes_the_bound_tight_as_n_t_grows():
     """Monte Carlo error ~ 1 / sqrt(n_t): p-weighted RMS of (bound - NLL) over all 81 sequences, measured 0.90 at
-    n_t = 16 and 0.14 at n_t = 1024 (seed 0); the p-weighted mean is the entropy."""
+    n_t = 16 and 0.165 at n_t = 1024 (seed 0); the p-weighted mean error is then 0.038 nats."""
     toy = ToyDistribution(length=LENGTH, vocab=VOCAB, seed=0)
     objective = toy_objective()
     oracle = BlockOracle(toy, objective.mask_id)
@@ -64,7 +64,7 @@ def test_exact_block_denoiser_makes_the_bound_tight_as_n_t_grows():
 
 def test_the_bound_exceeds_the_exact_nll_for_a_denoiser_that_ignores_the_prefix():
     """Any denoiser's expected bound is >= the entropy; one blind to the clean prefix stays ~0.65 nats above it
-    however many draws (the gap is the model's, not Monte Carlo's)."""
+    however many draws (measured 0.70 at n_t = 1024: the gap is the model's, not Monte Carlo's)."""
     toy = ToyDistribution(length=LENGTH, vocab=VOCAB, seed=0)
     objective = toy_objective()
     x0, nll = toy.states, toy.nll(toy.states)
