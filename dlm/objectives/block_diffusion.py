@@ -233,9 +233,8 @@ class BlockDiffusion(Objective):
             t = draw.repeat_interleave(self.block_size, dim=1)
             xt = self.corrupt(x0, t, generator=generator)
             xt = xt if clean is None else torch.where(clean, x0, xt)
-            logits = self.two_stream_logits(denoiser.logits, xt, x0, t)
-            weight = self.process.schedule.masked_weight(t).double() * (xt == self.mask_id)
-            out.append((weight * nll_from_logits(logits, x0, exclude=self.mask_id).double() * scored).sum(-1))
+            logits = self.two_stream_logits(denoiser.logits, xt, x0, t)  # clip is not [1, 1] here (b > 1)
+            out.append((self.integrand(logits, x0, xt, t).double() * scored).sum(-1))
         return torch.stack(out)
 
     def conditional_elbo(self, denoiser: Denoiser, x0: Tensor, target_mask: Tensor, *, n_t: int = 128,
