@@ -35,7 +35,8 @@ class ModelConfig:
     cond_dim: int = 128  # width of the adaLN conditioning vector
     dropout: float = 0.0
     rope_base: float = 10000.0
-    attention: str = "sdpa"  # sdpa | flash (flash falls back to sdpa where flash-attn is unavailable)
+    # sdpa | flash (falls back to sdpa where flash-attn is unavailable) | flex (FlexAttention for explicit masks)
+    attention: str = "sdpa"
     num_classes: int = 0  # > 0: a class-label embedding (label num_classes = no label) for classifier-free guidance
     learned_positions: bool = False  # add a learned absolute position embedding (max_len rows) to the rotary ones
 
@@ -56,7 +57,8 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    name: str = "masked_elbo"  # masked_elbo | radd | uniform_elbo | mean_elbo | score_entropy | autoregressive
+    # masked_elbo | radd | uniform_elbo | mean_elbo | score_entropy | autoregressive | block_diffusion
+    name: str = "masked_elbo"
     time_conditioning: bool | None = None  # None: the objective's default (objectives/: default_time_conditioning)
     time_sampler: str = ""  # stratified | uniform | vdm; empty: the objective's default
     sampling_eps: float = 1e-3  # training t ~ U[sampling_eps, 1]
@@ -64,6 +66,9 @@ class ObjectiveConfig:
     condition_prefix: int = 0  # N > 0: positions [0, N) (a task's prompt) are never corrupted and never scored
     token_reweight_gamma: float = 0.0  # > 0: MGDM token reweighting alpha (1 - p)^gamma (masked_elbo only)
     token_reweight_alpha: float = 0.25
+    block_size: int = 0  # block_diffusion: tokens per block (the paper's L'); 0: the family default (4)
+    clip: tuple[float, float] = (0.0, 1.0)  # block_diffusion: training times from U[beta, omega] (clipped schedule)
+    clip_search: bool = False  # block_diffusion: pick clip at every validation, least per-block variance
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     on_nonfinite: str = "stop"  # a non-finite loss or grad norm: stop (one-line error) | skip (drop that update)
+    init_from: str = ""  # a checkpoint dir: start from its weights, fresh optimizer and schedule (train/init_from.py)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 import dlm.objectives  # noqa: F401  (fills OBJECTIVES: every objective builds itself, from_config)
 from dlm.config import RunConfig, with_family_defaults
-from dlm.model.attention import attention_mask as build_attention_mask
+from dlm.model.attention import with_padding
 from dlm.model.transformer import Transformer
 from dlm.process.base import Capability
 from dlm.registry import OBJECTIVES, ConfigError
@@ -65,7 +65,8 @@ class DiffusionLM(nn.Module):
     def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
                 label: Tensor | None = None, raw: bool | None = None, _logits: bool = False,
                 **backbone_kwargs: Any) -> Prediction | Tensor:
-        """xt (B, L), t (B,) -> Prediction (log-probs over x0, or SEDD log-score, or next-token log-probs), (B, L, N).
+        """xt (B, L), t (B,) or per token (B, L) -> Prediction (log-probs over x0, or SEDD log-score, or next-token
+        log-probs), (B, L, N).
 
         cache: a dlm.cache.CachePolicy; the backbone then runs on the positions it selects and the rest of the
         Prediction comes from its store. attention_mask: bool (B, L), False at padding keys (never attended).
@@ -77,7 +78,7 @@ class DiffusionLM(nn.Module):
             warnings.warn("DiffusionLM(..., raw=True) is deprecated: use DiffusionLM.logits(...)", DeprecationWarning,
                           stacklevel=2)
             _logits = raw
-        check_times(t, xt.shape[0])
+        check_times(t, xt.shape[0], xt.shape[1])
         if t is not None and t.dim() == 0:
             t = t.expand(xt.shape[0])
         if label is not None:
@@ -98,17 +99,24 @@ class DiffusionLM(nn.Module):
 
     def forward_positions(self, tokens: Tensor, t: Tensor | None, *, positions: Tensor | None = None,
                           length: int | None = None, kv: Any = None, attention_mask: Tensor | None = None,
-                          _logits: bool = False, **backbone_kwargs: Any) -> Prediction | Tensor:
+                          attention_pattern: Tensor | None = None, _logits: bool = False,
+                          **backbone_kwargs: Any) -> Prediction | Tensor:
         """The one forward pass, shared by the plain call and the cache policies (dlm/cache/base.py: the
         CacheableDenoiser protocol).
 
         tokens (B, n) long: the tokens at `positions` (B, n) of a length-`length` sequence (default: all of it,
         positions 0..n-1 and length n); t (B,) or None. kv: the backbone's KV hook (a cache policy), whose keys and
         values of all `length` positions the n queries attend to. attention_mask: bool (B, length), False at
-        padding keys. -> Prediction over the n positions, (B, n, N), or with _logits=True the logits (B, n, N).
+        padding keys. Which keys a query sees is the objective's attention pattern at the query positions
+        (Objective.attention_mask), or `attention_pattern`, an explicit bool (n, length) mask (True = may attend)
+        for this call (block diffusion's two-stream training input, whose tokens share positions).
+        -> Prediction over the n positions, (B, n, N), or with _logits=True the logits (B, n, N).
         """
         length = tokens.shape[1] if length is None else length
-        mask = build_attention_mask(attention_mask, positions, length, causal=self.backbone.causal)
+        if attention_pattern is not None:
+            mask = with_padding(attention_pattern, attention_mask)
+        else:
+            mask = self.objective.attention_mask(attention_mask, positions, length, device=tokens.device)
         if mask is not None:
             backbone_kwargs["attn_mask"] = mask
         if positions is not None:

@@ -51,11 +51,11 @@ def check_attention_mask(mask: Tensor | None, x: Tensor) -> None:
                           "give one entry per token (False / 0 at padding)")
 
 
-def check_times(t: Tensor | None, batch: int) -> None:
-    """t: a scalar or (B,) tensor of times in [0, 1]."""
+def check_times(t: Tensor | None, batch: int, length: int | None = None) -> None:
+    """t: a scalar or (B,) tensor of times in [0, 1], or one per token (B, length) when length is given."""
     if t is None or t.dim() == 0:
         return
-    if tuple(t.shape) != (batch,):
+    if tuple(t.shape) != (batch,) and (length is None or tuple(t.shape) != (batch, length)):
         raise ConfigError(f"t has shape {tuple(t.shape)} for a batch of {batch}; give one time per row, shape "
                           f"({batch},), or a scalar")
 

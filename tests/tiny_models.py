@@ -5,8 +5,9 @@ import torch
 import dlm
 
 TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32"]
-SETUPS = ["autoregressive", "masked_elbo", "mean_elbo", "radd", "score_entropy", "uniform_elbo"]  # every objective
-# by its name alone: each declares its process and time-conditioning defaults (tests/contracts checks the registry)
+# every objective by its name alone: each declares its process and time-conditioning defaults (tests/contracts checks
+# the registry)
+SETUPS = ["autoregressive", "block_diffusion", "masked_elbo", "mean_elbo", "radd", "score_entropy", "uniform_elbo"]
 VARIANTS = {name: [f"objective.name={name}"] for name in SETUPS}
 VARIANTS["sedd_uniform"] = ["objective.name=score_entropy", "process.name=uniform"]
 

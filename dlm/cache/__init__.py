@@ -1,9 +1,10 @@
 """Key/value caches for denoiser calls: a KVStore (storage) and policies deciding what each call recomputes.
 
 Registered in CACHES: "dkv_decode", "dkv_greedy" (dKV-Cache, arXiv 2505.15781), "prefix", "dual" (Fast-dLLM,
-arXiv 2505.22618) for masked models, and "append" (the exact autoregressive KV cache, which the autoregressive
-sampler uses by default). Use `generate(model, process, sampler, ..., cache="dkv_decode")` or a configured instance,
-e.g. `cache=DKVDecode(refresh_every=4)`; `dlm sample --cache dkv_decode` on the command line.
+arXiv 2505.22618) for masked models, "append" (the exact autoregressive KV cache, which the autoregressive
+sampler uses by default) and "block" (the exact block-diffusion KV cache, which the block sampler uses by default).
+Use `generate(model, process, sampler, ..., cache="dkv_decode")` or a configured instance, e.g.
+`cache=DKVDecode(refresh_every=4)`; `dlm sample --cache dkv_decode` on the command line.
 
 Exactness. "append" gives the uncached logits up to floating-point rounding. The diffusion policies approximate
 (attention is bidirectional, so stored keys/values go stale); with refresh_every=1 every call is the plain forward
@@ -28,9 +29,10 @@ rare enough that tests/cache/test_batch_invariance.py sees identical tokens for 
 
 from dlm.cache.append import AppendCache
 from dlm.cache.base import CachePolicy, gather_index, get_cache
+from dlm.cache.block import BlockCache
 from dlm.cache.dkv import DKVDecode, DKVGreedy
 from dlm.cache.prefix import DualCache, PrefixCache
 from dlm.cache.store import KVStore
 
-__all__ = ["AppendCache", "CachePolicy", "DKVDecode", "DKVGreedy", "DualCache", "KVStore", "PrefixCache",
+__all__ = ["AppendCache", "BlockCache", "CachePolicy", "DKVDecode", "DKVGreedy", "DualCache", "KVStore", "PrefixCache",
            "gather_index", "get_cache"]

@@ -10,7 +10,8 @@ Estimators (the draws of t), registered in ESTIMATORS and built once from their 
         of every batch always getting stratum i would bias the estimate of a fixed dataset.
   many: RADD-style (arXiv 2406.03736; docs/likelihood.md): n_t low-discrepancy t per block, one in each stratum
         ((k + U) / n_t) of (0, 1] (likelihood.elbo_samples).
-  exact: the autoregressive baseline, K = 1 and no Monte Carlo error.
+  objective: the objective's own stratified draws (objective.elbo_samples; block diffusion), read as `many`.
+  exact: the autoregressive baseline (and block diffusion at block size 1), K = 1 and no Monte Carlo error.
 Standard error (the Monte Carlo error for this fixed dataset; nll_hat is linear in the b's, so
 Var = sum_i Var(mean_k b_i^(k)) / (sum_i n_i)^2):
   mdlm, K >= 2: the sample variance of the K independent draws of each block, / K.
@@ -162,6 +163,17 @@ class StratifiedPerSequence(Estimator):
         pairs = K // 2
         diff = samples[0:2 * pairs:2] - samples[1:2 * pairs:2]
         return (diff**2).sum(0) * (K / (2 * pairs)) / K**2, "collapsed_strata"
+
+
+@ESTIMATORS.register("objective")
+class ObjectiveDraws(StratifiedPerSequence):
+    """The objective's own n_t stratified draws per block (objective.elbo_samples), for an objective whose bound is
+    not the process's integrand on one denoiser call (block diffusion: a time per block, two-stream forward).
+    Chosen by the objective (Objective.likelihood_estimator)."""
+
+    def samples(self, denoiser, process, x0, weights, *, generator=None, clean=None):
+        return denoiser.objective.elbo_samples(denoiser, x0, n_t=self.n_t, generator=generator,
+                                               attention_mask=weights, clean=clean)
 
 
 @ESTIMATORS.register("exact")

@@ -76,17 +76,18 @@ def _finite(value: Any) -> Any:
 
 
 def ar_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each diffusion row, ppl / ppl of the AR row on the same scored tokens (equal blocks_sha1, which covers
+    """For each bound row, ppl / ppl of the exact row on the same scored tokens (equal blocks_sha1, which covers
     the token ids, the padding and the scored positions): exp((NLL_diffusion - NLL_AR) / n) over the same n tokens.
+    The reference is the row whose estimator is "exact": the AR baseline (or a block-size-1 block diffusion model).
 
     Returns rows {checkpoint, dataset, reference, ratio, ratio_se, num_tokens} (ratio_se by the delta method, the
     two estimates being independent; the AR perplexity is exact so only the diffusion se enters).
     """
-    ar = {r["blocks_sha1"]: r for r in rows if r.get("autoregressive")}
+    ar = {r["blocks_sha1"]: r for r in rows if r.get("estimator") == "exact"}
     out = []
     for row in rows:
         ref = ar.get(row["blocks_sha1"])
-        if row.get("autoregressive") or ref is None:
+        if row.get("estimator") == "exact" or ref is None:
             continue
         ratio = row["ppl"] / ref["ppl"]
         out.append({"checkpoint": row["checkpoint"], "dataset": row["dataset"], "reference": ref["checkpoint"],

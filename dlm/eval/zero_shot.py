@@ -132,8 +132,8 @@ def time_sampling(model: DiffusionLM, estimator: str, n_t: int) -> TimeSampling:
     if estimator == "exact":
         return TimeSampling("exact", 1, "none", 0.0)
     cfg = model.objective.cfg
-    if estimator == "many":
-        return TimeSampling("many", n_t, "stratified_per_sequence", 1e-6)
+    if estimator in ("many", "objective"):  # n_t strata of (0, 1] per sequence (objective: per block)
+        return TimeSampling(estimator, n_t, "stratified_per_sequence", 1e-6)
     return TimeSampling(estimator, n_t, cfg.time_sampler, cfg.sampling_eps)
 
 

@@ -1,4 +1,5 @@
-"""Multi-head self-attention with rotary positions: SDPA by default, flash-attn when installed and on GPU.
+"""Multi-head self-attention with rotary positions: SDPA by default, flash-attn when installed and on GPU, and
+FlexAttention for explicit masks with model.attention=flex (as_block_mask; equal to SDPA, tests/block).
 
 Masks: bidirectional (diffusion), causal (AR baseline), or an explicit boolean mask (block / cache layouts).
 KV hook: a `kv_cache` object with `update(layer, k, v, positions) -> (k, v)` may read and write keys and values,
@@ -27,24 +28,58 @@ class KVHook(Protocol):
         (B, H, L_all, D)."""
 
 
-def attention_mask(padding: Tensor | None, query_positions: Tensor | None, n_keys: int, *,
-                   causal: bool) -> Tensor | None:
+def attention_mask(padding: Tensor | None, query_positions: Tensor | None, n_keys: int, *, causal: bool,
+                   block_size: int = 0, device: torch.device | None = None) -> Tensor | None:
     """Boolean mask (True = may attend) for queries at `query_positions` (B, n) over keys at positions 0..n_keys-1;
     query_positions None means every position is a query (n = n_keys). padding: bool (B, n_keys), False at padding
-    keys, which real queries never attend. Causal queries see keys at positions <= their own; a causal padding query
-    with no real key before it (left padding) sees every key instead, so no softmax row is empty (NaN). None when
-    nothing is masked, so the unmasked (is_causal) SDPA path stays in use. -> (B, 1, n | 1, n_keys) or None."""
+    keys, which real queries never attend.
+
+    The pattern is block-causal: a query at position q sees the keys at positions k with k // b <= q // b. Causal is
+    b = 1; block_size > 0 sets b (block diffusion's sampling and cache layout, docs/block_diffusion.md); otherwise
+    (not causal, block_size 0) every key is visible. A padding query with no real key before it (left padding) sees
+    every key instead, so no softmax row is empty (NaN). None when nothing is masked, so the unmasked (is_causal)
+    SDPA path stays in use. -> (B | 1, 1, n | 1, n_keys) or None."""
     padding = None if padding is None else padding.bool()
-    if not causal:
+    if not causal and block_size <= 0:
         return None if padding is None else padding[:, None, None, :]
+    step = 1 if causal else block_size
     if query_positions is None:
-        if padding is None:
+        if padding is None and causal:
             return None
-        query_positions = torch.arange(n_keys, device=padding.device).expand(padding.shape[0], n_keys)
-    mask = torch.arange(n_keys, device=query_positions.device) <= query_positions[:, None, :, None]
+        device = padding.device if padding is not None else device
+        query_positions = torch.arange(n_keys, device=device).expand(1 if padding is None else padding.shape[0],
+                                                                     n_keys)
+    keys = torch.arange(n_keys, device=query_positions.device) // step
+    mask = keys <= query_positions[:, None, :, None] // step
     if padding is not None:
         mask = (mask & padding[:, None, None, :]) | ~padding.gather(1, query_positions)[:, None, :, None]
     return mask
+
+
+def with_padding(pattern: Tensor, padding: Tensor | None) -> Tensor:
+    """An explicit pattern (n, n_keys) bool, True = may attend, restricted to the real keys of padding (B, n_keys)
+    -> (B | 1, 1, n, n_keys). Queries keep at least their own pattern's keys where every real key is hidden."""
+    pattern = pattern.bool()[None, None]
+    if padding is None:
+        return pattern
+    masked = pattern & padding.bool()[:, None, None, :]
+    return torch.where(masked.any(-1, keepdim=True), masked, pattern)
+
+
+def as_block_mask(mask: Tensor) -> object:
+    """A boolean mask (B | 1, 1, n, n_keys), True = may attend, as FlexAttention's BlockMask: the same pattern, with
+    the key blocks no query of a query block sees skipped (model.attention=flex)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    dense = mask[:, 0]
+    if dense.shape[0] == 1:
+        def mask_mod(b, h, q, k):
+            return dense[0, q, k]
+    else:
+        def mask_mod(b, h, q, k):
+            return dense[b, q, k]
+    batch = dense.shape[0] if dense.shape[0] > 1 else None
+    return create_block_mask(mask_mod, batch, None, dense.shape[1], dense.shape[2], device=mask.device)
 
 
 class Attention(nn.Module):
@@ -67,7 +102,11 @@ class Attention(nn.Module):
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer, k, v, positions)
         dropout = self.dropout if self.training else 0.0
-        if self._flash_ok(q, attn_mask, k):
+        if attn_mask is not None and not isinstance(attn_mask, Tensor):  # a BlockMask (model.attention=flex)
+            from torch.nn.attention.flex_attention import flex_attention
+
+            y = flex_attention(q, k, v, block_mask=attn_mask)
+        elif self._flash_ok(q, attn_mask, k):
             from flash_attn import flash_attn_func
 
             y = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=dropout,

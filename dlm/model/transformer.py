@@ -21,14 +21,15 @@ from torch import Tensor, nn
 
 from dlm.config import ModelConfig
 from dlm.model.activation import TanhGELU
-from dlm.model.attention import Attention, KVHook
+from dlm.model.attention import Attention, KVHook, as_block_mask
 from dlm.model.rotary import Rotary
 from dlm.registry import ConfigError
 from dlm.utils.deprecation import renamed
 
 
 class TimeEmbedding(nn.Module):
-    """cond (B,) -> (B, cond_dim): a sinusoidal feature of the noise level followed by a 2-layer MLP (DiT)."""
+    """cond (B,) or per token (B, L) -> (B, cond_dim) or (B, L, cond_dim): a sinusoidal feature of the noise level
+    followed by a 2-layer MLP (DiT)."""
 
     def __init__(self, cond_dim: int, n_freq: int = 256):
         super().__init__()
@@ -38,8 +39,13 @@ class TimeEmbedding(nn.Module):
     def forward(self, cond: Tensor) -> Tensor:
         half = self.n_freq // 2
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=cond.device, dtype=torch.float32) / half)
-        angles = cond.float()[:, None] * freqs[None]
+        angles = cond.float()[..., None] * freqs
         return self.mlp(torch.cat([angles.cos(), angles.sin()], dim=-1))
+
+
+def over_tokens(c: Tensor) -> Tensor:
+    """A condition per row (B, cond_dim) -> (B, 1, cond_dim), broadcast over tokens; per token (B, L, cond_dim) kept."""
+    return c[:, None] if c.dim() == 2 else c
 
 
 class TransformerBlock(nn.Module):
@@ -58,11 +64,11 @@ class TransformerBlock(nn.Module):
             nn.init.zeros_(self.adaln.bias)
 
     def forward(self, x: Tensor, c: Tensor | None, cos: Tensor, sin: Tensor, **attn_kwargs) -> Tensor:
-        """x (B, L, d), c (B, cond_dim) or None."""
+        """x (B, L, d), c (B, 1, cond_dim) or per token (B, L, cond_dim), or None."""
         if self.adaln is None:
             x = x + self.drop(self.attn(self.norm1(x), cos, sin, **attn_kwargs))
             return x + self.drop(self.mlp(self.norm2(x)))
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c)[:, None].chunk(6, dim=-1)
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(over_tokens(c)).chunk(6, dim=-1)
         # addcmul fuses modulate(h) = h (1 + scale) + shift and the gated residual x + gate y into one pass each
         h = torch.addcmul(shift1, self.norm1(x), 1 + scale1)
         x = torch.addcmul(x, gate1, self.drop(self.attn(h, cos, sin, **attn_kwargs)))
@@ -71,7 +77,10 @@ class TransformerBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    """tokens (B, L) in [0, vocab_in), cond (B,) or None -> logits (B, L, vocab_out) in float32."""
+    """tokens (B, L) in [0, vocab_in), cond (B,) or per token (B, L) or None -> logits (B, L, vocab_out) float32.
+
+    The input may be longer than max_len when explicit positions say where each token sits (block diffusion feeds
+    x_t and x_0 side by side at the same positions 0..L-1, docs/block_diffusion.md)."""
 
     def __init__(self, cfg: ModelConfig, vocab_in: int, vocab_out: int, *, time_conditioning: bool, causal: bool):
         super().__init__()
@@ -112,13 +121,15 @@ class Transformer(nn.Module):
         """positions (L,) or per row (B, L), default arange(L); attn_mask bool (B|1, 1, L|1, L_keys) True = attend;
         label (B,) long in [0, num_classes], default num_classes (no label), only for a class-conditional backbone."""
         B, L = tokens.shape
-        self._check_input(tokens, cond)
+        self._check_input(tokens, cond, positions)
         if positions is None:
             positions = torch.arange(L, device=tokens.device)
         cos, sin = self.rotary(positions.reshape(-1))
         if positions.dim() == 2:  # per-row positions (cached decoding): angles (B, L, head_dim)
             cos, sin = cos.view(B, L, -1), sin.view(B, L, -1)
-        c = F.silu(self.time_embed(cond)) if self.time_embed is not None else None
+        if self.cfg.attention == "flex" and isinstance(attn_mask, Tensor):  # once per forward, shared by layers
+            attn_mask = as_block_mask(attn_mask)
+        c = over_tokens(F.silu(self.time_embed(cond))) if self.time_embed is not None else None
         x = self.embed(tokens)
         if self.position_embed is not None:
             x = x + self.position_embed(positions)  # (L, d) or per row (B, L, d)
@@ -129,7 +140,7 @@ class Transformer(nn.Module):
             x = block(x, c, cos, sin, causal=self.causal, attn_mask=attn_mask, positions=positions, kv_cache=kv_cache)
         x = self.norm(x)
         if self.final_adaln is not None:
-            shift, scale = self.final_adaln(c)[:, None].chunk(2, dim=-1)
+            shift, scale = self.final_adaln(c).chunk(2, dim=-1)
             x = torch.addcmul(shift, x, 1 + scale)
         return self.head(x).float()
 
@@ -147,10 +158,11 @@ class Transformer(nn.Module):
                               f"got shape {tuple(label.shape)}")
         return self.label_embed(label)[:, None]
 
-    def _check_input(self, tokens: Tensor, cond: Tensor | None) -> None:
+    def _check_input(self, tokens: Tensor, cond: Tensor | None, positions: Tensor | None) -> None:
         """Shape checks only: they read no tensor values, so the forward stays free of host syncs and compiles
-        without graph breaks. Token ids are checked once at the entry points (loss, elbo, generate, the CLI)."""
-        if tokens.shape[1] > self.cfg.max_len:
+        without graph breaks. Token ids are checked once at the entry points (loss, elbo, generate, the CLI);
+        explicit positions are the caller's (objectives, caches), which keep them below max_len."""
+        if positions is None and tokens.shape[1] > self.cfg.max_len:
             raise ConfigError(f"sequence length {tokens.shape[1]} exceeds the model's max_len={self.cfg.max_len}; "
                               "shorten the input or train a model with a larger model.max_len")
         if self.time_embed is not None and cond is None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -30,6 +30,7 @@ from dlm.config import ObjectiveConfig, RunConfig, with_family_defaults
 from dlm.denoiser import Denoiser
 from dlm.eval.likelihood import conditional_elbo_samples
 from dlm.eval.likelihood import elbo as process_elbo
+from dlm.model.attention import attention_mask
 from dlm.objectives.time_sampling import get_time_sampler
 from dlm.process.base import Capability, Process
 from dlm.process.schedules import build_schedule
@@ -50,6 +51,7 @@ class AttentionPattern(Enum):
 
     BIDIRECTIONAL = "bidirectional"
     CAUSAL = "causal"
+    BLOCK_CAUSAL = "block_causal"  # a query sees the keys of its own block and of earlier ones (attention_block)
 
 
 class Objective(ABC):
@@ -57,6 +59,7 @@ class Objective(ABC):
     policy below where theirs differs."""
 
     attention: ClassVar[AttentionPattern] = AttentionPattern.BIDIRECTIONAL
+    attention_block: int = 0  # BLOCK_CAUSAL: the block size of the pattern
     default_process: ClassVar[str | None] = "absorbing"
     default_time_conditioning: ClassVar[bool] = False
     default_time_sampler: ClassVar[str] = "stratified"
@@ -81,6 +84,14 @@ class Objective(ABC):
     def causal(self) -> bool:
         """Whether the backbone attends causally (the attention pattern, not "is autoregressive")."""
         return self.attention is AttentionPattern.CAUSAL
+
+    def attention_mask(self, padding: Tensor | None, query_positions: Tensor | None, n_keys: int, *,
+                       device: torch.device | None = None) -> Tensor | None:
+        """The backbone's mask for queries at query_positions (B, n) (None: all n_keys positions) over keys
+        0..n_keys-1, False at padding keys (padding (B, n_keys)): this objective's pattern as data
+        (model/attention.py: attention_mask). None when nothing is masked."""
+        block = self.attention_block if self.attention is AttentionPattern.BLOCK_CAUSAL else 0
+        return attention_mask(padding, query_positions, n_keys, causal=self.causal, block_size=block, device=device)
 
     def sampler(self, name: str | None = None, **options) -> Sampler:
         """The Sampler this model decodes with: `name` (a registered sampler) or the family's default, built with
@@ -136,6 +147,19 @@ class Objective(ABC):
         """(B, L) per-token integrand of the continuous-time bound at t (nats), read from the raw backbone logits
         (B, L, N) in their own dtype, with no float64 or (B, L, N) copies beyond what autograd needs; its t-average
         bounds -log p. It equals the process's bound (eval/likelihood.py) on predict(logits)."""
+
+    # --- training state beyond the weights (checkpointed with the trainer, restored on resume) -------------
+    def state_dict(self) -> dict:
+        """What training changed in the objective itself (block diffusion: its searched clip window)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:  # noqa: B027  (optional hook: nothing to restore by default)
+        """Restore state_dict()'s output."""
+
+    def validation_search(self) -> Any:
+        """An object with add(logits_fn, x0, generator) per validation batch and finish() -> log line, run by the
+        training loop's validation, or None (default): block diffusion's clipped-window search."""
+        return None
 
     def check_tokens(self, x0: Tensor) -> None:
         """One-line ConfigError for ids outside the data vocabulary (the process knows it)."""

@@ -4,6 +4,7 @@ from dlm.sample.analytic import Analytic
 from dlm.sample.ancestral import Ancestral, AncestralCache
 from dlm.sample.autoregressive import AutoregressiveSampler
 from dlm.sample.base import Sampler, generate, get_sampler
+from dlm.sample.block import BlockSampler
 from dlm.sample.confidence import Confidence, num_transfer_tokens
 from dlm.sample.entropy_bounded import EntropyBounded
 from dlm.sample.grids import TimeGrid
@@ -16,8 +17,9 @@ from dlm.sample.tau_leaping import Euler, TauLeaping
 from dlm.sample.text_infill import parse_infill_template
 from dlm.utils.deprecation import renamed
 
-__all__ = ["Analytic", "Ancestral", "AncestralCache", "AutoregressiveSampler", "Confidence", "EntropyBounded", "Euler",
-           "NFECounter", "NoiseTape", "ReMDM", "Sampler", "StepRecorder", "TauLeaping", "ThetaRK2", "ThetaTrapezoidal",
-           "TimeGrid", "generate", "get_sampler", "num_transfer_tokens", "parse_infill_template"]
+__all__ = ["Analytic", "Ancestral", "AncestralCache", "AutoregressiveSampler", "BlockSampler", "Confidence",
+           "EntropyBounded", "Euler", "NFECounter", "NoiseTape", "ReMDM", "Sampler", "StepRecorder", "TauLeaping",
+           "ThetaRK2", "ThetaTrapezoidal", "TimeGrid", "generate", "get_sampler", "num_transfer_tokens",
+           "parse_infill_template"]
 
 __getattr__ = renamed(__name__, {"Autoregressive": ("AutoregressiveSampler", AutoregressiveSampler)})

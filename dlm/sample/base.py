@@ -252,6 +252,28 @@ class Sampler:
             return mixture_draw(ctx, self.predict, stage, hist, memos, law, active, size)
         return chunked_draw(ctx, self.predict, hist, memos, law, active, size)
 
+    def decode(self, ctx: SamplingContext, x: Tensor, fixed: Tensor, steps: int,
+               on_step: Callable[[int, float, Tensor], None] | None = None) -> Tensor:
+        """The sampling loop from the initial state x (B, L): for each block of `blocks` (one without semi-AR
+        decoding), its grid's steps and the noise removal; fixed (B, L) bool: never edited. on_step as generate's,
+        from index 1. A sampler with another loop (the block sampler, block.py) overrides this."""
+        index = 0
+        for block in self.blocks(~fixed, steps):
+            ctx.editable = block.editable
+            if isinstance(ctx.cache, CachePolicy):
+                ctx.cache.begin_block(block.editable)
+            grid = self.grid(block.steps)
+            for i in range(grid.steps):
+                x = self.step(ctx, x, grid, i).xs
+                index += 1
+                if on_step is not None:
+                    on_step(index, grid.s(i), x)
+            x = self.finish(ctx, x, grid)
+            index += 1
+            if on_step is not None:
+                on_step(index, 0.0, x)
+        return x
+
     def final_probs(self, ctx: SamplingContext, x: Tensor, t: float) -> Tensor:
         """Noise removal t -> 0: the Bayes posterior p(x0^l | x_t) per position (SEDD's Denoiser step)."""
         return ctx.process.x0_posterior(self.x0_probs(ctx, x, t), x, _times(t, x))
@@ -378,24 +400,9 @@ def generate(denoiser: Denoiser, process: Process | None, sampler: str | Sampler
     ctx = SamplingContext(denoiser, process, generator=generator, noise=noise, cache=cache,
                           attention_mask=attention_mask)
     x = torch.where(fixed, prompt, sampler.initial(ctx, ~fixed))
-    index = 0
     if on_step is not None:
-        on_step(index, 1.0, x)
-    for block in sampler.blocks(~fixed, steps):
-        ctx.editable = block.editable
-        if isinstance(cache, CachePolicy):
-            cache.begin_block(block.editable)
-        grid = sampler.grid(block.steps)
-        for i in range(grid.steps):
-            x = sampler.step(ctx, x, grid, i).xs
-            index += 1
-            if on_step is not None:
-                on_step(index, grid.s(i), x)
-        x = sampler.finish(ctx, x, grid)
-        index += 1
-        if on_step is not None:
-            on_step(index, 0.0, x)
-    return x
+        on_step(0, 1.0, x)
+    return sampler.decode(ctx, x, fixed, steps, on_step)
 
 
 def _cache_policy(cache: Any, sampler: Sampler, denoiser: Denoiser) -> Any:

@@ -46,6 +46,7 @@ class SampleSettings:
     label: int = -1
     text: str = ""
     allow_unk: bool = False
+    stop_at_eos: bool = False
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -54,7 +55,8 @@ class SampleSettings:
 def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128, num_samples: int = 4,
                    length: int = 128, block_size: int = 0, seed: int = 0, temperature: float = 1.0,
                    top_p: float = 1.0, show_steps: bool = False, out: str = "", cache: str = "",
-                   cfg_scale: float = 0.0, label: int = -1, corpus_words: bool = False) -> list[str]:
+                   cfg_scale: float = 0.0, label: int = -1, corpus_words: bool = False,
+                   stop_at_eos: bool = False) -> list[str]:
     """Unconditional samples from a checkpoint, printed and optionally written as JSON lines.
 
     Args:
@@ -80,10 +82,13 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
         label: >= 0: the class of a class-conditional checkpoint.
         corpus_words: also print the fraction of the samples' whitespace-separated words that occur in the
             checkpoint's training corpus (dlm/eval/corpus_words.py).
+        stop_at_eos: variable length (block diffusion checkpoints): each sample ends at the first EOS it
+            generates; the rest is padding and is not printed.
     """
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples, length=length,
                               block_size=block_size, seed=seed, temperature=temperature, top_p=top_p,
-                              show_steps=show_steps, out=out, cache=cache, cfg_scale=cfg_scale, label=label)
+                              show_steps=show_steps, out=out, cache=cache, cfg_scale=cfg_scale, label=label,
+                              stop_at_eos=stop_at_eos)
     check_positive("--num-samples", num_samples)
     check_positive("--length", length)
     check_positive("--steps", steps)
@@ -135,7 +140,7 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
     if not model.objective.infills:  # the AR baseline: left to right only
         raise ConfigError(f"checkpoint {checkpoint} decodes only with the {model.objective.sampler().name} "
                           "sampler (left to right) and cannot fill a span from the text on both sides; use a "
-                          "diffusion checkpoint (or dlm sample)")
+                          "bidirectional diffusion checkpoint (or dlm sample)")
     prompt, known = parse_infill_template(text, model.tokenizer, allow_unk=allow_unk)
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples,
                               length=known.shape[-1], seed=seed, temperature=temperature, top_p=top_p, out=out,
@@ -162,6 +167,14 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     options = {"temperature": settings.temperature, "top_p": settings.top_p}
     if settings.block_size:
         options["block_size"] = settings.block_size
+    if settings.stop_at_eos:  # only samplers with variable length take it (the block sampler): else one line
+        from dlm.data.tokenizer import special_tokens
+
+        eos = None if model.tokenizer is None else special_tokens(model.tokenizer).eos
+        if eos is None:
+            raise ConfigError(f"--stop-at-eos needs a tokenizer with an EOS token; checkpoint {settings.checkpoint} "
+                              "has none")
+        options["eos_id"] = eos
     sampler = objective.sampler(settings.sampler, **options)
     recorder = StepRecorder() if settings.show_steps else None
     denoiser = _denoiser(model, settings, known.to(device))  # its errors come before the bar is drawn
@@ -185,7 +198,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     stats = generation_stats(counter.calls, int((~known).sum()), time.perf_counter() - start)
     print(f"{stats['nfe']} denoiser calls (NFE), {stats['tokens']} tokens at {stats['tokens_per_s']:.1f} tokens/s",
           file=sys.stderr)
-    texts = [_decode(model.tokenizer, row.tolist()) for row in ids]
+    texts = [_decode(model.tokenizer, row.tolist()) for row in ids]  # trailing padding (EOS) prints nothing
     if recorder is not None:
         mask_id = model.mask_id
         print("\n".join(render_text(recorder, token_decoder(model.tokenizer), mask_id=mask_id,

@@ -49,6 +49,7 @@ from dlm.train.checkpoint import (
     write_dir_atomically,
 )
 from dlm.train.ema import EMA
+from dlm.train.init_from import init_from
 from dlm.train.log import MetricsLogger, Throughput, check_tensorboard
 from dlm.train.optim import build_optimizer, build_scheduler, clip_gradients, lr_multiplier
 from dlm.train.parallel import (
@@ -163,7 +164,10 @@ def build_trainer(cfg: RunConfig, dist: Dist, *, resume: bool) -> Trainer:
     batches, val_batches = build_batches(cfg.data, tokenizer, tc.batch_size, seed=tc.seed, rank=dist.rank,
                                          world_size=dist.world_size)
     torch.manual_seed(tc.seed)  # the same initialization on every rank (inside train()'s fork_rng)
-    model = DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer).to(dist.device)
+    model = DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer)
+    if tc.init_from and state is None:  # a resumed run restores its own weights
+        init_from(model, tc.init_from)
+    model = model.to(dist.device)
     parallel = Parallel(model, tc, dist)
     optimizer = build_optimizer(model, tc)
     trainer = Trainer(cfg, dist, model, parallel, optimizer, build_scheduler(optimizer, tc),
@@ -294,6 +298,7 @@ def evaluate(tr: Trainer) -> float:
     """
     cfg, dist = tr.cfg.train, tr.dist
     sums = torch.zeros(2, dtype=torch.float64, device=dist.device)
+    search = tr.model.objective.validation_search()  # e.g. block diffusion's clipped window; None for most
     tr.model.eval()
     with tr.ema.swapped_in() if tr.ema is not None else nullcontext():
         for index, batch in zip(range(cfg.eval_batches), tr.val_batches):
@@ -302,7 +307,11 @@ def evaluate(tr: Trainer) -> float:
                 tr.generator.manual_seed(shard_seed(cfg.seed, index, shard, "validation"))
                 with tr.parallel.autocast():
                     out = tr.model.loss(ids, attention_mask=mask, generator=tr.generator)
+                    if search is not None:
+                        search.add(tr.model.logits, ids, tr.generator)
                 sums += torch.stack([out.nll_sum.double(), out.num_tokens.double()])
+    if search is not None:
+        tr.logger.message(search.finish())
     tr.model.train()
     nll_sum, num_tokens = all_reduce_sum(sums, dist).tolist()
     return nll_sum / max(num_tokens, 1.0)
@@ -335,7 +344,7 @@ def save(tr: Trainer) -> None:
     state = {"step": tr.step, "elapsed": tr.elapsed, "model": raw,
              "ema": ema, "optimizer": get_optimizer_state_dict(tr.model, tr.optimizer, options=_FULL),
              "scheduler": tr.scheduler.state_dict(), "data": tr.train_batches.state_dict(),
-             "skipped": tr.skipped, "threads": torch.get_num_threads()}
+             "skipped": tr.skipped, "threads": torch.get_num_threads(), "objective": tr.model.objective.state_dict()}
     weights = raw if ema is None else {**raw, **ema["shadow"]}  # the deployable model: EMA weights when on
     bad = next((name for name, w in {**raw, **weights}.items() if not bool(torch.isfinite(w).all())), None)
     if bad is not None:  # finite losses with non-finite weights: refuse to overwrite a good checkpoint with it
@@ -368,6 +377,7 @@ def restore(tr: Trainer, state: dict[str, Any], root: Path) -> None:
             tr.ema = EMA(tr.model, tr.cfg.train.ema)
     tr.step, tr.elapsed = int(state["step"]), float(state["elapsed"])
     tr.skipped = int(state.get("skipped", 0))
+    tr.model.objective.load_state_dict(state.get("objective", {}))
 
 
 def has_checkpoints(root: Path) -> bool:

@@ -118,8 +118,7 @@ def test_diffusion_rows_bound_the_tokens_the_ar_row_scores_given_the_same_contex
     blocks = make_blocks(ROWS, mdlm.tokenizer, 64, max_blocks=8)
     assert blocks.scored[:, 1:63].all() and not blocks.scored[:, [0, 63]].any()
     assert blocks.clean[:, [0, 63]].all() and not blocks.clean[:, 1:63].any()  # BOS and EOS: the context
-    (ratio,) = ar_ratios([{**rows["mdlm"], "checkpoint": "m"},
-                          {**rows["ar"], "checkpoint": "a", "autoregressive": True}])
+    (ratio,) = ar_ratios([{**rows["mdlm"], "checkpoint": "m"}, {**rows["ar"], "checkpoint": "a"}])  # rows as made
     assert ratio["ratio"] == pytest.approx(math.exp(rows["mdlm"]["nll"] - rows["ar"]["nll"]))
     assert ratio["num_tokens"] == 8 * 62
 

@@ -16,6 +16,7 @@ VARIANTS = {
     "udlm": ["objective.name=uniform_elbo", "process.name=uniform", "objective.time_conditioning=true"],
     "sedd": ["objective.name=score_entropy", "objective.time_conditioning=true"],
     "ar": ["objective.name=autoregressive"],
+    "bd3lm": ["objective.name=block_diffusion", "objective.block_size=8"],
 }
 
 

@@ -13,10 +13,12 @@ from functools import cache
 import pytest
 import torch
 
+from dlm.denoiser import as_prediction
 from dlm.registry import PROCESSES, SAMPLERS
 from dlm.sample import Sampler, generate, get_sampler
 from dlm.sample.base import runs_on
 from dlm.sample.exact import exact_law, total_variation
+from dlm.types import Prediction
 from tests.sample.helpers import BOS, TOY, Tabulated, causal_oracle, empirical_law, mc_floor, mc_threshold
 
 N_SAMPLES = 6000
@@ -136,9 +138,32 @@ def autoregressive_samples_follow_the_joint(process_name):
     assert total_variation(empirical_law(x[:, 1:], 3), TOY.probs) < mc_threshold(TOY.probs, N_SAMPLES)
 
 
+def blocks_of_one_token_are_exact_and_one_shot_is_not(process_name):
+    """The block sampler on the exact block denoiser (the toy's posterior given the window, the positions after it
+    unknown): blocks of one token are the chain rule, exact; one block of all three in one step is not."""
+    den = oracle(process_name, "mean")
+    mask = den.process.mask_id
+
+    def windowed(xt, t):  # the window x[:, :end] with every later position still masked
+        full = torch.full((xt.shape[0], TOY.length), mask, dtype=torch.long)
+        full[:, :xt.shape[1]] = xt
+        return Prediction(log_probs=as_prediction(den(full, t)).log_probs[:, :xt.shape[1]])
+
+    def law(block_size, steps):
+        sampler = get_sampler("block", block_size=block_size)
+        x = generate(windowed, den.process, sampler, steps=steps, shape=(N_SAMPLES, TOY.length),
+                     generator=torch.Generator().manual_seed(0))
+        return empirical_law(x, 3)
+
+    bound = mc_threshold(TOY.probs, N_SAMPLES)
+    assert total_variation(law(1, 1), TOY.probs) < bound
+    assert total_variation(law(3, 1), TOY.probs) > 3 * bound
+
+
 COUPLED = {"confidence": confidence_with_random_order_is_exact_and_one_shot_is_not,
            "entropy_bounded": entropy_bound_zero_is_exact_and_a_loose_bound_is_not,
-           "autoregressive": autoregressive_samples_follow_the_joint}
+           "autoregressive": autoregressive_samples_follow_the_joint,
+           "block": blocks_of_one_token_are_exact_and_one_shot_is_not}
 
 
 def test_semi_ar_blocks_of_one_token_are_exact():

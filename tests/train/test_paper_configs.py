@@ -17,7 +17,8 @@ TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.cond_d
 
 
 def test_every_family_has_an_owt_and_an_lm1b_config():
-    assert RUNS == [f"{corpus}_{family}" for corpus in ("lm1b", "owt") for family in ("ar", "mdlm", "sedd", "udlm")]
+    families = ("ar", "bd3lm", "mdlm", "sedd", "udlm")
+    assert RUNS == [f"{corpus}_{family}" for corpus in ("lm1b", "owt") for family in families]
 
 
 @pytest.mark.parametrize("run", RUNS)
@@ -27,7 +28,7 @@ def test_paper_config_loads_with_the_papers_settings_and_builds_on_meta(run):
     t, d = cfg.train, cfg.data
     assert (t.batch_size, t.lr, t.warmup_steps, t.lr_schedule, t.ema, t.weight_decay, t.precision) == (
         512, 3e-4, 2500, "constant", 0.9999, 0.0, "bf16")
-    assert t.steps == (1_300_000 if run == "owt_sedd" else 1_000_000)
+    assert t.steps == {"owt_sedd": 1_300_000, "owt_bd3lm": 150_000}.get(run, 1_000_000)  # BD3LM: after 850K MDLM
     assert d.source.startswith("prepared:") and d.seq_len == cfg.model.max_len == (1024 if run.startswith("owt")
                                                                                   else 128)
     assert (cfg.model.d_model, cfg.model.n_layers, cfg.model.n_heads, cfg.model.dropout) == (768, 12, 12, 0.1)

@@ -1,0 +1,20 @@
+"""Tiny block-diffusion models for the block tests."""
+
+import torch
+
+import dlm
+
+TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=32", "data.seq_len=16"]
+
+
+def tiny_block_model(block_size: int, *extra: str, vocab_size: int = 9, seed: int = 0,
+                     dtype: torch.dtype = torch.float64) -> dlm.DiffusionLM:
+    """A freshly initialized tiny block-diffusion model (seq_len 16) in `dtype`, eval mode."""
+    torch.manual_seed(seed)
+    overrides = TINY + ["objective.name=block_diffusion", f"objective.block_size={block_size}", *extra]
+    model = dlm.DiffusionLM.from_config(dlm.load_config(None, overrides), vocab_size=vocab_size)
+    return model.to(dtype).eval()
+
+
+def tokens(batch: int, length: int = 16, vocab: int = 9, seed: int = 3) -> torch.Tensor:
+    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))

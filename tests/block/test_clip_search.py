@@ -1,0 +1,75 @@
+"""The clipped-schedule search (objectives/clip_search.py): the reference's 36 candidates, and the least-variance
+window picked from a synthetic table and from a model's per-block estimates."""
+
+import torch
+
+import dlm
+from dlm.objectives.clip_search import ClipSearch, candidate_windows, least_variance_window
+from dlm.train.checkpoint import checkpoint_root, latest_checkpoint, load_trainer_state
+from dlm.train.loop import train
+from tests.block.helpers import TINY, tiny_block_model, tokens
+
+
+def test_the_paper_widths_give_36_windows_ending_at_1_for_the_widest():
+    windows = candidate_windows()
+    assert len(windows) == 36 and windows[0] == (0.0, 1.0)
+    assert (0.5, 1.0) in windows and (0.0, 0.5) in windows and (0.1, 1.0) in windows
+    assert all(0 <= beta < omega <= 1 for beta, omega in windows)
+
+
+def test_the_least_variance_window_wins_on_a_synthetic_table():
+    gen = torch.Generator().manual_seed(0)
+    spreads = {(0.0, 1.0): 3.0, (0.3, 0.8): 0.5, (0.2, 0.9): 1.0}
+    table = {w: [s * torch.randn(8, 4, generator=gen) + 10 * i for i in range(5)] for w, s in spreads.items()}
+    assert least_variance_window(table) == (0.3, 0.8)
+    table[(0.2, 0.9)] = [0.1 * batch for batch in table[(0.2, 0.9)]]  # now the quietest
+    assert least_variance_window(table) == (0.2, 0.9)
+
+
+def test_per_block_estimates_average_each_blocks_loss():
+    model = tiny_block_model(4)
+    x0 = tokens(3)
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(0)
+        blocks = model.objective.block_estimates(model.logits, x0, (0.0, 1.0), generator=generator)
+        loss = model.loss(x0, generator=torch.Generator().manual_seed(0)).loss
+    assert blocks.shape == (3, 4)
+    torch.testing.assert_close(blocks.mean().float(), loss, rtol=1e-6, atol=1e-6)
+
+
+def test_training_searches_the_window_at_validation_and_checkpoints_it(tmp_path, capsys):
+    """objective.clip_search: each validation picks a candidate window for training; the trainer state stores it
+    and a rebuilt objective takes it back (what --resume does)."""
+    cfg = dlm.load_config(None, TINY + [
+        "objective.name=block_diffusion", "objective.block_size=4", "objective.clip_search=true", "train.steps=2",
+        "train.eval_every=1", "train.save_every=2", "train.batch_size=2", "train.eval_batches=1",
+        "train.progress=false", f"train.out_dir={tmp_path / 'run'}"])
+    train(cfg)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "clip search" in line]
+    state = load_trainer_state(latest_checkpoint(checkpoint_root(tmp_path / "run")))
+    window = tuple(state["objective"]["clip"])
+    assert len(lines) == 2 and lines[-1].endswith(f"training window [{window[0]:g}, {window[1]:g}]")
+    assert window in candidate_windows()
+    fresh = dlm.DiffusionLM.from_config(cfg, vocab_size=9).objective
+    fresh.load_state_dict(state["objective"])
+    assert fresh.clip == window
+
+
+class SpreadObjective:
+    """block_estimates with a known spread per window: the narrower the window, the quieter (synthetic)."""
+
+    clip = (0.0, 1.0)
+
+    def block_estimates(self, logits_fn, x0, window, *, generator=None):
+        width = window[1] - window[0]
+        return width * torch.randn(x0.shape[0], 4, generator=generator) + 5
+
+
+def test_a_search_sets_the_objectives_window_to_the_least_variance_candidate():
+    objective = SpreadObjective()
+    search = ClipSearch(objective)
+    for _ in range(3):
+        search.add(None, torch.zeros(16, 8), torch.Generator().manual_seed(0))
+    line = search.finish()
+    assert round(objective.clip[1] - objective.clip[0], 9) == 0.5  # a width-0.5 window: the quietest
+    assert line.endswith(f"[{objective.clip[0]:g}, {objective.clip[1]:g}]")
