@@ -113,5 +113,13 @@ class AutoregressiveObjective(Objective):
             mask &= ~condition[:, 1:]
         return reduce_per_token(nll, mask)
 
+    def token_log_probs(self, logits_fn: LogitsFn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """The exact log p(ids_k | ids_{<k}) at each completion position k (plain GRPO, arXiv 2402.03300);
+        prompt_mask_prob and generator are unused (nothing is random). -> (B, L) float32, 0 outside the completion."""
+        nll = self.integrand(logits_fn(ids, None), ids, ids, None)  # position l scores token l + 1
+        shifted = torch.nn.functional.pad(-nll[:, :-1].float(), (1, 0))  # position k: log p(token k | < k)
+        return torch.where(completion.bool(), shifted, torch.zeros_like(shifted))
+
     def check_tokens(self, x0: Tensor) -> None:
         check_token_ids(x0, self.vocab_size)

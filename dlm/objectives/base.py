@@ -137,6 +137,14 @@ class Objective(ABC):
         (B, L, N) in their own dtype, with no float64 or (B, L, N) copies beyond what autograd needs; its t-average
         bounds -log p. It equals the process's bound (eval/likelihood.py) on predict(logits)."""
 
+    def token_log_probs(self, logits_fn: LogitsFn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """(B, L) float32 per-token log pi(ids_k) at the completion positions (bool (B, L)), 0 elsewhere: what
+        policy-gradient post-training reads (docs/posttraining.md#per-token-log-probabilities). A family whose
+        likelihood has no per-token form (a concrete score) cannot be post-trained this way."""
+        raise ConfigError(f"objective '{self.cfg.name}' gives no per-token log-probability for RL; post-train a "
+                          "masked_elbo or autoregressive model")
+
     def check_tokens(self, x0: Tensor) -> None:
         """One-line ConfigError for ids outside the data vocabulary (the process knows it)."""
         self.process.check_tokens(x0)
