@@ -45,7 +45,7 @@ FINAL_DIR = "final"
 
 @dataclass(frozen=True)
 class GRPOConfig:
-    """d1's defaults where they carry over (§ hyper-parameters of docs/posttraining.md); lr is for small models."""
+    """d1's defaults where they carry over (docs/posttraining.md#hyper-parameters); lr is for small models."""
 
     steps: int = 64
     prompts: int = 4  # prompts per batch of generations
