@@ -82,9 +82,9 @@ class MaskedELBO(Objective):
 
     def token_log_probs(self, logits_fn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
                         generator: torch.Generator | None = None) -> Tensor:
-        """d1's one-step estimator (arXiv 2504.12216 §3.2; docs/posttraining.md#per-token-log-probabilities): every completion
-        position is masked, every other position independently with probability prompt_mask_prob, and one forward
-        pass at t = 1 gives log pi(o_k) ~ log x_theta(o_k | x_t) at each completion position k.
+        """d1's one-step estimator (arXiv 2504.12216 §3.2; docs/posttraining.md#per-token-log-probabilities): every
+        completion position is masked, every other position independently with probability prompt_mask_prob, and one
+        forward pass at t = 1 gives log pi(o_k) ~ log x_theta(o_k | x_t) at each completion position k.
         ids, completion (B, L) -> (B, L) float32, 0 outside the completion."""
         u = torch.rand(ids.shape, generator=generator, device=ids.device)
         masked = completion.bool() | (u < prompt_mask_prob)
