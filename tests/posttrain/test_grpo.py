@@ -154,3 +154,14 @@ def test_resumed_rl_run_continues_the_same_curve(tmp_path, objective):
            [{k: v for k, v in r.items() if k not in drop} for r in full]
     assert len(full) == 8 and full[1]["kl"] > 0  # the policy has left the reference before the checkpoint
     assert full[-1]["accuracy"] > full[0]["accuracy"]
+
+
+def test_rl_command_errors_are_one_line(tmp_path, capsys):
+    from dlm.cli import main
+
+    assert main(["rl", "--task", "sudoku4x4", "--checkpoint", str(tmp_path / "none"), "--out-dir",
+                 str(tmp_path / "rl")]) == 2
+    assert "checkpoint directory not found" in capsys.readouterr().err
+    assert main(["rl", "--task", "sudoku4x4", "--checkpoint", str(tmp_path), "--out-dir", str(tmp_path / "rl"),
+                 "--steps", "3", "--mu", "2"]) == 2
+    assert "multiples of mu=2" in capsys.readouterr().err
