@@ -11,7 +11,7 @@ Accuracy with 95% Wilson intervals against CPU seconds, the RL reward / KL curve
 runs/posttrain_<task>_<objective>.{json,png} (benchmarks/ with --publish).
 
     python -m scripts.bench.posttrain --quick                 # seconds: a tiny model, a pipeline check
-    python -m scripts.bench.posttrain --task sudoku4x4 --objective mdlm --sft-steps 600 --budget 600
+    python -m scripts.bench.posttrain --task sudoku4x4 --objective mdlm --sft-steps 400 --budget 240
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=5000, help="generated SFT puzzles (rebuilt at each resume)")
     parser.add_argument("--rl-lr", type=float, default=1e-4)
     parser.add_argument("--sft-increment", type=int, default=50, help="SFT steps per resume of the SFT arm")
+    parser.add_argument("--model", default="model.d_model=64 model.n_layers=2",
+                        help="model overrides (the 113k-parameter backbone of benchmarks/README.md#reasoning-tasks)")
     parser.add_argument("--quick", action="store_true", help="a tiny model and budget: checks the pipeline")
     parser.add_argument("--publish", action="store_true", help="write under benchmarks/ instead of runs/")
     parser.add_argument("--work", default="runs/posttrain_work")
@@ -70,7 +72,7 @@ def main() -> None:
     task, work = get_task(args.task), Path(args.work) / f"{args.task}_{args.objective}"
     shutil.rmtree(work, ignore_errors=True)
     config = f"configs/tasks/{args.objective}.yaml"
-    model_overrides = QUICK_MODEL if args.quick else []
+    model_overrides = QUICK_MODEL if args.quick else args.model.split()
     common = [*model_overrides, "train.progress=false", "train.eval_every=0", "train.save_every=0",
               "train.lr_schedule=constant"]
     sft_dir = work / "sft"
