@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=5000, help="generated SFT puzzles (rebuilt at each resume)")
     parser.add_argument("--rl-lr", type=float, default=1e-4)
     parser.add_argument("--sft-increment", type=int, default=50, help="SFT steps per resume of the SFT arm")
+    parser.add_argument("--rl-increment", type=int, default=20, help="RL steps per resume (a multiple of mu = 2)")
     parser.add_argument("--model", default="model.d_model=64 model.n_layers=2",
                         help="model overrides (the 113k-parameter backbone of benchmarks/README.md#reasoning-tasks)")
     parser.add_argument("--quick", action="store_true", help="a tiny model and budget: checks the pipeline")
@@ -67,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.sft_steps, args.budget, args.rounds, args.eval_n, args.train_rows = 40, 6.0, 2, 20, 500
-        args.sft_increment = 10
+        args.sft_increment, args.rl_increment = 10, 2
     torch.set_num_threads(1)  # a script owns its process: CPU seconds of one thread
     task, work = get_task(args.task), Path(args.work) / f"{args.task}_{args.objective}"
     shutil.rmtree(work, ignore_errors=True)
@@ -95,9 +96,10 @@ def main() -> None:
         return cpu, loop_s - sft_loop_s
 
     def more_rl() -> tuple[float, float]:
-        rl_steps[0] += mu
+        rl_steps[0] += args.rl_increment
         return timed(lambda: rl_train(task, start_model, work / "rl", GRPOConfig(
-            steps=rl_steps[0], mu=mu, lr=args.rl_lr, save_every=mu), resume=rl_steps[0] > mu))
+            steps=rl_steps[0], mu=mu, lr=args.rl_lr, save_every=args.rl_increment),
+            resume=rl_steps[0] > args.rl_increment))
 
     for name, run_chunk, final, steps in [("sft", more_sft, sft_dir / "final", sft_steps),
                                           ("rl", more_rl, work / "rl/final", rl_steps)]:
