@@ -127,14 +127,18 @@ class DiffusionLM(nn.Module):
         return logits if _logits else self.objective.predict(logits, tokens, t)
 
     def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
-             label: Tensor | None = None) -> LossOutput:
+             label: Tensor | None = None, condition_mask: Tensor | None = None) -> LossOutput:
         """One Monte Carlo estimate of the training loss (per-token mean of the bound) on a batch x0 (B, L).
-        label: (B,) class ids for conditional training (apply condition dropout first: dlm.guidance.drop_labels)."""
+        label: (B,) class ids for conditional training (apply condition dropout first: dlm.guidance.drop_labels).
+        condition_mask: bool (B, L), True at each row's prompt: never corrupted, never scored (SFT)."""
         check_batch(x0)
         self.objective.check_tokens(x0)
         check_attention_mask(attention_mask, x0)
+        if condition_mask is not None:
+            check_attention_mask(condition_mask, x0)
         logits_fn = functools.partial(self.logits, label=label)
-        return self.objective.loss(logits_fn, x0, attention_mask, generator=generator)
+        kwargs = {} if condition_mask is None else {"condition_mask": condition_mask}
+        return self.objective.loss(logits_fn, x0, attention_mask, generator=generator, **kwargs)
 
     @torch.no_grad()
     def elbo(self, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,

@@ -42,6 +42,7 @@ TINY_ARGS = {  # appended to a command (later flags and dotted overrides win)
     ("train",): TINY_MODEL + TINY_TRAIN,
     ("train", "--resume"): ["train.steps=6"],  # a resumed run may change train.steps only
     ("task", "train"): TINY_MODEL + TINY_TRAIN + ["--train-rows", "64"],
+    ("finetune",): TINY_MODEL + TINY_TRAIN,
     ("task", "eval"): ["--limit", "4"],
     ("sample",): ["--num-samples", "2", "--steps", "8"],
     ("infill",): ["--num-samples", "1", "--steps", "8"],

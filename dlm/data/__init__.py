@@ -14,6 +14,7 @@ from dlm.data.packing import Packing, Ragged, pad, wrap
 from dlm.data.prepare import prepare
 from dlm.data.prepared import PreparedCorpus, PreparedRows
 from dlm.data.rows import TensorRows, TokenSource
+from dlm.data.sft import SFTRows, read_sft_pairs, sft_rows
 from dlm.data.sources import LocalSource, load_documents
 from dlm.data.splits import build_batches, build_splits, encode, split_documents, tokenizer_from_config
 from dlm.data.text_files import read_documents
@@ -26,6 +27,7 @@ __all__ = [
     "PreparedCorpus",
     "PreparedRows",
     "Ragged",
+    "SFTRows",
     "TensorRows",
     "TokenBatches",
     "TokenSource",
@@ -37,6 +39,8 @@ __all__ = [
     "pad",
     "prepare",
     "read_documents",
+    "read_sft_pairs",
+    "sft_rows",
     "special_tokens",
     "split_documents",
     "tokenizer_from_config",

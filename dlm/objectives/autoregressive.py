@@ -12,7 +12,14 @@ import torch
 from torch import Tensor
 
 from dlm.config import ObjectiveConfig, RunConfig
-from dlm.objectives.base import AttentionPattern, Denoiser, LogitsFn, Objective, reduce_per_token
+from dlm.objectives.base import (
+    AttentionPattern,
+    Denoiser,
+    LogitsFn,
+    Objective,
+    condition_positions,
+    reduce_per_token,
+)
 from dlm.registry import OBJECTIVES, ConfigError
 from dlm.types import LossOutput, Prediction
 from dlm.utils.cross_entropy import gathered, nll_from_logits
@@ -96,13 +103,23 @@ class AutoregressiveObjective(Objective):
         return nll.double().sum(-1)
 
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
-             generator: torch.Generator | None = None) -> LossOutput:
+             generator: torch.Generator | None = None, condition_mask: Tensor | None = None) -> LossOutput:
         """Next-token cross-entropy read from the logits: logsumexp(h) - h_{x^{l+1}} (no log-prob tensor). Every
         position is reduced and the last one dropped afterwards, so backward fills no zero-padded (B, L, N) slice."""
         nll = self.integrand(logits_fn(x0, None), x0, x0, None)[:, :-1]
         mask = torch.ones_like(x0[:, 1:], dtype=torch.bool) if attention_mask is None else attention_mask[:, 1:].bool()
-        mask[:, : max(self.cfg.condition_prefix - 1, 0)] = False  # output l predicts token l + 1: prompt unscored
+        condition = condition_positions(x0, self.cfg.condition_prefix, condition_mask)
+        if condition is not None:  # output l predicts token l + 1: prompt tokens unscored
+            mask &= ~condition[:, 1:]
         return reduce_per_token(nll, mask)
+
+    def token_log_probs(self, logits_fn: LogitsFn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """The exact log p(ids_k | ids_{<k}) at each completion position k (plain GRPO, arXiv 2402.03300);
+        prompt_mask_prob and generator are unused (nothing is random). -> (B, L) float32, 0 outside the completion."""
+        nll = self.integrand(logits_fn(ids, None), ids, ids, None)  # position l scores token l + 1
+        shifted = torch.nn.functional.pad(-nll[:, :-1].float(), (1, 0))  # position k: log p(token k | < k)
+        return torch.where(completion.bool(), shifted, torch.zeros_like(shifted))
 
     def check_tokens(self, x0: Tensor) -> None:
         check_token_ids(x0, self.vocab_size)

@@ -148,6 +148,14 @@ class Objective(ABC):
         (B, L, N) in their own dtype, with no float64 or (B, L, N) copies beyond what autograd needs; its t-average
         bounds -log p. It equals the process's bound (eval/likelihood.py) on predict(logits)."""
 
+    def token_log_probs(self, logits_fn: LogitsFn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """(B, L) float32 per-token log pi(ids_k) at the completion positions (bool (B, L)), 0 elsewhere: what
+        policy-gradient post-training reads (docs/posttraining.md#per-token-log-probabilities). A family whose
+        likelihood has no per-token form (a concrete score) cannot be post-trained this way."""
+        raise ConfigError(f"objective '{self.cfg.name}' gives no per-token log-probability for RL; post-train a "
+                          "masked_elbo or autoregressive model")
+
     # --- training state beyond the weights (checkpointed with the trainer, restored on resume) -------------
     def state_dict(self) -> dict:
         """What training changed in the objective itself (block diffusion: its searched clip window)."""
@@ -175,23 +183,34 @@ class Objective(ABC):
         return process_elbo(denoiser, self.process, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
 
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
-             generator: torch.Generator | None = None) -> LossOutput:
+             generator: torch.Generator | None = None, condition_mask: Tensor | None = None) -> LossOutput:
         """One Monte Carlo draw of t and x_t per sequence; per-token mean over non-pad tokens (MDLM reduction).
-        logits_fn: (xt, t) -> backbone logits (DiffusionLM.logits). Token ids are checked by the caller."""
+        logits_fn: (xt, t) -> backbone logits (DiffusionLM.logits). Token ids are checked by the caller.
+        condition_mask: bool (B, L), True at each row's prompt (SFT, docs/posttraining.md#sft): kept clean, unscored;
+        objective.condition_prefix adds the positions [0, prefix) of every row."""
         t = self.sample_times(x0.shape[0], generator=generator, device=x0.device)
         xt = self.process.corrupt(x0, t, generator=generator)
         scored = attention_mask
-        if self.cfg.condition_prefix > 0:
-            xt, scored = clamp_prefix(x0, xt, attention_mask, self.cfg.condition_prefix)
+        condition = condition_positions(x0, self.cfg.condition_prefix, condition_mask)
+        if condition is not None:
+            xt, scored = clamp_condition(x0, xt, attention_mask, condition)
         per_token = self.integrand(logits_fn(xt, t), x0, xt, t)
         return reduce_per_token(per_token, scored)
 
 
-def clamp_prefix(x0: Tensor, xt: Tensor, attention_mask: Tensor | None, prefix: int) -> tuple[Tensor, Tensor]:
-    """Conditional training on a fixed-length prompt (MGDM's src_mask, arXiv 2410.14157): positions [0, prefix) keep
-    x0 and leave the loss, which then bounds -log p(x^{>=prefix} | x^{<prefix}). -> (xt (B, L), scored bool (B, L))."""
+def condition_positions(x0: Tensor, prefix: int, condition_mask: Tensor | None) -> Tensor | None:
+    """bool (B, L): each row's prompt positions, [0, prefix) or'ed with condition_mask; None when there are none."""
+    if prefix <= 0 and condition_mask is None:
+        return None
     condition = torch.zeros_like(x0, dtype=torch.bool)
     condition[:, :prefix] = True
+    return condition if condition_mask is None else condition | condition_mask.bool()
+
+
+def clamp_condition(x0: Tensor, xt: Tensor, attention_mask: Tensor | None, condition: Tensor) -> tuple[Tensor, Tensor]:
+    """Conditional training on a prompt (MGDM's src_mask, arXiv 2410.14157; LLaDA's SFT, arXiv 2502.09992 §2.3):
+    positions where `condition` (B, L) holds keep x0 and leave the loss, which then bounds
+    -log p(x^{response} | x^{prompt}). -> (xt (B, L), scored bool (B, L))."""
     scored = ~condition if attention_mask is None else attention_mask.bool() & ~condition
     return torch.where(condition, x0, xt), scored
 

@@ -165,11 +165,15 @@ class BlockDiffusion(Objective):
         return logits_fn(torch.cat([xt, x0], dim=1), times, **kwargs)[:, :L]
 
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
-             generator: torch.Generator | None = None) -> LossOutput:
+             generator: torch.Generator | None = None, condition_mask: Tensor | None = None) -> LossOutput:
         """One draw of a time per block and of x_t; per-token mean over non-pad tokens (as masked_elbo, whose
         draws and loss it reproduces at block_size = L). Padding is not hidden from the backbone in training,
         as in masked_elbo. The times come from the clipped window objective.clip when the loss is differentiated
-        (training) and from the unbiased window otherwise (validation reports a bound, arXiv 2503.09573 §5.2)."""
+        (training) and from the unbiased window otherwise (validation reports a bound, arXiv 2503.09573 §5.2).
+        condition_mask (per-row prompts, SFT) is not supported yet: a one-line error."""
+        if condition_mask is not None:
+            raise ConfigError("objective 'block_diffusion' does not train on prompts (condition_mask) yet; "
+                              "fine-tune a masked_elbo or autoregressive model")
         B, L = x0.shape
         window = self.clip if torch.is_grad_enabled() or self.clip[0] == 1.0 else (0.0, 1.0)
         t = self.block_times(B, L, window, generator=generator, device=x0.device)

@@ -80,6 +80,19 @@ class MaskedELBO(Objective):
             t = ((torch.floor(t * T) + 1) / T).clamp_max(1.0)
         return t
 
+    def token_log_probs(self, logits_fn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """d1's one-step estimator (arXiv 2504.12216 §3.2; docs/posttraining.md#per-token-log-probabilities): every
+        completion position is masked, every other position independently with probability prompt_mask_prob, and one
+        forward pass at t = 1 gives log pi(o_k) ~ log x_theta(o_k | x_t) at each completion position k.
+        ids, completion (B, L) -> (B, L) float32, 0 outside the completion."""
+        u = torch.rand(ids.shape, generator=generator, device=ids.device)
+        masked = completion.bool() | (u < prompt_mask_prob)
+        xt = torch.where(masked, torch.full_like(ids, self.mask_id), ids)
+        t = torch.ones(ids.shape[0], device=ids.device)
+        nll = nll_from_logits(logits_fn(xt, t), ids, exclude=self.mask_id)
+        return torch.where(completion.bool(), -nll.float(), torch.zeros_like(nll, dtype=torch.float32))
+
     def integrand(self, logits: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         """-log x_theta(x0) at a mask under SUBS is logsumexp_{y != m} h_y - h_{x0}: no log-prob tensor needed."""
         nll = nll_from_logits(logits, x0, exclude=self.mask_id)

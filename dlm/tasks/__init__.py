@@ -1,4 +1,4 @@
-"""Reasoning tasks (Sudoku, Countdown, multiplication): formatter, rule checker, seeded generator, eval files.
+"""Reasoning tasks (Sudoku, Countdown, multiplication; GSM8K as real text): formatter, checker, generator, eval files.
 
     from dlm.tasks import get_task
     task = get_task("sudoku4x4")
@@ -6,7 +6,7 @@
     pairs = task.generate(1000, seed=0)                  # [(question, answer)], a pure function of (n, seed)
 """
 
-from dlm.tasks import countdown, multiplication, sudoku  # noqa: F401  (register the tasks)
+from dlm.tasks import countdown, gsm8k, multiplication, sudoku  # noqa: F401  (register the tasks)
 from dlm.tasks.base import TASKS, Example, Task, get_task
 from dlm.tasks.source import task_source
 

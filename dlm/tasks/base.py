@@ -142,5 +142,6 @@ def _fit(text: str, width: int, what: str) -> str:
 
 
 def get_task(name: str) -> Task:
-    """The registered task `name` (sudoku9x9, sudoku4x4, countdown4, mult4x4, mult5x5, mult4x4_cot, mult5x5_cot)."""
+    """The registered task `name` (sudoku9x9, sudoku4x4, countdown3, countdown4, mult4x4, mult5x5, mult4x4_cot,
+    mult5x5_cot)."""
     return TASKS.build(name)

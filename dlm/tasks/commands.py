@@ -26,7 +26,7 @@ def task_train_command(task: str, /, config: str, overrides: list[str] | None = 
     """Train a model on a reasoning task with a YAML config and dotted overrides.
 
     Args:
-        task: sudoku9x9, sudoku4x4, countdown4, mult4x4, mult5x5, mult4x4_cot or mult5x5_cot.
+        task: sudoku9x9, sudoku4x4, countdown3, countdown4, mult4x4, mult5x5, mult4x4_cot or mult5x5_cot.
         config: the run YAML, e.g. configs/tasks/sudoku4x4_mdlm.yaml.
         overrides: dotted ``section.key=value`` settings applied last, e.g. ``train.steps=2000``.
         train_rows: generated training puzzles (0: the task's default).
@@ -58,7 +58,7 @@ def task_eval_command(task: str, /, checkpoint: str, sampler: str = "confidence"
     overall and per difficulty, and samples/s.
 
     Args:
-        task: sudoku9x9, sudoku4x4, countdown4, mult4x4, mult5x5, mult4x4_cot or mult5x5_cot.
+        task: sudoku9x9, sudoku4x4, countdown3, countdown4, mult4x4, mult5x5, mult4x4_cot or mult5x5_cot.
         checkpoint: the run's final/ directory (e.g. runs/tasks/sudoku4x4_mdlm/final).
         sampler: a registered sampler, options after a colon (confidence:threshold=0.9, entropy_bounded:gamma=0.1,
             remdm:schedule=loop); NFE and tokens/s are reported. Autoregressive checkpoints decode left to right.

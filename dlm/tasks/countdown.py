@@ -1,13 +1,14 @@
-"""Countdown-4: combine four numbers with + - * / into a target (the cd4 set of Gandhi et al., arXiv 2404.03683,
-as used by MGDM, arXiv 2410.14157).
+"""Countdown-N: combine N numbers with + - * / into a target. Countdown-4 is the cd4 set of Gandhi et al., arXiv
+2404.03683, as used by MGDM, arXiv 2410.14157; Countdown-3 (three numbers, as in d1's Countdown, arXiv 2504.12216)
+ships no file here: it is generated (`dlm task eval countdown3 --split generated`).
 
-Question "n1,n2,n3,n4,target"; answer a chain of three steps "a op b=c,d op e=f,g op h=target". Rules: each step's
+Question "n1,...,nN,target"; answer a chain of N - 1 steps "a op b=c,d op e=f,...,g op h=target". Rules: each step's
 arithmetic is exact over the integers (division without remainder, no negative results), every operand is taken from
-the pool of unused numbers (the four givens, then the results of earlier steps), each exactly once, and the last
+the pool of unused numbers (the N givens, then the results of earlier steps), each exactly once, and the last
 result is the target, with nothing left in the pool.
-Generator: four numbers uniform in [1, 99], three random steps on random pairs, kept when the target lies in
-[10, 100] (the range of the shipped sets).
-Row: question padded to 15 chars + ':' | answer padded to 40 chars.
+Generator: N numbers uniform in [1, 99], N - 1 random steps on random pairs, kept when the target lies in
+[10, 100] (the range of the shipped cd4 sets).
+Row: Countdown-4: question padded to 15 chars + ':' | answer padded to 40 chars; Countdown-3: 12 + ':' | 28.
 """
 
 from __future__ import annotations
@@ -34,12 +35,11 @@ def apply(a: int, op: str, b: int) -> int | None:
     return a // b if b != 0 and a % b == 0 else None
 
 
-@TASKS.register("countdown4")
-class Countdown4(Task):
-    name = "countdown4"
+class Countdown(Task):
+    """Subclasses set `numbers` (N), name, widths and eval files."""
+
+    numbers: int
     alphabet = "0123456789,+-*/=:" + PAD
-    prompt_len, answer_len = 16, 40
-    eval_files = {"test": "countdown/cd4_eval.jsonl", "train": "countdown/cd4_train.jsonl"}
     targets = (10, 100)
 
     def prompt_text(self, question: str) -> str:
@@ -52,6 +52,8 @@ class Countdown4(Task):
         try:
             *given, target = (int(v) for v in question.split(","))
         except ValueError:
+            return False
+        if len(given) != self.numbers:
             return False
         pool, result = list(given), None
         for step in answer.split(","):
@@ -71,7 +73,7 @@ class Countdown4(Task):
 
     def sample(self, rng: random.Random) -> Example:
         while True:
-            numbers = [rng.randint(1, 99) for _ in range(4)]
+            numbers = [rng.randint(1, 99) for _ in range(self.numbers)]
             pool, steps = list(numbers), []
             while len(pool) > 1:
                 i, j = rng.sample(range(len(pool)), 2)
@@ -93,6 +95,19 @@ class Countdown4(Task):
         with open(path) as handle:
             items = [json.loads(line) for line in handle if line.strip()]
         return [Example(item["input"], item["output"], difficulty(item["output"])) for item in items]
+
+
+@TASKS.register("countdown4")
+class Countdown4(Countdown):
+    name, numbers = "countdown4", 4
+    prompt_len, answer_len = 16, 40
+    eval_files = {"test": "countdown/cd4_eval.jsonl", "train": "countdown/cd4_train.jsonl"}
+
+
+@TASKS.register("countdown3")
+class Countdown3(Countdown):
+    name, numbers = "countdown3", 3
+    prompt_len, answer_len = 13, 28
 
 
 def difficulty(answer: str) -> str:

@@ -12,7 +12,7 @@ from dlm.tasks.base import PAD
 from dlm.tasks.multiplication import chain_of_thought
 from dlm.tasks.sudoku import solve
 
-NAMES = ["sudoku9x9", "sudoku4x4", "countdown4", "mult4x4", "mult5x5", "mult4x4_cot", "mult5x5_cot"]
+NAMES = ["sudoku9x9", "sudoku4x4", "countdown3", "countdown4", "mult4x4", "mult5x5", "mult4x4_cot", "mult5x5_cot"]
 SHIPPED = [(name, split) for name in NAMES for split in get_task(name).eval_files]
 
 
@@ -84,6 +84,17 @@ def test_countdown_rejects_corruptions():
     assert not task.check(q, "13-31=-18,86+28=114,114+-18=96")  # negative intermediate
     assert not task.check("8,4,3,2,1", "8/3=2,4-2=2,2-2=0")  # inexact division
     assert task.check("8,4,3,2,2", "8/4=2,3-2=1,2*1=2")
+
+
+def test_countdown3_rejects_corruptions():
+    task = get_task("countdown3")
+    q, a = "86,28,13,127", "86+28=114,114+13=127"
+    assert task.check(q, a)
+    assert not task.check(q, "86+28=114,114+13=128")  # wrong last step
+    assert not task.check(q, "86+28=114")  # 13 never used
+    assert not task.check(q, "86+28=114,114+28=142")  # 28 reused
+    assert not task.check("86,28,13,1,127", a)  # four numbers: not a Countdown-3 question
+    assert not get_task("countdown4").check(q, a)  # three numbers: not a Countdown-4 question
 
 
 def test_multiplication_rejects_corruptions():
