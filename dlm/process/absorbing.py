@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from dlm.process.base import Capability, Process, expm1_sigma
+from dlm.process.base import Capability, MaskPrior, Process, expm1_sigma
 from dlm.process.schedules import Schedule
 from dlm.registry import PROCESSES, ConfigError
 from dlm.types import Prediction
@@ -24,7 +24,7 @@ from dlm.utils.shapes import per_sequence
 
 
 @PROCESSES.register("absorbing")
-class Absorbing(Process):
+class Absorbing(MaskPrior, Process):
     """mask_id defaults to vocab_size (appended, model width vocab_size + 1); a tokenizer's own mask id
     inside the vocabulary (BERT's [MASK]) keeps the width at vocab_size."""
 
@@ -41,17 +41,6 @@ class Absorbing(Process):
     @classmethod
     def build(cls, vocab_size: int, schedule: Schedule, *, mask_id: int | None = None) -> Absorbing:
         return cls(vocab_size, schedule, mask_id=mask_id)
-
-    def limit(self, like: Tensor) -> Tensor:
-        pi = torch.zeros(self.width, dtype=like.dtype, device=like.device)
-        pi[self.mask_id] = 1
-        return pi
-
-    def clean_mask(self, like: Tensor) -> Tensor:
-        """Every category but the mask id: x0 is never the mask."""
-        keep = torch.ones(self.width, dtype=torch.bool, device=like.device)
-        keep[self.mask_id] = False
-        return keep
 
     def movable(self, xt: Tensor) -> Tensor:
         """A clean token is never re-masked nor changed by a reverse step: only masks move."""
@@ -77,9 +66,6 @@ class Absorbing(Process):
         """sum_y R_t(m -> y) = -alpha'_t / (1 - alpha_t) for any normalized x_theta: the total reverse rate out of the
         mask (mean_rates), which needs no sum over the vocabulary."""
         return float(self.schedule.masked_weight(torch.tensor(t, dtype=torch.float64)))
-
-    def prior(self, shape, *, generator=None, device=None) -> Tensor:
-        return torch.full(tuple(shape), self.mask_id, dtype=torch.long, device=device)
 
     def elbo_integrand(self, log_probs: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         """The masked ELBO integrand (module docstring), weight masked_weight(t) = -alpha'/(1 - alpha). -> (B, L)."""

@@ -253,3 +253,27 @@ class Process(ABC):
 def expm1_sigma(sigma: Tensor) -> Tensor:
     """e^sigma - 1 = (1 - alpha) / alpha, with expm1 where sigma < 0.5 (the SEDD switch)."""
     return torch.where(sigma < 0.5, torch.expm1(sigma), torch.exp(sigma) - 1)
+
+
+class MaskPrior:
+    """The t = 1 law of a process whose prior is all masks (mask_id; absorbing, GIDD): a mixin for Process
+    subclasses, so that the mask's point mass, the clean categories and the prior are written once."""
+
+    mask_id: int
+    width: int
+
+    def limit(self, like: Tensor) -> Tensor:
+        """pi = onehot(mask_id), (width,) in like's dtype and device."""
+        pi = torch.zeros(self.width, dtype=like.dtype, device=like.device)
+        pi[self.mask_id] = 1
+        return pi
+
+    def clean_mask(self, like: Tensor) -> Tensor:
+        """Every category but the mask id: x0 is never the mask."""
+        keep = torch.ones(self.width, dtype=torch.bool, device=like.device)
+        keep[self.mask_id] = False
+        return keep
+
+    def prior(self, shape, *, generator=None, device=None) -> Tensor:
+        """All masks: the prior draws no noise."""
+        return torch.full(tuple(shape), self.mask_id, dtype=torch.long, device=device)

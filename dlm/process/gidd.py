@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dlm.process.base import Capability, Process
+from dlm.process.base import Capability, MaskPrior, Process
 from dlm.process.schedules import Schedule
 from dlm.process.uniform import MixtureLogSum
 from dlm.registry import PROCESSES, ConfigError
@@ -36,7 +36,7 @@ TINY = 1e-30  # floor of the uniform share in logs: p_u = 0 (no uniform noise) s
 
 
 @PROCESSES.register("gidd")
-class GIDD(Process):
+class GIDD(MaskPrior, Process):
     """Hybrid noise: mask id appended at vocab_size (width vocab_size + 1) unless a tokenizer's own mask id is given;
     p_uniform is the peak share of uniform noise (paper §4; the released checkpoints use 0.0, 0.1 and 0.2)."""
 
@@ -107,19 +107,6 @@ class GIDD(Process):
 
     def kernel(self, xt: Tensor, alpha_ts: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
         raise NotImplementedError("GIDD's transition depends on t and s: use transition(xt, t, s)")
-
-    def limit(self, like: Tensor) -> Tensor:
-        pi = torch.zeros(self.width, dtype=like.dtype, device=like.device)
-        pi[self.mask_id] = 1
-        return pi
-
-    def clean_mask(self, like: Tensor) -> Tensor:
-        keep = torch.ones(self.width, dtype=torch.bool, device=like.device)
-        keep[self.mask_id] = False
-        return keep
-
-    def prior(self, shape, *, generator=None, device=None) -> Tensor:
-        return torch.full(tuple(shape), self.mask_id, dtype=torch.long, device=device)
 
     def corrupt(self, x0: Tensor, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """x_t ~ q_t(. | x0): keep w.p. alpha_t, else the mask w.p. m_t / C_t, else a uniform clean token."""
