@@ -26,6 +26,7 @@ import io
 import json
 import os
 import socket
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -305,16 +306,31 @@ def _default_rows(corpus: Corpus, split: str) -> tuple[list[str], str]:
 
 def hub_offline() -> bool:
     """True when Hugging Face must not or cannot be reached: HF_HUB_OFFLINE / HF_DATASETS_OFFLINE /
-    TRANSFORMERS_OFFLINE set, or no TCP connection to the hub within a few seconds (instead of the hub client's
-    retries with backoff, ~25 s)."""
+    TRANSFORMERS_OFFLINE set, or no TCP connection to the hub within a few seconds, name lookup included
+    (instead of the hub client's retries with backoff, ~25 s)."""
     if any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
            for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")):
         return True
-    try:
-        socket.create_connection((HUB_HOST, 443), timeout=HUB_PROBE_SECONDS).close()
-    except OSError:
-        return True
-    return False
+    return not _hub_reachable(HUB_PROBE_SECONDS)
+
+
+def _hub_reachable(seconds: float) -> bool:
+    """A TCP connection to the hub within `seconds`, name lookup included: `create_connection`'s timeout does not
+    bound the DNS lookup (getaddrinfo blocks for as long as the resolver likes, minutes on a machine with a dead
+    resolver), so the probe runs in a daemon thread that is abandoned when the time is up."""
+    reached = threading.Event()
+
+    def probe() -> None:
+        try:
+            socket.create_connection((HUB_HOST, 443), timeout=seconds).close()
+            reached.set()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, name="dlm-hub-probe", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return reached.is_set()
 
 
 def _local_path(corpus: Corpus, split: str, data_dir: Path) -> Path | None:

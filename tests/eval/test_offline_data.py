@@ -61,6 +61,30 @@ def test_an_unreachable_hub_fails_at_once_too(tmp_path, monkeypatch, no_hub):
         corpora.load_eval_texts("lm1b")
 
 
+def test_a_hanging_name_lookup_is_bounded_by_the_probe_time(tmp_path, monkeypatch, no_hub):
+    """create_connection's timeout does not cover DNS: a resolver that never answers must still give "offline"
+    after the probe time, not hang the command."""
+    import threading
+    import time
+
+    for name in OFFLINE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    release = threading.Event()
+
+    def hanging_lookup(address, timeout):
+        release.wait(60)  # a dead resolver: far longer than the probe may take
+        raise OSError("name resolution timed out")
+
+    monkeypatch.setattr(corpora.socket, "create_connection", hanging_lookup)
+    monkeypatch.setattr(corpora, "HUB_PROBE_SECONDS", 0.2)
+    start = time.monotonic()
+    try:
+        assert corpora.hub_offline()
+        assert time.monotonic() - start < 10
+    finally:
+        release.set()
+
+
 def test_an_explicit_data_dir_is_the_only_place_looked(tmp_path, no_hub):
     with pytest.raises(ConfigError, match=f"{tmp_path / 'ptb' / 'ptb.valid.txt'} not found"):
         corpora.load_eval_texts("ptb", data_dir=str(tmp_path))
