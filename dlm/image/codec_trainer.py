@@ -1,6 +1,7 @@
 """Training and scoring a VQCodec: Adam on reconstruction MSE + commitment, atomic resumable checkpoints.
 
-Step k draws its batch from a generator seeded with (seed, k), so a resumed run replays the same batches.
+Step k draws its batch, and the quantizer's own random draws, from seeds keyed by (seed, k), so a resumed run
+replays the uninterrupted one exactly (`--resume` falls back past a corrupt newest state, as `dlm train` does).
 Checkpoints: out_dir/checkpoints/step_XXXXXX/{trainer_state.pt, model/} (dlm.train.checkpoint: written to a
 temporary dir and renamed, `latest` pointer, newest 3 kept); the final codec goes to out_dir/final.
 Reconstruction metrics on a split: per-pixel MSE in [0, 1] units, PSNR = 10 log10(1 / MSE) (dB, from the mean
@@ -22,14 +23,16 @@ from dlm.image.datasets import ImageSet
 from dlm.image.tokens import code_perplexity
 from dlm.registry import ConfigError
 from dlm.train.checkpoint import (
-    LATEST,
     MODEL_DIR,
     checkpoint_root,
+    clean_interrupted_writes,
+    has_checkpoints,
     latest_checkpoint,
-    load_trainer_state,
+    resume_state,
     save_checkpoint,
     write_dir_atomically,
 )
+from dlm.train.resume import check_fresh_start
 from dlm.utils.progress import progress
 
 FINAL_DIR = "final"
@@ -52,14 +55,21 @@ def train_codec(cfg: CodecConfig, images: ImageSet, out_dir: str | Path, trainin
         raise ConfigError(f"images of shape {tuple(images.images.shape[1:])} do not match the codec "
                           f"({cfg.in_channels}, {cfg.image_size}, {cfg.image_size}); set in_channels / image_size")
     out_dir, root = Path(out_dir), checkpoint_root(out_dir)
-    if not resume and (root / LATEST).exists():
+    if not resume and has_checkpoints(root):
         raise ConfigError(f"{out_dir} already holds a codec run; pass --resume to continue it or choose another --out")
-    torch.manual_seed(training.seed)
-    codec = VQCodec(cfg)
+    state = None
+    if resume:
+        clean_interrupted_writes(out_dir, root)
+        if has_checkpoints(root):  # latest, else the newest checkpoint whose state loads (as dlm train resumes)
+            _, state = resume_state(root)
+        else:  # a preemptible job's first launch: nothing to resume yet
+            check_fresh_start(out_dir, root)
+    with torch.random.fork_rng(devices=[]):  # the initialization's seed, without touching the caller's RNG
+        torch.manual_seed(training.seed)
+        codec = VQCodec(cfg)
     optimizer = torch.optim.Adam(codec.parameters(), lr=training.lr)
     step = 0
-    if resume:
-        state = load_trainer_state(latest_checkpoint(root))
+    if state is not None:
         codec.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
@@ -69,12 +79,14 @@ def train_codec(cfg: CodecConfig, images: ImageSet, out_dir: str | Path, trainin
         lr = training.lr * 0.5 * (1 + math.cos(math.pi * step / training.steps))  # cosine to 0
         for group in optimizer.param_groups:
             group["lr"] = lr
-        gen = torch.Generator().manual_seed(training.seed * 1_000_003 + step)
-        rows = torch.randint(0, len(images), (training.batch_size,), generator=gen)
-        out = codec(images.images[rows].float() / 255)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimizer.step()
+        step_seed = training.seed * 1_000_003 + step
+        rows = torch.randint(0, len(images), (training.batch_size,), generator=torch.Generator().manual_seed(step_seed))
+        with torch.random.fork_rng(devices=[]):  # the quantizer's own draws (k-means init, dead-code restarts) use
+            torch.manual_seed(step_seed)         # the global RNG: keyed by (seed, step) too, so a resume is exact
+            out = codec(images.images[rows].float() / 255)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
         step += 1
         bar.update(1)
         bar.set_postfix(mse=f"{out.mse.item():.4f}")

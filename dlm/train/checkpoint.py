@@ -128,6 +128,11 @@ def check_model_dir(path: Path) -> None:
         raise ConfigError(f"checkpoint model {path}: weight {bad} is not finite; nothing was exported")
 
 
+def has_checkpoints(root: Path) -> bool:
+    """Whether root holds a run's checkpoints: a `latest` pointer (even a broken one) or a healthy step directory."""
+    return (root / LATEST).exists() or newest_checkpoint(root) is not None
+
+
 def newest_checkpoint(root: Path) -> Path | None:
     """The newest healthy step directory, or None."""
     healthy = [p for p in _step_dirs(root) if is_healthy(p)] if root.is_dir() else []

@@ -36,11 +36,11 @@ from dlm.data import TokenBatches, build_batches, tokenizer_from_config
 from dlm.diffusion_lm import DiffusionLM
 from dlm.registry import ConfigError
 from dlm.train.checkpoint import (
-    LATEST,
     MODEL_DIR,
     check_model_dir,
     checkpoint_root,
     clean_interrupted_writes,
+    has_checkpoints,
     latest_checkpoint,
     model_dir_readable,
     newest_checkpoint,
@@ -378,10 +378,6 @@ def restore(tr: Trainer, state: dict[str, Any], root: Path) -> None:
     tr.step, tr.elapsed = int(state["step"]), float(state["elapsed"])
     tr.skipped = int(state.get("skipped", 0))
     tr.model.objective.load_state_dict(state.get("objective", {}))
-
-
-def has_checkpoints(root: Path) -> bool:
-    return (root / LATEST).exists() or newest_checkpoint(root) is not None
 
 
 def warn_thread_change(state: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@ images (the reconstruction error falls far below that of the untrained codec).""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -46,6 +48,23 @@ def test_tiny_codec_overfits_a_few_images(tmp_path):
     assert torch.equal(reloaded.encode(images.images), codec.encode(images.images))
     with pytest.raises(ConfigError, match="--resume"):
         train_codec(TINY, images, tmp_path / "run", training)
+
+
+def test_codec_resume_falls_back_past_a_corrupt_state_and_continues_the_same_run(tmp_path):
+    """A killed codec run resumes as `dlm train` does: --resume on an empty folder starts fresh, and a corrupt
+    newest trainer state falls back to the previous checkpoint; the final weights equal an uninterrupted run's."""
+    images = synthetic_images(n=10)
+    training = CodecTraining(steps=40, batch_size=10, lr=1e-2, save_every=10, progress=False)
+    straight = train_codec(TINY, images, tmp_path / "straight", training)
+    run = tmp_path / "resumed"
+    train_codec(TINY, images, run, training, resume=True)  # nothing to resume yet: a fresh start
+    steps = sorted((run / "checkpoints").glob("step_*"))
+    (steps[-1] / "trainer_state.pt").write_bytes(b"truncated")  # the newest state is corrupt
+    shutil.rmtree(run / "final")
+    with pytest.warns(UserWarning, match="resuming from the newest earlier checkpoint"):
+        resumed = train_codec(TINY, images, run, training, resume=True)
+    for name, weight in straight.state_dict().items():
+        assert torch.equal(weight, resumed.state_dict()[name]), name
 
 
 def test_code_perplexity_is_exp_entropy():
