@@ -7,6 +7,17 @@ default with a DiffusionLM) the prefix is read from the cache; once the block ha
 clean, and only then are its keys/values stored, so every stored entry equals what the training forward's clean
 stream computes and cached sampling draws the same tokens as recomputing the whole prefix at every step.
 
+Inside a block the inner sampler sets the budget (its `blocks` plan): a fixed-step sampler (ancestral) spends `steps`
+per block; an adaptive one (confidence with a threshold or a factor, entropy_bounded, first_hitting) runs the block
+until it has no mask left, each row committing its own number of tokens per step (at least one while it has a mask),
+and a step where no row has anything left calls no denoiser: NFE is what the rule needs (count it with NFECounter).
+A batched call still computes the rows that finished the block (their tokens do not change): the cache serves whole
+batches, not subsets of rows.
+
+Options: the block sampler's own (below) and its inner sampler's, in the syntax of options.py:
+"block:inner=confidence,threshold=0.9,eos_id=0", or the inner sampler named directly ("confidence:threshold=0.9")
+through `objective.sampler`. Options the block sampler does not own go to the inner sampler (inner_options).
+
 Variable length: with eos_id >= 0 a row stops at the first EOS it generates (prompt tokens do not count); its later
 positions are padding (pad_id, default eos_id), and decoding ends when every row has stopped. Rows stop
 independently, and a row's draws depend only on its own generator (pass one per row for batch invariance).
@@ -14,10 +25,9 @@ independently, and a row's draws depend only on its own generator (pass one per 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -34,26 +44,30 @@ from dlm.sample.semi_ar import DecodeBlock
 @SAMPLERS.register("block")
 @dataclass
 class BlockSampler(Sampler):
-    """block_size: the model's block size (required); inner: the registered masked sampler run inside each block
-    (its temperature / top-k / top-p are this sampler's); steps (generate's) are per block; kv_cache: the exact
-    block cache by default; eos_id / pad_id: variable-length stopping (-1: off / eos_id)."""
+    """block_size: the model's block size (required); inner: the registered masked sampler run inside each block,
+    optionally with its options ("confidence:threshold=0.9"); inner_options: more of its options (what get_sampler
+    gets that the block sampler does not own); its temperature / top-k / top-p are this sampler's; steps
+    (generate's) are per block for a fixed-step inner sampler; kv_cache: the exact block cache by default;
+    eos_id / pad_id: variable-length stopping (-1: off / eos_id)."""
 
     inner: str = "ancestral"
+    inner_options: dict = field(default_factory=dict)
     kv_cache: bool = True
     eos_id: int = -1
     pad_id: int = -1
 
     needs = frozenset({Capability.ABSORBING})
+    forwards_options_to: ClassVar[str] = "inner_options"  # options.py: options it does not own go there
 
     def __post_init__(self):
         super().__post_init__()
         if self.block_size < 1:
             raise ConfigError("the block sampler needs block_size >= 1: the model's objective.block_size")
-        if self.inner == "block":
+        if self.inner.partition(":")[0] == "block":
             raise ConfigError("the block sampler's inner sampler must be a masked sampler, not 'block'")
         options = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "eps": self.eps,
                    "final": self.final, "chunk_positions": self.chunk_positions}
-        self.inner_sampler = get_sampler(self.inner, **options)
+        self.inner_sampler = get_sampler(self.inner, **options, **self.inner_options)
         if self.inner_sampler.evaluates_row_subsets and self.kv_cache:
             raise ConfigError(f"sampler '{self.inner}' evaluates the denoiser on subsets of rows, which the block KV "
                               "cache cannot serve; use 'ancestral' or 'confidence', or kv_cache=False")
@@ -66,12 +80,13 @@ class BlockSampler(Sampler):
         return BlockCache() if self.kv_cache and getattr(denoiser, "supports_kv_cache", False) else None
 
     def blocks(self, editable: Tensor, steps: int) -> list[DecodeBlock]:
-        """One DecodeBlock per block of the sequence (the steps it may spend; a progress bar's plan)."""
+        """One DecodeBlock per block of the sequence, with the steps the inner sampler plans for it (`steps` for a
+        fixed-step sampler, what the block's widest row can need for an adaptive one; a progress bar's plan)."""
         L, b = editable.shape[1], self.block_size
         if L % b:
             raise ConfigError(f"the generated length {L} must be a multiple of the model's block_size {b}")
         columns = torch.arange(L, device=editable.device)
-        return [DecodeBlock(editable & (columns // b == k), steps) for k in range(L // b)]
+        return [self.inner_sampler.blocks(editable & (columns // b == k), steps)[0] for k in range(L // b)]
 
     def decode(self, ctx: SamplingContext, x: Tensor, fixed: Tensor, steps: int,
                on_step: Callable[[int, float, Tensor], None] | None = None) -> Tensor:
@@ -79,7 +94,6 @@ class BlockSampler(Sampler):
             raise ConfigError(f"the block sampler keeps its own exact cache ('block'); cache "
                               f"{type(ctx.cache).__name__} would approximate it: drop the cache option")
         b, inner = self.block_size, self.inner_sampler
-        grid = inner.grid(steps)
         stopped = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         index = 0
         plan = self.blocks(~fixed, steps)
@@ -89,6 +103,7 @@ class BlockSampler(Sampler):
             ctx.editable = block.editable[:, :end] & ~stopped[:, None]
             window = x[:, :end]
             if bool(ctx.editable.any()):
+                grid = inner.grid(block.steps)
                 for i in range(grid.steps):
                     window = inner.step(ctx, window, grid, i).xs
                     index += 1
@@ -123,21 +138,20 @@ class BlockSampler(Sampler):
 
 def block_sampler(objective: Any, name: str | None = None, **options: Any) -> BlockSampler:
     """The block sampler of a block-diffusion objective (objectives/block_diffusion.py): `name` is the sampler run
-    inside each block (or "block" itself, or None: ancestral); block_size is the model's (a different one is a
-    one-line ConfigError)."""
+    inside each block with its options ("confidence:threshold=0.9"), or "block" itself with its options and the
+    inner sampler's ("block:inner=confidence,threshold=0.9"), or None (ancestral inside); keyword options the block
+    sampler does not own go to the inner sampler; block_size is the model's (a different one is a one-line
+    ConfigError)."""
     if objective.time_conditioning:
         raise ConfigError("the block sampler needs a model without time conditioning (objective.time_conditioning="
                           "false, the reference's setting): the clean prefix would need t = 0 per token")
+    name = name or "block"
+    if name.partition(":")[0] != "block":
+        options["inner"], name = name, "block"
     size = options.pop("block_size", 0) or objective.block_size
-    if size != objective.block_size:
+    sampler = get_sampler(name, block_size=size, **options)
+    if sampler.block_size != objective.block_size:
         raise ConfigError(f"this model decodes in blocks of {objective.block_size} (objective.block_size), got "
-                          f"block_size={size}")
-    known = {f.name for f in dataclasses.fields(BlockSampler)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"sampler 'block' has no option {unknown[0]!r}; options: {', '.join(sorted(known))}")
-    if name not in (None, "block"):
-        options["inner"] = name
-    sampler = BlockSampler(block_size=size, **options)
+                          f"block_size={sampler.block_size}")
     sampler.check(objective.process)
     return sampler
