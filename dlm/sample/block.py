@@ -65,8 +65,8 @@ class BlockSampler(Sampler):
             raise ConfigError("the block sampler needs block_size >= 1: the model's objective.block_size")
         if self.inner.partition(":")[0] == "block":
             raise ConfigError("the block sampler's inner sampler must be a masked sampler, not 'block'")
-        options = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "eps": self.eps,
-                   "final": self.final, "chunk_positions": self.chunk_positions}
+        options = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "nucleus": self.nucleus,
+                   "eps": self.eps, "final": self.final, "chunk_positions": self.chunk_positions}
         self.inner_sampler = get_sampler(self.inner, **options, **self.inner_options)
         if self.inner_sampler.evaluates_row_subsets and self.kv_cache:
             raise ConfigError(f"sampler '{self.inner}' evaluates the denoiser on subsets of rows, which the block KV "
