@@ -8,6 +8,8 @@ prefix and to itself. Every other call recomputes what is not stored, which is t
 Which stored keys a query may see is the model's block-causal pattern at the query positions (Objective.attention_
 mask): a query of the last block of the window sees every key of it. A noisy block's own K/V are written and read in
 its calls but never marked stored, so every stored entry equals what the training forward's x_0 stream computes.
+With the block sampler's sliding window (window > 0) the stored slots are window positions: when the window moves,
+`forget` makes every slot unreadable and the sampler's next (clean) call over the window's prefix refills them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ class BlockCache(CachePolicy):
 
     def select(self, xt: Tensor) -> Tensor:
         return ~self.store.valid[:, :xt.shape[1]]
+
+    def forget(self) -> None:
+        """Nothing stored is readable any more (a sliding window moved: every position's keys/values change)."""
+        if self.store.valid is not None:
+            self.store.valid[:] = False
 
     def commit(self, xt: Tensor, recomputed: Tensor) -> None:
         if not bool((xt == self.mask_id).any()):

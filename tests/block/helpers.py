@@ -27,3 +27,16 @@ def confident_block_model(block_size: int, *extra: str) -> dlm.DiffusionLM:
     with torch.no_grad():
         model.backbone.head.weight.mul_(7.0)
     return model
+
+
+def recorded_widths(model: dlm.DiffusionLM) -> list[int]:
+    """Patch model.backbone.forward so that every call appends its number of input tokens to the returned list."""
+    widths: list[int] = []
+    forward = model.backbone.forward
+
+    def counting(tokens, *args, **kwargs):
+        widths.append(tokens.shape[1])
+        return forward(tokens, *args, **kwargs)
+
+    model.backbone.forward = counting
+    return widths
