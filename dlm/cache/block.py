@@ -14,10 +14,13 @@ With the block sampler's sliding window (window > 0) the stored slots are window
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
-from dlm.cache.base import CachePolicy, require_masked
-from dlm.registry import CACHES
+from dlm.cache.base import CacheableDenoiser, CachePolicy, require_masked
+from dlm.registry import CACHES, ConfigError
+from dlm.types import Prediction
 
 
 @CACHES.register("block")
@@ -28,6 +31,15 @@ class BlockCache(CachePolicy):
 
     def select(self, xt: Tensor) -> Tensor:
         return ~self.store.valid[:, :xt.shape[1]]
+
+    def predict(self, model: CacheableDenoiser, xt: Tensor, t: Tensor | None, **kwargs: Any) -> Prediction:
+        """CachePolicy.predict, refusing a window longer than the model's max_len: its calls pass explicit positions,
+        which the backbone does not check, and a model knows no position past max_len."""
+        max_len = getattr(getattr(getattr(model, "backbone", None), "cfg", None), "max_len", 0)
+        if max_len and xt.shape[1] > max_len:
+            raise ConfigError(f"a window of {xt.shape[1]} tokens exceeds the model's max_len={max_len}: decode with "
+                              f"the block sampler's sliding window (window={max_len}) to go further")
+        return super().predict(model, xt, t, **kwargs)
 
     def forget(self) -> None:
         """Nothing stored is readable any more (a sliding window moved: every position's keys/values change)."""

@@ -93,3 +93,11 @@ def test_each_cached_call_runs_on_one_block_or_one_window():
     # blocks 0-2 (the window is the text): 4 steps + a clean pass; block 3: 4 steps (its clean pass is skipped: the
     # window moves); blocks 4-7: the moved window's 12-token clean prefix, then 4 steps on the block
     assert widths == [4] * 15 + [4] * 4 + ([12] + [4] * 4) * 4
+
+
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_past_max_len_without_a_window_is_a_one_line_error(kv_cache):
+    model = confident_block_model(4)  # max_len 32
+    with pytest.raises(ConfigError, match="max_len=32") as info:
+        run(model, [0], 40, kv_cache=kv_cache)
+    assert "\n" not in str(info.value)
