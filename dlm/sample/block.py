@@ -128,9 +128,10 @@ class BlockSampler(Sampler):
             start, end, low = k * b, (k + 1) * b, self.window_start(k)
             stopped = cut < x.shape[1]
             x[:, start:end] = torch.where(stopped[:, None] & ~fixed[:, start:end], self.pad, x[:, start:end])
-            if k and low != self.window_start(k - 1) and ctx.cache is not None:
+            if k and low != self.window_start(k - 1) and isinstance(ctx.cache, BlockCache):
                 ctx.cache.forget()  # the window moved: every position's keys/values change
-                ctx.predict(x[:, low:start], None)  # the clean prefix of the new window, stored
+                if start > low:
+                    ctx.predict(x[:, low:start], None)  # the clean prefix of the new window, stored
             ctx.editable = block.editable[:, low:end] & ~stopped[:, None]
             window = x[:, low:end]
             if bool(ctx.editable.any()):

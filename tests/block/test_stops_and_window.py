@@ -76,10 +76,11 @@ def test_a_window_as_long_as_the_text_changes_nothing(window):
 @pytest.mark.parametrize("inner", ["ancestral", "confidence:threshold=0.4"])
 @pytest.mark.parametrize("seeds", [[0], [0, 1, 2, 3]])
 def test_the_cached_sliding_window_equals_recomputing_the_window(inner, seeds):
-    """64 tokens from a model with max_len 32 through a window of 8 or 32 tokens: the cached sampler (the window's
-    clean prefix recomputed once when it moves, then read) draws what recomputing the window at every step draws."""
+    """64 tokens from a model with max_len 32 through a window of 4 (each block alone), 8 or 32 tokens: the cached
+    sampler (the window's clean prefix recomputed once when it moves, then read) draws what recomputing the window
+    at every step draws."""
     model = confident_block_model(4)
-    for window in (8, 32):
+    for window in (4, 8, 32):
         cached = run(model, seeds, 64, window=window, inner=inner, eos_id=2)
         assert torch.equal(cached, run(model, seeds, 64, window=window, inner=inner, eos_id=2, kv_cache=False))
         assert not (cached == model.objective.mask_id).any()
