@@ -220,8 +220,10 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
 def _block_window(model, length: int) -> int:
     """A block diffusion model asked for more than its max_len tokens: the sliding window it decodes with (the
     largest multiple of its block size within max_len, sample/block.py); 0 otherwise."""
-    max_len = getattr(getattr(model.backbone, "cfg", None), "max_len", 0)
-    if model.objective.default_sampler != "block" or not max_len or length <= max_len:
+    if model.objective.default_sampler != "block":
+        return 0
+    max_len = getattr(getattr(getattr(model, "backbone", None), "cfg", None), "max_len", 0)
+    if not max_len or length <= max_len:
         return 0
     window = max_len - max_len % model.objective.block_size
     print(f"{length} tokens > the model's max_len={max_len}: each block sees the last {window} tokens (a sliding "
