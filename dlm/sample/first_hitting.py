@@ -1,5 +1,5 @@
-"""First-hitting sampling (FHS) of masked diffusion: Zheng, Yuan, Yu, Zhu, Zhang, Bao, arXiv 2409.02908 (§4.1,
-Alg. 1); the BD3LM reference samples each block this way (arXiv 2503.09573; docs/samplers.md, "First hitting").
+"""First-hitting sampling (FHS) of masked diffusion: Zheng, Yuan, Yu, Zhu, Zhang, Bao, arXiv 2409.02908; the BD3LM
+reference samples each block this way (arXiv 2503.09573; docs/samplers.md, "First hitting").
 
 Under an absorbing process each of the n masked positions of x_t became masked at its own time, i.i.d. given x_0,
 and going backwards a masked position is still masked at s < t with probability (1 - alpha_s) / (1 - alpha_t). So
