@@ -224,7 +224,7 @@ def test_cli_version_and_per_flag_help(capsys):
     with pytest.raises(SystemExit):
         main(["sample", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "entropy_bounded or remdm, options after a colon" in help_text  # the whole summary of the sampler list
+    assert "entropy_bounded, first_hitting or remdm, options after a colon" in help_text  # the whole sampler list
     assert "--num-samples NUM_SAMPLES how many sequences. (default: 4)" in help_text
     assert "--show-steps print how sample 0 fills in" in help_text
     with pytest.raises(SystemExit):  # a description continued on the next line of the Args: section

@@ -8,14 +8,19 @@ prefix and to itself. Every other call recomputes what is not stored, which is t
 Which stored keys a query may see is the model's block-causal pattern at the query positions (Objective.attention_
 mask): a query of the last block of the window sees every key of it. A noisy block's own K/V are written and read in
 its calls but never marked stored, so every stored entry equals what the training forward's x_0 stream computes.
+With the block sampler's sliding window (window > 0) the stored slots are window positions: when the window moves,
+`forget` makes every slot unreadable and the sampler's next (clean) call over the window's prefix refills them.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
-from dlm.cache.base import CachePolicy, require_masked
-from dlm.registry import CACHES
+from dlm.cache.base import CacheableDenoiser, CachePolicy, require_masked
+from dlm.registry import CACHES, ConfigError
+from dlm.types import Prediction
 
 
 @CACHES.register("block")
@@ -26,6 +31,20 @@ class BlockCache(CachePolicy):
 
     def select(self, xt: Tensor) -> Tensor:
         return ~self.store.valid[:, :xt.shape[1]]
+
+    def predict(self, model: CacheableDenoiser, xt: Tensor, t: Tensor | None, **kwargs: Any) -> Prediction:
+        """CachePolicy.predict, refusing a window longer than the model's max_len: its calls pass explicit positions,
+        which the backbone does not check, and a model knows no position past max_len."""
+        max_len = getattr(getattr(getattr(model, "backbone", None), "cfg", None), "max_len", 0)
+        if max_len and xt.shape[1] > max_len:
+            raise ConfigError(f"a window of {xt.shape[1]} tokens exceeds the model's max_len={max_len}: decode with "
+                              f"the block sampler's sliding window (window={max_len}) to go further")
+        return super().predict(model, xt, t, **kwargs)
+
+    def forget(self) -> None:
+        """Nothing stored is readable any more (a sliding window moved: every position's keys/values change)."""
+        if self.store.valid is not None:
+            self.store.valid[:] = False
 
     def commit(self, xt: Tensor, recomputed: Tensor) -> None:
         if not bool((xt == self.mask_id).any()):

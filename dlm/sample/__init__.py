@@ -7,6 +7,7 @@ from dlm.sample.base import Sampler, generate, get_sampler
 from dlm.sample.block import BlockSampler
 from dlm.sample.confidence import Confidence, num_transfer_tokens
 from dlm.sample.entropy_bounded import EntropyBounded
+from dlm.sample.first_hitting import FirstHitting
 from dlm.sample.grids import TimeGrid
 from dlm.sample.high_order import ThetaRK2, ThetaTrapezoidal
 from dlm.sample.nfe import NFECounter
@@ -18,8 +19,8 @@ from dlm.sample.text_infill import parse_infill_template
 from dlm.utils.deprecation import renamed
 
 __all__ = ["Analytic", "Ancestral", "AncestralCache", "AutoregressiveSampler", "BlockSampler", "Confidence",
-           "EntropyBounded", "Euler", "NFECounter", "NoiseTape", "ReMDM", "Sampler", "StepRecorder", "TauLeaping",
-           "ThetaRK2", "ThetaTrapezoidal", "TimeGrid", "generate", "get_sampler", "num_transfer_tokens",
+           "EntropyBounded", "Euler", "FirstHitting", "NFECounter", "NoiseTape", "ReMDM", "Sampler", "StepRecorder",
+           "TauLeaping", "ThetaRK2", "ThetaTrapezoidal", "TimeGrid", "generate", "get_sampler", "num_transfer_tokens",
            "parse_infill_template"]
 
 __getattr__ = renamed(__name__, {"Autoregressive": ("AutoregressiveSampler", AutoregressiveSampler)})

@@ -66,7 +66,8 @@ class AutoregressiveSampler(Sampler):
         if self.temperature == 0:
             token = log_probs.argmax(-1)
         else:
-            law = filtered_probs(log_probs, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+            law = filtered_probs(log_probs, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                                 nucleus=self.nucleus)
             noise = ctx.uniform(tuple(law.shape), law.device, rows=todo.nonzero()[:, 0])
             token = sample_categorical(law, noise=noise)
         xs = xt.clone()

@@ -36,7 +36,7 @@ from dlm.sample.noise import Generators, NoiseTape
 from dlm.sample.options import get_sampler
 from dlm.sample.semi_ar import DecodeBlock, block_plan
 from dlm.types import Prediction, StepOutput
-from dlm.utils.categorical import argmax_law, filtered_probs
+from dlm.utils.categorical import NUCLEI, argmax_law, filtered_probs
 from dlm.validation import check_finite, check_positive, check_prompt, check_shape
 
 if TYPE_CHECKING:  # the fast paths' processes, named in annotations only: dispatch is by capability
@@ -67,7 +67,9 @@ class ArgmaxFinal(FinalRule):
 class Sampler:
     """Options every sampler takes.
 
-    temperature / top_k / top_p reshape x_theta before it is used (temperature 0 = argmax of x_theta);
+    temperature / top_k / top_p reshape x_theta before it is used (temperature 0 = argmax of x_theta); nucleus: the
+    top-p set, "reach" (the smallest set of top tokens whose mass reaches top_p) or "strict" (the largest whose mass
+    stays <= top_p, the BD3LM reference's; utils/categorical.py: filtered_probs);
     block_size > 0 decodes semi-autoregressively in blocks (masked processes only, semi_ar.py);
     eps: the grid ends at t = eps (docs/samplers.md); final: noise removal at eps draws x0 at the positions that are
     still undetermined ("sample") or takes the argmax ("argmax"), so no mask survives;
@@ -79,6 +81,7 @@ class Sampler:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    nucleus: str = "reach"
     block_size: int = 0
     eps: float = 1e-5
     final: str = "sample"
@@ -101,6 +104,8 @@ class Sampler:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{name}={getattr(self, name)} is out of range: need {rule} ({flag} of dlm sample "
                                   f"/ infill; sampler {type(self).__name__})")
+        if self.nucleus not in NUCLEI:
+            raise ConfigError(f"nucleus must be one of {NUCLEI}, got '{self.nucleus}'")
         if self.final not in FINAL_RULES:
             raise ConfigError(f"final must be one of {tuple(FINAL_RULES)}, got '{self.final}'")
         self.final_rule: FinalRule = FINAL_RULES.build(self.final)
@@ -172,7 +177,8 @@ class Sampler:
             return probs
         if self.temperature == 0:
             return argmax_law(probs)
-        return filtered_probs(probs.log(), temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+        return filtered_probs(probs.log(), temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                              nucleus=self.nucleus)
 
     def uses_x0(self, prediction: Prediction) -> bool:
         """Whether the stage laws read x_theta (normalized), not the concrete score: mean models, or reshaping."""

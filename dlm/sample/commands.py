@@ -62,14 +62,18 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
     Args:
         checkpoint: a dlm checkpoint dir (e.g. runs/x/final).
         sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2,
-            confidence, entropy_bounded or remdm, options after a colon (confidence:threshold=0.9,
-            entropy_bounded:gamma=0.1, remdm:schedule=loop); an autoregressive checkpoint always samples left to
-            right. NFE and tokens/s are printed.
+            confidence, entropy_bounded, first_hitting or remdm, options after a colon (confidence:threshold=0.9,
+            entropy_bounded:gamma=0.1, remdm:schedule=loop, ancestral:nucleus=strict); an autoregressive checkpoint
+            always samples left to right. A block diffusion checkpoint runs the named sampler inside each block;
+            "block:" also takes the block sampler's own options (tail_entropy, tail_length, window), e.g.
+            block:inner=first_hitting,tail_entropy=4. NFE and tokens/s are printed.
         steps: reverse steps in all (for most samplers one denoiser call each); with --block-size they are split
-            evenly across the blocks, so steps must be a multiple of the number of blocks. Unused by confidence
-            with a threshold or factor and by entropy_bounded, which run each block until it is decoded.
+            evenly across the blocks, so steps must be a multiple of the number of blocks; per block on a block
+            diffusion checkpoint. Unused by confidence with a threshold or factor, entropy_bounded and
+            first_hitting, which run each block until it is decoded.
         num_samples: how many sequences.
-        length: tokens per sequence (at most the model's max_len).
+        length: tokens per sequence, at most the model's max_len; a block diffusion checkpoint goes further with a
+            sliding window (each block sees the last max_len tokens: approximate past max_len).
         block_size: > 0 decodes semi-autoregressively in blocks of this many tokens (masked models).
         seed: seed of every random draw.
         temperature: x0 temperature (0 = argmax).
@@ -119,7 +123,7 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
         checkpoint: a dlm diffusion checkpoint dir (an autoregressive one cannot see text to its right: refused).
         text: the template, e.g. "To be, or <mask:12> the question".
         sampler: ancestral, ancestral_cache, analytic, euler, tau_leaping, theta_trapezoidal, theta_rk2,
-            confidence, entropy_bounded or remdm, options after a colon (confidence:threshold=0.9).
+            confidence, entropy_bounded, first_hitting or remdm, options after a colon (confidence:threshold=0.9).
         steps: reverse steps.
         num_samples: how many fillings.
         seed: seed of every random draw.
@@ -175,6 +179,9 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
             raise ConfigError(f"--stop-at-eos needs a tokenizer with an EOS token; checkpoint {settings.checkpoint} "
                               "has none")
         options["eos_id"] = eos
+    window = _block_window(model, prompt.shape[1])
+    if window:
+        options["window"] = window  # a window option in the sampler spec overrides this one
     sampler = objective.sampler(settings.sampler, **options)
     recorder = StepRecorder() if settings.show_steps else None
     denoiser = _denoiser(model, settings, known.to(device))  # its errors come before the bar is drawn
@@ -208,6 +215,20 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     if settings.out:
         _write_jsonl(settings.out, texts, ids, settings, stats)
     return texts
+
+
+def _block_window(model, length: int) -> int:
+    """A block diffusion model asked for more than its max_len tokens: the sliding window it decodes with (the
+    largest multiple of its block size within max_len, sample/block.py); 0 otherwise."""
+    if model.objective.default_sampler != "block":
+        return 0
+    max_len = getattr(getattr(getattr(model, "backbone", None), "cfg", None), "max_len", 0)
+    if not max_len or length <= max_len:
+        return 0
+    window = max_len - max_len % model.objective.block_size
+    print(f"{length} tokens > the model's max_len={max_len}: each block sees the last {window} tokens (a sliding "
+          "window; approximate past max_len)", file=sys.stderr)
+    return window
 
 
 def _denoiser(model, settings: SampleSettings, known: torch.Tensor):

@@ -37,9 +37,9 @@ class SamplingContext:
     state: dict = field(default_factory=dict)
 
     def predict(self, xt: Tensor, t: float | None, rows: Tensor | None = None) -> Prediction:
-        """One denoiser evaluation at model time t (float32 (B,), or None for time-free AR models).
+        """One denoiser evaluation at model time t (a float, or one per row (B,); None for time-free AR models).
         xt may be a prefix of the columns (AR) or, with rows (bool (B,)), a subset of the rows."""
-        time = None if t is None else torch.full((xt.shape[0],), t, dtype=torch.float32, device=xt.device)
+        time = None if t is None else torch.as_tensor(t, dtype=torch.float32, device=xt.device).expand(xt.shape[0])
         kwargs = {} if self.cache is None else {"cache": self.cache}
         if self.attention_mask is not None:
             mask = self.attention_mask if rows is None else self.attention_mask[rows]

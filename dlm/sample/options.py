@@ -18,6 +18,10 @@ def get_sampler(name: str, **options) -> Any:  # a dlm.sample.base.Sampler (base
     known = {f.name: f.type for f in dataclasses.fields(factory)}
     written = parse_options(spec)
     options = {**options, **written}
+    inner = getattr(factory, "forwards_options_to", None)  # a sampler running another one (block)
+    if inner is not None:  # the options it does not own are the inner sampler's
+        options[inner] = {**options.get(inner, {}), **{key: options.pop(key) for key in set(options) - set(known)}}
+        written = {key: value for key, value in written.items() if key in known}
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"sampler '{name}' has no option {unknown[0]!r}; options: {', '.join(sorted(known))}")

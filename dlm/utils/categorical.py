@@ -70,8 +70,17 @@ def argmax_law(probs: Tensor) -> Tensor:
     return torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).double()
 
 
-def filtered_probs(logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Tensor:
-    """softmax(logits / temperature) in float64 with everything outside top-k and the top-p nucleus zeroed."""
+NUCLEI = ("reach", "strict")
+
+
+def filtered_probs(logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                   nucleus: str = "reach") -> Tensor:
+    """softmax(logits / temperature) in float64 with everything outside top-k and the top-p nucleus zeroed.
+    nucleus: which top-p set (tokens by decreasing probability p_(1) >= p_(2) >= ...):
+        reach   the smallest prefix whose mass reaches top_p (Holtzman et al., arXiv 1904.09751; the token that
+                crosses top_p is kept)
+        strict  the largest prefix whose mass stays <= top_p, at least p_(1) (the BD3LM reference's
+                `_nucleus_sample`, arXiv 2503.09573 code: the token that crosses top_p is dropped)."""
     scaled = logits.double() / temperature
     if top_k > 0 and top_k < scaled.shape[-1]:
         kth = scaled.topk(top_k, dim=-1).values[..., -1:]
@@ -79,6 +88,8 @@ def filtered_probs(logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, 
     probs = torch.softmax(scaled, dim=-1)
     if top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest prefix whose mass reaches top_p
+        before = sorted_probs.cumsum(-1) - sorted_probs  # the mass of the tokens ahead of each
+        outside = before > top_p if nucleus == "reach" else before + sorted_probs > top_p
+        outside[..., 0] = False
         probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
     return probs

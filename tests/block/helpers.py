@@ -18,3 +18,25 @@ def tiny_block_model(block_size: int, *extra: str, vocab_size: int = 9, seed: in
 
 def tokens(batch: int, length: int = 16, vocab: int = 9, seed: int = 3) -> torch.Tensor:
     return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def confident_block_model(block_size: int, *extra: str) -> dlm.DiffusionLM:
+    """A tiny block model whose output layer is scaled up (x7), so that its confidences spread over (0, 1) instead
+    of sitting near 1 / vocab: adaptive decoding rules then commit different numbers of tokens per step and row."""
+    model = tiny_block_model(block_size, *extra)
+    with torch.no_grad():
+        model.backbone.head.weight.mul_(7.0)
+    return model
+
+
+def recorded_widths(model: dlm.DiffusionLM) -> list[int]:
+    """Patch model.backbone.forward so that every call appends its number of input tokens to the returned list."""
+    widths: list[int] = []
+    forward = model.backbone.forward
+
+    def counting(tokens, *args, **kwargs):
+        widths.append(tokens.shape[1])
+        return forward(tokens, *args, **kwargs)
+
+    model.backbone.forward = counting
+    return widths

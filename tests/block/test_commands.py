@@ -48,3 +48,30 @@ def test_stop_at_eos_on_a_fixed_length_sampler_is_a_one_line_error(checkpoint, c
     assert cli.main(["sample", "--checkpoint", path, "--length", "16", "--steps", "2", "--stop-at-eos"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and "eos_id" in err[-1]
+
+
+@pytest.mark.parametrize("spec", ["confidence:threshold=0.9", "first_hitting",
+                                  "block:inner=confidence,factor=1.0,nucleus=strict,top_p=0.9"])
+def test_fast_decoding_options_on_a_block_checkpoint(checkpoint, capsys, spec):
+    path, _ = checkpoint("block_diffusion", "objective.block_size=4")
+    assert cli.main(["sample", "--checkpoint", path, "--length", "32", "--steps", "4", "--num-samples", "2",
+                     "--sampler", spec]) == 0
+    nfe = int(capsys.readouterr().err.split(" denoiser calls (NFE)")[0].split()[-1])
+    assert 8 + 7 <= nfe <= 32 + 7  # at least a call per block, at most a call per token, + 7 clean passes
+
+
+def test_a_block_checkpoint_samples_past_its_max_len_through_a_window(checkpoint, tmp_path, capsys):
+    path, tokenizer = checkpoint("block_diffusion", "objective.block_size=4")  # max_len 32
+    out = tmp_path / "long.jsonl"
+    sample_command(path, steps=4, num_samples=2, length=48, seed=1, out=str(out))
+    assert "each block sees the last 32 tokens" in capsys.readouterr().err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    mask = dlm.DiffusionLM.from_pretrained(path).mask_id
+    assert all(len(r["tokens"]) == 48 and mask not in r["tokens"] for r in records)
+
+
+def test_a_bad_block_option_is_a_one_line_error(checkpoint, capsys):
+    path, _ = checkpoint("block_diffusion", "objective.block_size=4")
+    assert cli.main(["sample", "--checkpoint", path, "--length", "32", "--sampler", "block:window=6"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and "multiple of block_size" in err[-1]

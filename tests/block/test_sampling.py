@@ -8,7 +8,7 @@ import torch
 from dlm.cache.block import BlockCache
 from dlm.registry import ConfigError
 from dlm.sample import generate
-from tests.block.helpers import tiny_block_model
+from tests.block.helpers import recorded_widths, tiny_block_model
 
 EOS = 2
 
@@ -101,14 +101,7 @@ def test_a_time_conditioned_block_model_has_no_block_sampler():
 
 def test_each_cached_call_runs_the_backbone_on_one_block_only():
     model = tiny_block_model(4)
-    widths = []
-    forward = model.backbone.forward
-
-    def counting(tokens, *args, **kwargs):
-        widths.append(tokens.shape[1])
-        return forward(tokens, *args, **kwargs)
-
-    model.backbone.forward = counting
+    widths = recorded_widths(model)
     sample(model, [0], eos_id=-1)
     cached = list(widths)
     widths.clear()

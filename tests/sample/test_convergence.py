@@ -130,6 +130,22 @@ def entropy_bound_zero_is_exact_and_a_loose_bound_is_not(process_name):
     assert total_variation(sample_law("entropy_bounded", process_name, 1, gamma=100.0), TOY.probs) > 3 * bound
 
 
+def first_hitting_is_exact_at_any_steps(process_name):
+    """One position per step, uniformly chosen among the masks, drawn from its exact conditional: p(x0) exactly,
+    whatever `steps` says (it is not used). Each row has its own time; the exact absorbing x_theta does not depend
+    on it, so the tabulated oracle is asked at one time."""
+    den = oracle(process_name, "mean")
+
+    def law(**options):
+        x = generate(lambda xt, t: den(xt, torch.full_like(t, 0.5)), den.process, get_sampler("first_hitting",
+                     **options), steps=1, shape=(N_SAMPLES, 3), generator=torch.Generator().manual_seed(0))
+        return empirical_law(x, 3)
+
+    bound = mc_threshold(TOY.probs, N_SAMPLES)
+    assert total_variation(law(), TOY.probs) < bound
+    assert total_variation(law(temperature=0.0), TOY.probs) > 3 * bound
+
+
 def autoregressive_samples_follow_the_joint(process_name):
     """Left to right from the exact next-token law after BOS: p(x0) exactly."""
     assert process_name == "none"
@@ -140,17 +156,18 @@ def autoregressive_samples_follow_the_joint(process_name):
 
 def blocks_of_one_token_are_exact_and_one_shot_is_not(process_name):
     """The block sampler on the exact block denoiser (the toy's posterior given the window, the positions after it
-    unknown): blocks of one token are the chain rule, exact; one block of all three in one step is not."""
+    unknown; the exact absorbing x_theta does not depend on t): blocks of one token are the chain rule, exact; one
+    block of all three in one step is not, unless first hitting decodes it (one exact token per call)."""
     den = oracle(process_name, "mean")
     mask = den.process.mask_id
 
     def windowed(xt, t):  # the window x[:, :end] with every later position still masked
         full = torch.full((xt.shape[0], TOY.length), mask, dtype=torch.long)
         full[:, :xt.shape[1]] = xt
-        return Prediction(log_probs=as_prediction(den(full, t)).log_probs[:, :xt.shape[1]])
+        return Prediction(log_probs=as_prediction(den(full, torch.full_like(t, 0.5))).log_probs[:, :xt.shape[1]])
 
-    def law(block_size, steps):
-        sampler = get_sampler("block", block_size=block_size)
+    def law(block_size, steps, inner="ancestral"):
+        sampler = get_sampler("block", block_size=block_size, inner=inner)
         x = generate(windowed, den.process, sampler, steps=steps, shape=(N_SAMPLES, TOY.length),
                      generator=torch.Generator().manual_seed(0))
         return empirical_law(x, 3)
@@ -158,10 +175,12 @@ def blocks_of_one_token_are_exact_and_one_shot_is_not(process_name):
     bound = mc_threshold(TOY.probs, N_SAMPLES)
     assert total_variation(law(1, 1), TOY.probs) < bound
     assert total_variation(law(3, 1), TOY.probs) > 3 * bound
+    assert total_variation(law(3, 1, inner="first_hitting"), TOY.probs) < bound
 
 
 COUPLED = {"confidence": confidence_with_random_order_is_exact_and_one_shot_is_not,
            "entropy_bounded": entropy_bound_zero_is_exact_and_a_loose_bound_is_not,
+           "first_hitting": first_hitting_is_exact_at_any_steps,
            "autoregressive": autoregressive_samples_follow_the_joint,
            "block": blocks_of_one_token_are_exact_and_one_shot_is_not}
 
