@@ -81,8 +81,7 @@ def text_settings(L: int, quick: bool, *, caches: bool, remdm: bool) -> list[Set
     if caches:  # semi-AR blocks; every cached row against the uncached fixed quota at NFE = L
         rows = [Setting(BASELINE, "confidence", L)]
         rows += [Setting("threshold", "confidence:threshold=0.9", L, c) for c in (None, "dual", "dkv_decode", "prefix")]
-        rows += [Setting("threshold", "confidence:threshold=0.7", L, "dual"),
-                 Setting(BASELINE, "confidence", L, "dual")]
+        rows += [Setting("threshold", "confidence:threshold=0.7", L, "dual")]
         return rows[:3] if quick else rows
     if quick:
         return [Setting(BASELINE, "confidence", L), Setting(BASELINE, "confidence", L // 8),
@@ -177,7 +176,8 @@ def common_row(section: str, setting: Setting, quick8: dict, quick1: dict, singl
             **quick8, **quick1}
 
 
-def bench_text(section: str, model_path: str, reference_path: str, settings: list[Setting], args) -> dict:
+def bench_text(section: str, model_path: str, reference_path: str, settings: list[Setting], args, *,
+               samples: int | None = None) -> dict:
     """Unconditional samples of the model's length: quality and speed of every setting (module docstring)."""
     model = dlm.DiffusionLM.from_pretrained(model_path).eval()
     reference = ReferenceLM.load(reference_path, device="cpu")
@@ -187,7 +187,8 @@ def bench_text(section: str, model_path: str, reference_path: str, settings: lis
         options["block_size"] = args.block_size
     samplers = build_samplers(model, settings, **options)
     inputs = lambda rows: {"shape": (len(rows), L)}  # noqa: E731
-    quality_runs = interleaved(model, settings, samplers, batches_of(args.samples, 8), inputs)
+    samples = samples or args.samples
+    quality_runs = interleaved(model, settings, samplers, batches_of(samples, 8), inputs)
     single = interleaved(model, settings, samplers, batches_of(args.timing_runs, 1), inputs)
     base_stats = sample_stats(model, reference, quality_runs[0]["ids"])
     base_nfe = float(quality_runs[0]["nfe"].double().mean())
@@ -200,8 +201,8 @@ def bench_text(section: str, model_path: str, reference_path: str, settings: lis
         rows.append(row)
         print(_line(row), flush=True)
     return {"model": model_path, "reference": reference_path, "length": L, "sampling": options,
-            "samples": args.samples, "timing_runs": args.timing_runs,
-            "held_out": held_out_anchor(model, reference, args.samples, L), "rows": rows}
+            "samples": samples, "timing_runs": args.timing_runs,
+            "held_out": held_out_anchor(model, reference, samples, L), "rows": rows}
 
 
 def bench_task(task_name: str, model_path: str, settings_fn, args) -> dict:
@@ -217,7 +218,7 @@ def bench_task(task_name: str, model_path: str, settings_fn, args) -> dict:
     samplers = build_samplers(model, settings, temperature=0.0)
     inputs = lambda rows: {"prompt": prompts[rows], "prompt_mask": mask[rows]}  # noqa: E731
     runs = interleaved(model, settings, samplers, batches_of(len(examples), 8), inputs)
-    single = interleaved(model, settings, samplers, batches_of(args.timing_runs, 1), inputs)
+    single = interleaved(model, settings, samplers, batches_of(args.task_timing_runs, 1), inputs)
     solved = [torch.tensor([task.check(ex.question, a) for ex, a in
                             zip(examples, decode_answers(task, model.tokenizer, r["ids"]))]) for r in runs]
     base_nfe = float(runs[0]["nfe"].double().mean())
@@ -233,7 +234,7 @@ def bench_task(task_name: str, model_path: str, settings_fn, args) -> dict:
         rows.append(row)
         print(_line(row), flush=True)
     return {"model": model_path, "task": task_name, "answer_len": task.answer_len, "puzzles": len(examples),
-            "sampling": {"temperature": 0.0}, "timing_runs": args.timing_runs, "rows": rows}
+            "sampling": {"temperature": 0.0}, "timing_runs": args.task_timing_runs, "rows": rows}
 
 
 def _line(row: dict) -> str:
@@ -295,7 +296,8 @@ def targets(sections: dict) -> dict:
 
 def plot(sections: dict, path: Path) -> None:
     """(NFE, gen-PPL) for each text section and (NFE, accuracy) for the task, every family a series, the entropy
-    (text) next to each point; the dashed line is the baseline at NFE = L."""
+    (text) next to each point (and a cached point's cache and batch-8 speedup); the dashed line is the baseline at
+    NFE = L."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,6 +318,7 @@ def plot(sections: dict, path: Path) -> None:
                         linestyle=":" if cached else "-", label=family + (" + cache" if cached else ""))
                 for r in mine:
                     text = f"{r['entropy']:.2f}" if key == "gen_ppl" else f"{r['accuracy']:.0%}"
+                    text += f" {r['cache']} x{r['speedup_b8']:.1f}" if cached else ""
                     ax.annotate(text, (r["nfe"], r[key]), fontsize=6, xytext=(2, 2), textcoords="offset points")
         ax.axhline(rows[0][key], color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log", base=2)
@@ -328,6 +331,21 @@ def plot(sections: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def seq_len(checkpoint: str) -> int:
+    return dlm.DiffusionLM.from_pretrained(checkpoint).config.data.seq_len
+
+
+def merged(paths: list[str]) -> dict:
+    """The sections of earlier results files (a later file's replace an earlier one's of the same name); a file
+    with one load average for the whole run gives it to each of its sections."""
+    sections = {}
+    for path in paths:
+        payload = json.loads(Path(path).read_text())
+        for name, section in payload["sections"].items():
+            sections[name] = {"loadavg": payload.get("loadavg"), **section}  # a section's own wins
+    return sections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text128", nargs=2, metavar=("CKPT", "REFERENCE"))
@@ -335,11 +353,12 @@ def main() -> None:
     parser.add_argument("--block", nargs=2, metavar=("CKPT", "REFERENCE"))
     parser.add_argument("--task", nargs=2, metavar=("TASK", "CKPT"))
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run")
-    parser.add_argument("--merge", default="", help="an earlier JSON whose other sections are kept")
+    parser.add_argument("--merge", default="", help="earlier JSONs, comma-separated: their sections kept unless run")
     parser.add_argument("--quick", action="store_true", help="few settings and samples: a smoke run")
     parser.add_argument("--samples", type=int, default=32, help="text samples per setting (batches of 8)")
     parser.add_argument("--samples512", type=int, default=16, help="text512 samples per setting")
     parser.add_argument("--timing-runs", type=int, default=2, help="rows timed alone at batch 1")
+    parser.add_argument("--task-timing-runs", type=int, default=16, help="puzzles timed alone at batch 1")
     parser.add_argument("--puzzles", type=int, default=500, help="task test puzzles")
     parser.add_argument("--top-p", type=float, default=0.9, help="nucleus of every text sampler (ReMDM's 0.9)")
     parser.add_argument("--block-size", type=int, default=32, help="semi-AR blocks at L = 512")
@@ -347,29 +366,22 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/bench_decode", help="writes OUT.json and OUT.png")
     args = parser.parse_args()
     if args.quick:
-        args.samples, args.samples512, args.puzzles, args.timing_runs = 8, 8, 32, 1
+        args.samples, args.samples512, args.puzzles, args.timing_runs, args.task_timing_runs = 8, 8, 32, 1, 2
     torch.set_num_threads(args.threads)
     only = set(args.only.split(","))
-    sections = json.loads(Path(args.merge).read_text())["sections"] if args.merge else {}
-    load = {"before": os.getloadavg()}
-    if args.text128 and "text128" in only:
-        L = dlm.DiffusionLM.from_pretrained(args.text128[0]).config.data.seq_len
-        sections["text128"] = bench_text("text128", *args.text128, text_settings(L, args.quick, caches=False,
-                                                                                 remdm=True), args)
-    if args.text512 and "text512" in only:
-        L = dlm.DiffusionLM.from_pretrained(args.text512[0]).config.data.seq_len
-        samples, args.samples = args.samples, args.samples512
-        sections["text512"] = bench_text("text512", *args.text512, text_settings(L, args.quick, caches=True,
-                                                                                 remdm=False), args)
-        args.samples = samples
-    if args.block and "block" in only:
-        block = dlm.DiffusionLM.from_pretrained(args.block[0]).objective.block_size
-        sections["block"] = bench_text("block", *args.block, block_settings(block, args.quick), args)
-    if args.task and "task" in only:
-        sections["task"] = bench_task(*args.task, task_settings, args)
-    load["after"] = os.getloadavg()
-    payload = {"loadavg": load, "threads": args.threads, "quick": args.quick, "sections": sections,
-               "targets": targets(sections)}
+    sections = merged(args.merge.split(",")) if args.merge else {}
+    runs = {"text128": lambda: bench_text("text128", *args.text128, text_settings(
+                seq_len(args.text128[0]), args.quick, caches=False, remdm=True), args),
+            "text512": lambda: bench_text("text512", *args.text512, text_settings(
+                seq_len(args.text512[0]), args.quick, caches=True, remdm=False), args, samples=args.samples512),
+            "block": lambda: bench_text("block", *args.block, block_settings(
+                dlm.DiffusionLM.from_pretrained(args.block[0]).objective.block_size, args.quick), args),
+            "task": lambda: bench_task(*args.task, task_settings, args)}
+    for name, run in runs.items():
+        if name in only and getattr(args, name):
+            before = os.getloadavg()
+            sections[name] = {**run(), "loadavg": {"before": before, "after": os.getloadavg()}}
+    payload = {"threads": args.threads, "quick": args.quick, "sections": sections, "targets": targets(sections)}
     write_outputs(args.out, payload, lambda path: plot(sections, path), command="scripts.bench.decode",
                   arguments=vars(args))
     print(json.dumps(payload["targets"], indent=1))
