@@ -113,7 +113,7 @@ def task_settings(A: int, quick: bool) -> list[Setting]:
         return [Setting(BASELINE, "confidence", A), Setting("threshold", "confidence:threshold=0.9", A),
                 Setting("remdm:cap", "remdm:schedule=cap", 2 * A)]
     rows = [Setting(BASELINE, "confidence", s) for s in (A, A // 4, A // 2)]
-    rows += [Setting("threshold", f"confidence:threshold={tau}", A) for tau in (0.5, 0.7, 0.9, 0.95)]
+    rows += [Setting("threshold", f"confidence:threshold={tau}", A) for tau in (0.5, 0.7, 0.9, 0.95, 0.99)]
     rows += [Setting("factor", f"confidence:factor={f}", A) for f in (0.5, 1, 2)]
     rows += [Setting("entropy_bounded", f"entropy_bounded:gamma={g}", A) for g in (0.01, 0.1, 1)]
     rows += [Setting("ancestral", "ancestral", A * m) for m in (1, 2, 4)]
