@@ -277,9 +277,10 @@ def targets(sections: dict) -> dict:
     remdm = [r for r in rows if r["family"].startswith("remdm") and r["nfe"] >= rows[0]["nfe"]] if rows else []
     if ancestral and remdm:
         best_anc = min(ancestral, key=lambda r: r["gen_ppl"])
-        beating = [r["label"] for r in remdm if r["gen_ppl"] < best_anc["gen_ppl"]
+        beating = [r for r in remdm if r["gen_ppl"] < best_anc["gen_ppl"]
                    and abs(r["entropy"] / best_anc["entropy"] - 1) <= 0.02]
-        out["remdm_beats_best_ancestral"] = {"met": bool(beating), "settings": beating,
+        out["remdm_beats_best_ancestral"] = {"met": bool(beating), "settings": [r["label"] for r in beating],
+                                             "beyond_two_se": [r["label"] for r in beating if _apart(best_anc, r)],
                                              "best_ancestral": {"label": best_anc["label"],
                                                                 "gen_ppl": best_anc["gen_ppl"],
                                                                 "entropy": best_anc["entropy"]}}
@@ -287,11 +288,18 @@ def targets(sections: dict) -> dict:
         curves = {}
         for family in sorted({r["family"] for r in remdm}):
             mine = sorted((r for r in rows if r["family"] == family), key=lambda r: r["nfe"])
-            past = [r["gen_ppl"] for r in mine if r["steps"] >= L]
+            past = [r for r in mine if r["steps"] >= L]
+            improves = len(past) > 1 and all(b["gen_ppl"] < a["gen_ppl"] for a, b in zip(past, past[1:]))
             curves[family] = {"nfe": [r["nfe"] for r in mine], "gen_ppl": [r["gen_ppl"] for r in mine],
-                              "improves_past_L": len(past) > 1 and all(b < a for a, b in zip(past, past[1:]))}
+                              "improves_past_L": improves, "beyond_two_se": improves and _apart(past[0], past[-1])}
         out["remdm_improves_past_L"] = {"met": any(c["improves_past_L"] for c in curves.values()), "curves": curves}
     return out
+
+
+def _apart(worse: dict, better: dict) -> bool:
+    """Whether better's gen-PPL is below worse's by more than two standard errors of the difference (unpaired)."""
+    se = math.hypot(worse.get("gen_ppl_se", 0.0), better.get("gen_ppl_se", 0.0))
+    return worse["gen_ppl"] - better["gen_ppl"] > 2 * se
 
 
 def plot(sections: dict, path: Path) -> None:
@@ -322,6 +330,8 @@ def plot(sections: dict, path: Path) -> None:
                     ax.annotate(text, (r["nfe"], r[key]), fontsize=6, xytext=(2, 2), textcoords="offset points")
         ax.axhline(rows[0][key], color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log", base=2)
+        if key == "gen_ppl":
+            ax.set_yscale("log")
         ax.set_xlabel("NFE per sequence")
         ax.set_ylabel("accuracy" if key == "accuracy" else "gen-PPL (AR reference); labels: unigram entropy")
         ax.set_title(f"{name} (L={sections[name].get('length', sections[name].get('answer_len'))})")
