@@ -17,6 +17,13 @@ speedups are median paired ratios (scripts/bench/harness.py), so load that drift
     python -m scripts.bench.decode --text128 CKPT REF --text512 CKPT REF --block CKPT REF --task sudoku4x4 CKPT \
         --out benchmarks/bench_decode          [--quick: fewer settings and samples; --only block --merge OLD.json]
 One thread unless --threads. Absolute times on a shared CPU are inflated by the other jobs: read the ratios.
+benchmarks/bench_decode.json merges four runs, one section each, run at once (checkpoints in /work/wt/ckpt, each
+with its INFO.txt; ../ckpt from a worktree):
+    --text128 runs/shakespeare_mdlm_bpe/final ckpt/ar_bpe128 --only text128 --samples 16 --timing-runs 1
+    --text512 ckpt/mdlm_char512 ckpt/ar_char512 --only text512 --samples512 8 --timing-runs 1
+    --block ckpt/bd3lm_bpe128 ckpt/ar_bpe128 --only block --samples 16 --timing-runs 1
+    --task sudoku4x4 ckpt/sudoku4x4_mdlm_800 --only task
+each with --out runs/bench/decode_<section>, then --merge of the four JSONs --only none --out benchmarks/bench_decode.
 """
 
 from __future__ import annotations
