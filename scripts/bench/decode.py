@@ -353,13 +353,14 @@ def seq_len(checkpoint: str) -> int:
 
 
 def merged(paths: list[str]) -> dict:
-    """The sections of earlier results files (a later file's replace an earlier one's of the same name); a file
-    with one load average for the whole run gives it to each of its sections."""
+    """The sections of earlier results files (a later file's replace an earlier one's of the same name), each with
+    the provenance of the run that measured it (and its load average, when the file has one for the whole run)."""
     sections = {}
     for path in paths:
         payload = json.loads(Path(path).read_text())
         for name, section in payload["sections"].items():
-            sections[name] = {"loadavg": payload.get("loadavg"), **section}  # a section's own wins
+            sections[name] = {"loadavg": payload.get("loadavg"), "provenance": payload.get("provenance"),
+                              **section}  # a section's own wins
     return sections
 
 
