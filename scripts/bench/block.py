@@ -20,7 +20,8 @@ length, and the two-stream training step's cost (docs/block_diffusion.md; issue 
 3. Training step: time (median of --step-repeats forward + backward passes) and activation memory of BD3LM's
    two-stream forward against MDLM's at the same L, batch --step-batch. Memory is the bytes of the distinct tensors
    autograd saves for backward (torch.autograd.graph.saved_tensors_hooks, storages counted once): the part of peak
-   memory that grows with L; parameters and gradients are the same for both.
+   memory that grows with L (the weights the backward reads are left out; parameters and gradients are the same
+   for both).
 
 One thread per process; --jobs training processes run side by side. Trained runs are kept under --runs and reused
 when their settings match (an interrupted run continues). Times on a shared CPU are inflated by other jobs: read
@@ -33,11 +34,13 @@ the ratios; the load average is in the JSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -117,7 +120,8 @@ def score(final: Path, settings: dict) -> dict:
                                   max_blocks=settings["eval_blocks"], seed=0, progress=False)
     objective = model.config.objective
     return {"nll": result["nll"], "nll_se": result["nll_se"], "ppl": result["ppl"], "tokens": result["num_tokens"],
-            "se_method": result["se_method"], "estimator": result["estimator"], "n_t": result["n_t"], "blocks_sha1": result["blocks_sha1"],
+            "se_method": result["se_method"], "estimator": result["estimator"], "n_t": result["n_t"],
+            "blocks_sha1": result["blocks_sha1"],
             "num_parameters": model.num_parameters(), "objective": objective.name,
             "time_conditioning": bool(model.objective.time_conditioning),
             "block_size": getattr(objective, "block_size", None) if objective.name == "block_diffusion" else None}
@@ -272,13 +276,22 @@ def sampling_cost(settings: dict) -> dict:
 
 
 # -------------------------------------------------------------------------------------------- training step cost
-def saved_activation_bytes(step) -> int:
-    """Bytes of the distinct tensors autograd saves for backward while `step()` runs its forward."""
+def training_step(model, x0: torch.Tensor, generator: torch.Generator) -> None:
+    """One forward + backward of the model's training loss on x0 (B, L)."""
+    model.zero_grad(set_to_none=True)
+    model.loss(x0, generator=generator).loss.backward()
+
+
+def saved_activation_bytes(step: Callable[[], None], parameters) -> int:
+    """Bytes of the distinct tensors autograd saves for backward while `step()` runs its forward, the model's
+    `parameters` left out (activations only)."""
+    weights = {p.untyped_storage().data_ptr() for p in parameters}
     storages: dict[int, int] = {}
 
     def pack(tensor):
         storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
+        if storage.data_ptr() not in weights:
+            storages[storage.data_ptr()] = storage.nbytes()
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
@@ -298,14 +311,9 @@ def training_step_cost(settings: dict) -> list[dict]:
         memory = {}
         for r in range(settings["step_repeats"]):
             for method in (list(models) if r % 2 == 0 else list(models)[::-1]):
-                model, generator = models[method], torch.Generator().manual_seed(r)
-
-                def step():
-                    model.zero_grad(set_to_none=True)
-                    model.loss(x0, generator=generator).loss.backward()
-
+                step = functools.partial(training_step, models[method], x0, torch.Generator().manual_seed(r))
                 start = time.perf_counter()
-                memory[method] = saved_activation_bytes(step)
+                memory[method] = saved_activation_bytes(step, models[method].parameters())
                 seconds[method].append(time.perf_counter() - start)
         row = {"length": length, "batch": settings["step_batch"]}
         for method in models:
@@ -382,8 +390,8 @@ def main(argv: list[str] | None = None) -> dict:
         payload["sampling"] = sampling_cost(settings)
         load.append(os.getloadavg())
     if "train_step" in parts:
-        payload["train_step"] = {"memory": "bytes of distinct tensors saved for backward "
-                                 "(torch.autograd.graph.saved_tensors_hooks)", "rows": training_step_cost(settings)}
+        memory = "bytes of the distinct non-parameter tensors saved for backward (saved_tensors_hooks)"
+        payload["train_step"] = {"memory": memory, "rows": training_step_cost(settings)}
         load.append(os.getloadavg())
     payload["loadavg"] = load
     payload["threads"] = torch.get_num_threads()
