@@ -366,6 +366,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", type=int, default=1, help="training processes side by side (one thread each)")
     parser.add_argument("--runs", default="", help="where the trained runs go (default runs/bench_block[_quick])")
     parser.add_argument("--parts", default="likelihood,sampling,train_step", help="comma-separated parts to run")
+    parser.add_argument("--merge", default="", help="an earlier run's JSON: the parts this run skips come from it "
+                        "(each with that run's provenance), so parts measured separately publish together")
     parser.add_argument("--out", default="", help="writes OUT.json and OUT.png (default runs/bench_block)")
     parser.add_argument("--publish", action="store_true", help="write benchmarks/bench_block instead")
     args = parser.parse_args(argv)
@@ -394,6 +396,11 @@ def main(argv: list[str] | None = None) -> dict:
         payload["train_step"] = {"memory": memory, "rows": training_step_cost(settings)}
         load.append(os.getloadavg())
     payload["loadavg"] = load
+    if args.merge:
+        earlier = json.loads(Path(args.merge).read_text())
+        for part in ("likelihood", "sampling", "train_step"):
+            if part not in payload and part in earlier:
+                payload[part] = {**earlier[part], "measured_by": earlier["provenance"], "loadavg": earlier["loadavg"]}
     payload["threads"] = torch.get_num_threads()
     out = args.out or results_path("bench_block", publish=args.publish)
     complete = all(p in payload for p in ("likelihood", "sampling"))
