@@ -1,4 +1,4 @@
-"""Exact toys for the distillation tests: an oracle teacher that takes one time per row, and a table-lookup student."""
+"""Exact toys for the distillation tests: a table-lookup denoiser (student or inexact teacher) and oracle tables."""
 
 from __future__ import annotations
 
@@ -6,21 +6,6 @@ import torch
 from torch import Tensor, nn
 
 from dlm.sample.exact import all_states, state_index
-from dlm.testing import Tabulated
-
-
-class PerRowOracle:
-    """A Tabulated oracle called with a different t per row (one table per distinct t)."""
-
-    def __init__(self, tabulated: Tabulated):
-        self.tabulated = tabulated
-
-    def __call__(self, xt: Tensor, t: Tensor) -> Tensor:
-        out = torch.empty(*xt.shape, self.tabulated.process.width, dtype=torch.float64)
-        for value in t.unique():
-            rows = t == value
-            out[rows] = self.tabulated(xt[rows], t[rows].double())
-        return out
 
 
 class TableStudent(nn.Module):
