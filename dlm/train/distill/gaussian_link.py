@@ -35,7 +35,11 @@ def alpha_of_mu(mu: Tensor, n: int) -> Tensor:
 def mu_of_alpha(alpha: Tensor, n: int, iterations: int = 60) -> Tensor:
     """The mu >= 0 with alpha_of_mu(mu) = alpha, by bisection on [0, MU_MAX] (alpha (...,) in [0, 1]; alpha <= 0
     gives 0, alpha beyond alpha_of_mu(MU_MAX) gives MU_MAX). -> float64 (...,)."""
-    alpha = alpha.double()
+    values, inverse = alpha.double().unique(return_inverse=True)  # rows share a few times: solve each once
+    return _bisect(values, n, iterations)[inverse]
+
+
+def _bisect(alpha: Tensor, n: int, iterations: int) -> Tensor:
     low, high = torch.zeros_like(alpha), torch.full_like(alpha, MU_MAX)
     for _ in range(iterations):
         mid = (low + high) / 2
