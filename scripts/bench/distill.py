@@ -154,6 +154,9 @@ def plot(families: dict, path: Path) -> None:
             for r in rows:
                 ax.annotate(f"{r['unigram_entropy']:.2f}", (r["steps"], r["gen_ppl"]), fontsize=6,
                             textcoords="offset points", xytext=(3, 3))
+        best = max(family["curves"]["teacher"], key=lambda r: r["steps"])
+        ax.axhline(1.1 * best["gen_ppl"], color="gray", linestyle="--", linewidth=0.8,
+                   label=f"target: teacher at {best['steps']} steps + 10%")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sampling steps (ancestral)")
         ax.set_ylabel("gen-PPL under the char AR reference")
