@@ -33,12 +33,13 @@ def _commands() -> dict[str, Any]:
     from dlm.sample.commands import infill_command, sample_command
     from dlm.tasks.commands import TASK_COMMANDS
     from dlm.train.commands import finetune_command, train_command
+    from dlm.train.distill.commands import distill_command
     from dlm.train.rl.commands import rl_command
 
     return {"train": train_command, "sample": sample_command, "infill": infill_command, "eval": EVAL_COMMANDS,
             "lm-eval": LM_EVAL_COMMAND, "task": TASK_COMMANDS, "data": DATA_COMMANDS, "edit": edit_command,
             "vq": VQ_COMMANDS, "finetune": finetune_command,
-            "rl": rl_command}
+            "rl": rl_command, "distill": distill_command}
 
 
 def _add_arguments(parser: argparse.ArgumentParser, fn: Callable[..., Any]) -> None:

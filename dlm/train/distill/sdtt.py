@@ -1,0 +1,87 @@
+"""SDTT's target: the teacher's two ancestral steps per student step, as the law the student's one step should have
+(Deschenaux & Gulcehre, self-distillation through time, arXiv 2410.21035; docs/distillation.md#sdtt).
+
+A masked model's one reverse step t -> s leaves a masked position masked w.p. (1 - alpha_s) / (1 - alpha_t) and
+otherwise draws it from x_theta(. | x_t). Two teacher steps t -> u -> s (u the midpoint) reach the same mask mass,
+(1 - p1)(1 - p2) with p1 = (alpha_u - alpha_t) / (1 - alpha_t) and p2 = (alpha_s - alpha_u) / (1 - alpha_u), but
+their clean part is the teacher's two-step marginal law
+    L^l = [ p1 x_T(. | x_t)^l + (1 - p1) p2 E[ x_T(. | x_u)^l | x_u^l = m ] ] / p,     p = 1 - (1 - p1)(1 - p2),
+which is what the student's x_S(. | x_t)^l should equal: the best one-step factorized sampler, since a one-step
+sampler draws positions independently. From one teacher draw x_u ~ p_T(x_u | x_t), the mixture
+    T^l = [ p1 x_T(. | x_t)^l + (1 - p1) p2 x_T(. | x_u)^l ] / p     at the positions with x_u^l = m
+is an unbiased estimate of L^l (the step t -> u moves positions independently, so x_u given x_u^l = m is a draw
+of the other positions). The reference (jdeschena/sdtt) instead targets x_T(. | x_t)^l where the first step
+unmasked l and x_T(. | x_u)^l elsewhere, weights p1 and 1 - p1 rather than p1 / p and (1 - p1) p2 / p; both
+tend to the same law as the steps shrink. Two teacher calls per student step, as in the reference.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dlm.denoiser import Denoiser, as_prediction
+from dlm.process.absorbing import Absorbing
+from dlm.train.distill.divergences import divergence
+from dlm.utils.categorical import inverse_cdf
+from dlm.utils.shapes import per_sequence
+
+
+def unmask_probability(process: Absorbing, t: Tensor, s: Tensor) -> Tensor:
+    """P(a position masked at t is clean at s) of one reverse step: (alpha_s - alpha_t) / (1 - alpha_t). (B,)."""
+    alpha_t, alpha_s = process.schedule.alpha(t.double()), process.schedule.alpha(s.double())
+    return (alpha_s - alpha_t) / (1 - alpha_t)
+
+
+def teacher_x0(teacher: Denoiser, process: Absorbing, xt: Tensor, t: Tensor) -> Tensor:
+    """x_T(x0 | x_t): the teacher's clean-token law (B, L, N) float64 (carry-over at clean positions)."""
+    return process.x0_probs(as_prediction(teacher(xt, t.float())), xt, t.double())
+
+
+def teacher_step(process: Absorbing, x0_probs: Tensor, xt: Tensor, t: Tensor, u: Tensor,
+                 generator: torch.Generator | None) -> Tensor:
+    """One ancestral step t -> u of the teacher: each masked position unmasks w.p. p1 to a draw of x0_probs.
+    x0_probs (B, L, N), xt (B, L), t and u (B,) -> x_u (B, L)."""
+    p1 = per_sequence(unmask_probability(process, t, u), 2)
+    coin = torch.rand(xt.shape, generator=generator, dtype=torch.float64, device=xt.device)
+    unmask = (xt == process.mask_id) & (coin < p1)
+    out = xt.clone()
+    if bool(unmask.any()):
+        uniforms = torch.rand(int(unmask.sum()), generator=generator, dtype=torch.float64, device=xt.device)
+        out[unmask] = inverse_cdf(x0_probs[unmask], uniforms)
+    return out
+
+
+def two_step_target(process: Absorbing, first: Tensor, second: Tensor, xu: Tensor, t: Tensor, u: Tensor,
+                    s: Tensor) -> tuple[Tensor, Tensor]:
+    """The estimate T of the teacher's two-step clean law (module docstring) from first = x_T(. | x_t), second =
+    x_T(. | x_u), both (B, L, N) float64, and the teacher's draw x_u (B, L). -> (T (B, L, N) float64, scored (B, L)
+    bool: the positions still masked at u, where T is defined)."""
+    p1, p2 = unmask_probability(process, t, u), unmask_probability(process, u, s)
+    p = 1 - (1 - p1) * (1 - p2)
+    w_first, w_second = (per_sequence(w, 3) for w in (p1 / p, (1 - p1) * p2 / p))
+    return w_first * first + w_second * second, xu == process.mask_id
+
+
+def sdtt_loss(student: Denoiser, teacher: Denoiser, process: Absorbing, x0: Tensor, times: Tensor, *,
+              divergence_name: str = "kl_bwd", generator: torch.Generator | None = None) -> tuple[Tensor, int]:
+    """One Monte Carlo estimate of the SDTT loss on clean rows x0 (B, L) for a student that samples on the grid
+    `times` (k + 1,) (decreasing, TimeGrid.times): row b starts at grid time t = times[i_b] (i stratified over the
+    k steps), x_t ~ q_t(. | x0), and the student's step t -> s = times[i_b + 1] is matched to the teacher's two
+    steps t -> (t + s)/2 -> s at the positions the target scores. -> (mean divergence (scalar), scored count)."""
+    batch, steps = x0.shape[0], len(times) - 1
+    offset = torch.randint(steps, (1,), generator=generator, device=x0.device)
+    index = (offset + torch.arange(batch, device=x0.device)) % steps  # stratified over the student's steps
+    times = times.to(x0.device, torch.float64)
+    t, s = times[index], times[index + 1]
+    u = (t + s) / 2
+    xt = process.corrupt(x0, t, generator=generator)
+    with torch.no_grad():
+        first = teacher_x0(teacher, process, xt, t)
+        xu = teacher_step(process, first, xt, t, u, generator)
+        target, scored = two_step_target(process, first, teacher_x0(teacher, process, xu, u), xu, t, u, s)
+    log_probs = as_prediction(student(xt, t.float())).log_probs  # (B, L, N): the student's log x_S(. | x_t)
+    clean = process.clean_mask(xt)
+    per_position = divergence(divergence_name, log_probs[scored][:, clean], target[scored][:, clean])
+    count = int(scored.sum())
+    return (per_position.sum() / max(count, 1)), count

@@ -1,0 +1,86 @@
+"""The distillation loop: a resumed run continues the same loss curve, a student is an ordinary checkpoint that
+samples the same tokens after saving and loading, and bad input gives one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import dlm
+from dlm.train.distill import run as distill_run
+from dlm.train.distill.run import DistillConfig, distill
+from tests.distill.conftest import make_teacher
+
+METHODS = {"sdtt": "masked_elbo", "dcd": "uniform_elbo"}
+
+
+def read_metrics(path):
+    return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"} for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_resumed_distillation_continues_the_same_curve(tmp_path, corpus, method, monkeypatch):
+    teacher = make_teacher(tmp_path / "teacher", corpus, METHODS[method])
+    cfg = DistillConfig(method=method, teacher_steps=8, rounds=2, steps_per_round=3, batch_size=4, lr=1e-2,
+                        save_every=2, log_every=1)
+    distill(teacher, tmp_path / "full", cfg)
+    calls, original = [], distill_run.method_loss
+
+    def crash_at_step_six(*args, **kwargs):  # a kill in round 1, after the checkpoint of step 4
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(distill_run, "method_loss", crash_at_step_six)
+    with pytest.raises(KeyboardInterrupt):
+        distill(teacher, tmp_path / "split", cfg)
+    monkeypatch.setattr(distill_run, "method_loss", original)
+    distill(teacher, tmp_path / "split", cfg, resume=True)
+    full, split = read_metrics(tmp_path / "full/metrics.jsonl"), read_metrics(tmp_path / "split/metrics.jsonl")
+    assert split == full and len(full) == 6
+    assert [r["student_steps"] for r in full] == [4, 4, 4, 2, 2, 2]
+    assert len({r["loss"] for r in full}) == 6  # the curve moves: equality is not of constants
+    for name in ("final/model.safetensors", "students/steps_4/model.safetensors"):
+        a, b = (dlm.DiffusionLM.from_pretrained(str(tmp_path / run / name.split("/model")[0])) for run in
+                ("full", "split"))
+        for (key, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), key
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_student_is_an_ordinary_checkpoint_that_samples_the_same_tokens(tmp_path, corpus, method):
+    teacher = make_teacher(tmp_path / "teacher", corpus, METHODS[method])
+    summary = distill(teacher, tmp_path / "run", DistillConfig(method=method, teacher_steps=4, rounds=1,
+                                                               steps_per_round=2, batch_size=4, lr=1e-2))
+    student = dlm.DiffusionLM.from_pretrained(summary["students"][2])
+    teacher_model = dlm.DiffusionLM.from_pretrained(str(teacher))
+    changed = any(not torch.equal(a, b) for a, b in zip(student.state_dict().values(),
+                                                         teacher_model.state_dict().values()))
+    assert changed  # the student trained away from the teacher's weights
+    student.save_pretrained(str(tmp_path / "again"))
+    reloaded = dlm.DiffusionLM.from_pretrained(str(tmp_path / "again"))
+
+    def draw(model):
+        return model.generate("ancestral", steps=2, shape=(3, 16), generator=torch.Generator().manual_seed(5))
+
+    assert torch.equal(draw(student), draw(reloaded))
+    assert not torch.equal(draw(student), draw(teacher_model))
+
+
+def test_distill_errors_are_one_line(tmp_path, corpus, capsys):
+    from dlm.cli import main
+
+    assert main(["distill", "--teacher", str(tmp_path / "none"), "--out-dir", str(tmp_path / "d")]) == 2
+    assert "teacher checkpoint directory not found" in capsys.readouterr().err
+    uniform = make_teacher(tmp_path / "uniform", corpus, "uniform_elbo")
+    assert main(["distill", "--teacher", str(uniform), "--out-dir", str(tmp_path / "d")]) == 2
+    assert "--method sdtt distils a masked (absorbing) model" in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(uniform), "--out-dir", str(tmp_path / "d"), "--method", "dcd",
+                 "--teacher-steps", "12", "--rounds", "3"]) == 2
+    assert "divisible by 2^rounds = 8" in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(uniform), "--out-dir", str(tmp_path / "d"), "--method", "dcd",
+                 "--divergence", "js"]) == 2
+    assert "divergence 'js' is not one of" in capsys.readouterr().err
