@@ -1,6 +1,8 @@
 """SFT with variable-length answers (dlm/data/sft.py, Objective.loss(condition_mask=)): the prompt is never
 corrupted and carries no loss; EOS padding counts only when asked."""
 
+from dataclasses import replace
+
 import torch
 
 import dlm
@@ -91,6 +93,41 @@ def test_eos_padding_counts_only_when_asked():
     assert padding.sum() > 0 and (xt[padding] == model.mask_id).any()
     torch.testing.assert_close(full.nll_sum - part.nll_sum, per_token[padding].sum().double(), rtol=1e-5, atol=1e-6)
     assert full.num_tokens - part.num_tokens == padding.sum()
+
+
+def per_row(model):
+    """The model with LLaDA's per-row normalisation switched on (objective.loss_per_row)."""
+    model.objective.cfg = replace(model.objective.cfg, loss_per_row=True)
+    return model
+
+
+def test_per_row_loss_is_llada_normalisation():
+    """(1/B) sum_b S_b / n_b with S_b the row's summed per-token terms and n_b its scored tokens (3 rows of 3, 5 and
+    2 scored tokens: EOS padding excluded), against the default sum_b S_b / sum_b n_b."""
+    torch.manual_seed(0)
+    model = tiny_model("masked_elbo")
+    rows = rows_of(count_eos_padding=False)
+    logits_fn, seen = recording_logits(model)
+    pooled = sft_loss(model, rows, logits_fn)
+    t = model.objective.sample_times(len(PAIRS), generator=torch.Generator().manual_seed(0), device=rows.ids.device)
+    per_token = model.objective.integrand(seen["logits"], rows.ids, seen["xt"], t).double()
+    sums, counts = (per_token * rows.scored).sum(1), rows.scored.sum(1)
+    assert counts.tolist() == [3, 5, 2]
+    out = sft_loss(per_row(model), rows, logits_fn)
+    torch.testing.assert_close(out.loss.double(), (sums / counts).mean(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(pooled.loss.double(), sums.sum() / counts.sum(), rtol=1e-6, atol=0)
+    assert abs(out.loss - pooled.loss) > 1e-3  # the two differ when the rows' lengths differ
+    assert out.nll_sum == pooled.nll_sum and out.num_tokens == pooled.num_tokens  # the logged totals are the same
+
+
+def test_per_row_loss_of_ar_is_the_mean_of_each_row_alone():
+    torch.manual_seed(0)
+    model = per_row(tiny_model("autoregressive"))
+    rows = rows_of(count_eos_padding=False)
+    logits_fn, _ = recording_logits(model)
+    alone = [sft_loss(model, type(rows)(*(f[i : i + 1] for f in (rows.ids, rows.scored, rows.condition_mask))),
+                      logits_fn).loss for i in range(len(PAIRS))]
+    torch.testing.assert_close(sft_loss(model, rows, logits_fn).loss, torch.stack(alone).mean(), rtol=1e-6, atol=0)
 
 
 def test_generation_stops_at_eos_per_row():
