@@ -1,8 +1,10 @@
 """SFT with variable-length answers (dlm/data/sft.py, Objective.loss(condition_mask=)): the prompt is never
 corrupted and carries no loss; EOS padding counts only when asked."""
 
+import json
 from dataclasses import replace
 
+import pytest
 import torch
 
 import dlm
@@ -158,3 +160,36 @@ def test_finetune_command_trains_on_left_padded_prompts(tmp_path):
     assert tokenizer.decode(train_ids[0, :6].tolist(), skip_special_tokens=True) == "0+1="
     assert train_ids[0, :2].eq(tokenizer.pad_token_id).all()  # "0+1=" left-padded to 6
     assert scored[0].tolist() == [False] * 6 + [True] * 2 + [False] * 4  # "1", EOS; the EOS padding left out
+
+
+@pytest.mark.parametrize("config", ["mdlm", "ar"])
+def test_sample_prompts_left_pads_like_finetune_and_stops_at_eos(tmp_path, config, capsys):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(f'{{"prompt": "{a}+{b}=", "response": "{a + b}"}}' for a in range(0, 40, 3)
+                              for b in (1, 22)) + "\n")
+    out = tmp_path / "run"
+    assert main(["finetune", "--config", f"configs/tasks/{config}.yaml", "--data", str(data), "model.d_model=16",
+                 "model.n_layers=1", "model.n_heads=2", "data.seq_len=12", "train.steps=30", "train.batch_size=8",
+                 "train.eval_batches=1", "train.progress=false", f"train.out_dir={out}"]) == 0
+    prompts, samples = tmp_path / "prompts.jsonl", tmp_path / "samples.jsonl"
+    prompts.write_text('{"prompt": "3+1="}\n{"prompt": "39+22=", "response": "61"}\n{"prompt": "9+9="}\n')
+    assert main(["sample", "--checkpoint", str(out / "final"), "--prompts", str(prompts), "--steps", "6",
+                 "--temperature", "0", "--sampler", "confidence", "--out", str(samples)]) == 0
+    tokenizer = dlm.DiffusionLM.from_pretrained(str(out / "final")).tokenizer
+    eos = tokenizer.eos_token_id
+    records = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert [r["prompt"] for r in records] == ["3+1=", "39+22=", "9+9="]
+    stopped = 0
+    for record in records:
+        prompt = tokenizer(record["prompt"], add_special_tokens=False)["input_ids"]
+        tokens = record["tokens"]
+        assert len(tokens) == 12 and tokens[:6] == [tokenizer.pad_token_id] * (6 - len(prompt)) + prompt
+        generated = tokens[6:]
+        completion = generated[: generated.index(eos)] if eos in generated else generated
+        stopped += eos in generated and len(completion) < len(generated) - 1
+        assert record["text"] == tokenizer.decode(completion)
+    assert stopped  # some row stopped at an EOS before the end of the row
+    assert records[0]["text"] in capsys.readouterr().out
+    prompts.write_text('{"prompt": "391+222="}\n')
+    assert main(["sample", "--checkpoint", str(out / "final"), "--prompts", str(prompts)]) == 2
+    assert "is 8 tokens" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from dlm.train.rl.run import GRPOConfig, rl_train
 def rl_command(task: str, checkpoint: str, out_dir: str, steps: int = 64, prompts: int = 4, group_size: int = 6,
                mu: int = 2, beta: float = 0.04, clip_eps: float = 0.5, prompt_mask_prob: float = 0.15,
                lr: float = 1e-5, temperature: float = 0.9, sampler: str = "", sampler_steps: int = 0,
-               reward: str = "checker", format_weight: float = 0.0, seed: int = 0, save_every: int = 0, resume: bool = False) -> dict[str, Any]:
+               reward: str = "checker", format_weight: float = 0.0, seed: int = 0, save_every: int = 0,
+               resume: bool = False) -> dict[str, Any]:
     """Post-train a task model with diffu-GRPO (plain GRPO for an autoregressive checkpoint), rewarded by the
     task's rule checker.
 
@@ -42,7 +43,8 @@ def rl_command(task: str, checkpoint: str, out_dir: str, steps: int = 64, prompt
     """
     cfg = GRPOConfig(steps=steps, prompts=prompts, group_size=group_size, mu=mu, beta=beta, clip_eps=clip_eps,
                      prompt_mask_prob=prompt_mask_prob, lr=lr, temperature=temperature, sampler=sampler,
-                     sampler_steps=sampler_steps, reward=reward, format_weight=format_weight, seed=seed, save_every=save_every)
+                     sampler_steps=sampler_steps, reward=reward, format_weight=format_weight, seed=seed,
+                     save_every=save_every)
     summary = rl_train(task, checkpoint, out_dir, cfg, resume=resume)
     print(json.dumps(summary, indent=2))
     return summary
