@@ -17,6 +17,7 @@ runs/posttrain_<task>_<objective>.{json,png} (benchmarks/ with --publish).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
@@ -34,9 +35,16 @@ from scripts.bench.harness import results_path, write_outputs
 QUICK_MODEL = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "train.batch_size=16"]
 
 
+def eval_examples(task, n: int) -> tuple[str, list]:
+    """(what they are, the first n puzzles of the task's shipped test file, else n generated with seed 1000)."""
+    if task.has_split("test"):
+        return f"the first {n} puzzles of the shipped test file {task.eval_files['test']}", task.load("test")[:n]
+    return f"{n} generated puzzles (seed 1000; the task ships no file)", task.generate_examples(n, seed=1000)
+
+
 def accuracy(checkpoint: Path, task, n: int) -> dict:
     model = dlm.DiffusionLM.from_pretrained(str(checkpoint))
-    examples = (task.load("test") if task.has_split("test") else task.generate_examples(n, seed=1000))[:n]
+    examples = eval_examples(task, n)[1]
     result = evaluate(model, task, examples, batch_size=100)
     return {"accuracy": result["accuracy"], "wilson95": result["wilson95"], "n": result["n"]}
 
@@ -46,6 +54,55 @@ def timed(run) -> tuple[float, float]:
     start = time.process_time()
     summary = run()
     return time.process_time() - start, summary["elapsed_s"]
+
+
+ARM_LABELS = {"sft": "continued SFT", "rl": "diffu-GRPO (GRPO for AR)"}
+FAMILY = {"mdlm": "masked", "ar": "AR"}
+
+
+def combine(paths: list[Path], *, publish: bool) -> None:
+    """posttrain.json: every run's payload; posttrain.png: per task, accuracy against CPU seconds (both arms, masked
+    and AR), the RL reward and KL against RL steps."""
+    import json
+
+    runs = [json.loads(path.read_text()) for path in paths]
+    tasks = list(dict.fromkeys(run["task"] for run in runs))
+
+    def plot(path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(len(tasks), 3, figsize=(15, 4 * len(tasks)), squeeze=False)
+        for row, name in zip(axes, tasks):
+            for run in (r for r in runs if r["task"] == name):
+                family = FAMILY.get(run["objective"], run["objective"])
+                for arm, points in run["arms"].items():
+                    x = [p["cpu_s"] for p in points]
+                    y = [100 * p["accuracy"] for p in points]
+                    err = [[100 * (p["accuracy"] - p["wilson95"][0]) for p in points],
+                           [100 * (p["wilson95"][1] - p["accuracy"]) for p in points]]
+                    row[0].errorbar(x, y, yerr=err, marker="o" if arm == "sft" else "s", capsize=3,
+                                    linestyle="-" if family == "masked" else "--",
+                                    label=f"{family}: {ARM_LABELS[arm]}")
+                steps = [c["step"] for c in run["rl_curves"]]
+                row[1].plot(steps, [c["reward"] for c in run["rl_curves"]], label=f"{family} reward", alpha=0.8)
+                row[1].plot(steps, [c["accuracy"] for c in run["rl_curves"]], label=f"{family} rollout accuracy",
+                            alpha=0.5, linestyle=":")
+                row[2].plot(steps, [c["kl"] for c in run["rl_curves"]], label=family)
+            row[0].set(xlabel="CPU seconds after the SFT checkpoint (one thread)", ylabel="accuracy (%), 95% Wilson",
+                       title=f"{name}: equal CPU time from one SFT checkpoint")
+            row[1].set(xlabel="RL step", ylabel="mean reward of the rollouts", title=f"{name}: RL reward")
+            row[2].set(xlabel="RL step", ylabel="KL to the SFT model (k3)", title=f"{name}: KL")
+            for ax in row:
+                ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+    write_outputs(results_path("posttrain", publish=publish), {"runs": runs}, plot, command="scripts.bench.posttrain",
+                  arguments={"combine": [str(p) for p in paths]})
 
 
 def main() -> None:
@@ -58,19 +115,35 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=200)
     parser.add_argument("--train-rows", type=int, default=5000, help="generated SFT puzzles (rebuilt at each resume)")
     parser.add_argument("--rl-lr", type=float, default=1e-4)
+    parser.add_argument("--rl-mu", type=int, default=8, help="inner updates per batch of generations (d1: 8)")
+    parser.add_argument("--rl-reward", default="checker", help="checker or partial (Sudoku: d1's partial credit)")
+    parser.add_argument("--rl-format-weight", type=float, default=0.0)
+    parser.add_argument("--rl-prompts", type=int, default=4)
+    parser.add_argument("--rl-group-size", type=int, default=6)
+    parser.add_argument("--rl-sampler", default="confidence",
+                        help="rollout sampler: d1 decodes by confidence with Gumbel noise, as `task eval` decodes")
+    parser.add_argument("--rl-tokens-per-step", type=int, default=2, help="rollout tokens per step (d1: 2)")
     parser.add_argument("--sft-increment", type=int, default=50, help="SFT steps per resume of the SFT arm")
-    parser.add_argument("--rl-increment", type=int, default=20, help="RL steps per resume (a multiple of mu = 2)")
+    parser.add_argument("--rl-increment", type=int, default=16, help="RL steps per resume (a multiple of --rl-mu)")
     parser.add_argument("--model", default="model.d_model=64 model.n_layers=2",
                         help="model overrides (the 113k-parameter backbone of benchmarks/README.md#reasoning-tasks)")
     parser.add_argument("--quick", action="store_true", help="a tiny model and budget: checks the pipeline")
     parser.add_argument("--publish", action="store_true", help="write under benchmarks/ instead of runs/")
     parser.add_argument("--work", default="runs/posttrain_work")
+    parser.add_argument("--tag", default="", help="appended to the run's name (its work dir and JSON)")
+    parser.add_argument("--combine", nargs="+", default=[], metavar="JSON",
+                        help="merge finished runs' JSON files into posttrain.json + one PNG, and stop")
     args = parser.parse_args()
+    if args.combine:
+        combine([Path(path) for path in args.combine], publish=args.publish)
+        return
     if args.quick:
         args.sft_steps, args.budget, args.rounds, args.eval_n, args.train_rows = 40, 6.0, 2, 20, 500
         args.sft_increment, args.rl_increment = 10, 2
     torch.set_num_threads(1)  # a script owns its process: CPU seconds of one thread
-    task, work = get_task(args.task), Path(args.work) / f"{args.task}_{args.objective}"
+    load_start = os.getloadavg()
+    task, name = get_task(args.task), f"{args.task}_{args.objective}{args.tag}"
+    work = Path(args.work) / name
     shutil.rmtree(work, ignore_errors=True)
     config = f"configs/tasks/{args.objective}.yaml"
     model_overrides = QUICK_MODEL if args.quick else args.model.split()
@@ -86,7 +159,10 @@ def main() -> None:
     arms = {"sft": [{"cpu_s": 0.0, **start}], "rl": [{"cpu_s": 0.0, **start}]}
 
     chunk_s = args.budget / args.rounds
-    sft_steps, rl_steps, mu = [args.sft_steps], [0], 2
+    sft_steps, rl_steps = [args.sft_steps], [0]
+    rl_cfg = dict(mu=args.rl_mu, lr=args.rl_lr, reward=args.rl_reward, format_weight=args.rl_format_weight,
+                  prompts=args.rl_prompts, group_size=args.rl_group_size, sampler=args.rl_sampler,
+                  sampler_steps=-(-task.answer_len // args.rl_tokens_per_step), save_every=args.rl_increment)
 
     def more_sft() -> tuple[float, float]:
         sft_steps[0] += args.sft_increment
@@ -97,9 +173,8 @@ def main() -> None:
 
     def more_rl() -> tuple[float, float]:
         rl_steps[0] += args.rl_increment
-        return timed(lambda: rl_train(task, start_model, work / "rl", GRPOConfig(
-            steps=rl_steps[0], mu=mu, lr=args.rl_lr, save_every=args.rl_increment),
-            resume=rl_steps[0] > args.rl_increment))
+        return timed(lambda: rl_train(task, start_model, work / "rl", GRPOConfig(steps=rl_steps[0], **rl_cfg),
+                                      resume=rl_steps[0] > args.rl_increment))
 
     for name, run_chunk, final, steps in [("sft", more_sft, sft_dir / "final", sft_steps),
                                           ("rl", more_rl, work / "rl/final", rl_steps)]:
@@ -111,11 +186,14 @@ def main() -> None:
                 spent += cpu
             arms[name].append({"cpu_s": spent, "loop_s": loop_s, "steps": steps[0],
                                **accuracy(final, task, args.eval_n)})
+    eval_name = eval_examples(task, args.eval_n)[0]
     rl_dir = work / "rl"
     curves = read_metrics(rl_dir / "metrics.jsonl")
     payload = {"task": args.task, "objective": args.objective, "sft_steps": args.sft_steps, "sft_cpu_s": sft_cpu,
-               "budget_cpu_s": args.budget, "arms": arms,
-               "rl_curves": [{k: r[k] for k in ("step", "reward", "accuracy", "kl", "clip_fraction")}
+               "train_rows": args.train_rows, "tag": args.tag,
+               "budget_cpu_s": args.budget, "rl": rl_cfg, "eval": eval_name, "arms": arms,
+               "loadavg": {"start": load_start, "end": os.getloadavg()},
+               "rl_curves": [{k: r[k] for k in ("step", "reward", "accuracy", "kl", "clip_fraction", "reward_std")}
                              for r in curves]}
 
     def plot(path: Path) -> None:
@@ -139,7 +217,7 @@ def main() -> None:
         fig.savefig(path)
         plt.close(fig)
 
-    out = results_path(f"posttrain_{args.task}_{args.objective}", publish=args.publish)
+    out = results_path(f"posttrain_{name}", publish=args.publish)
     write_outputs(out, payload, plot, command="scripts.bench.posttrain", arguments=vars(args))
 
 
