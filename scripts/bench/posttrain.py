@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tiny model and budget: checks the pipeline")
     parser.add_argument("--publish", action="store_true", help="write under benchmarks/ instead of runs/")
     parser.add_argument("--work", default="runs/posttrain_work")
+    parser.add_argument("--reuse-sft", action="store_true",
+                        help="start from the SFT run already in <work>/<name>/sft (trained with the same settings)")
     parser.add_argument("--tag", default="", help="appended to the run's name (its work dir and JSON)")
     parser.add_argument("--combine", nargs="+", default=[], metavar="JSON",
                         help="merge finished runs' JSON files into posttrain.json + one PNG, and stop")
@@ -144,15 +146,19 @@ def main() -> None:
     load_start = os.getloadavg()
     task, name = get_task(args.task), f"{args.task}_{args.objective}{args.tag}"
     work = Path(args.work) / name
-    shutil.rmtree(work, ignore_errors=True)
+    for old in (["rl", "sft_checkpoint"] if args.reuse_sft else [""]):
+        shutil.rmtree(work / old, ignore_errors=True)
     config = f"configs/tasks/{args.objective}.yaml"
     model_overrides = QUICK_MODEL if args.quick else args.model.split()
     common = [*model_overrides, "train.progress=false", "train.eval_every=0", "train.save_every=0",
               "train.lr_schedule=constant"]
     sft_dir = work / "sft"
-    sft_cpu, sft_loop_s = timed(lambda: task_train_command(args.task, config=config, train_rows=args.train_rows,
-                                                           overrides=[
-        *common, f"train.steps={args.sft_steps}", f"train.out_dir={sft_dir}"]))
+    if args.reuse_sft:  # its CPU time is not known here; its loop's seconds are in its metrics
+        sft_cpu, sft_loop_s = None, read_metrics(sft_dir / "metrics.jsonl")[-1]["elapsed_s"]
+    else:
+        sft_cpu, sft_loop_s = timed(lambda: task_train_command(args.task, config=config, train_rows=args.train_rows,
+                                                               overrides=[*common, f"train.steps={args.sft_steps}",
+                                                                          f"train.out_dir={sft_dir}"]))
     start_model = work / "sft_checkpoint"  # RL's start and reference; the SFT run goes on in place
     shutil.copytree(sft_dir / "final", start_model)
     start = accuracy(start_model, task, args.eval_n)
