@@ -77,14 +77,14 @@ def combine(paths: list[Path], *, publish: bool) -> None:
         fig, axes = plt.subplots(len(tasks), 3, figsize=(15, 4 * len(tasks)), squeeze=False)
         for row, name in zip(axes, tasks):
             for run in (r for r in runs if r["task"] == name):
-                family = FAMILY.get(run["objective"], run["objective"])
+                family = FAMILY.get(run["objective"], run["objective"]) + run.get("tag", "")
                 for arm, points in run["arms"].items():
                     x = [p["cpu_s"] for p in points]
                     y = [100 * p["accuracy"] for p in points]
                     err = [[100 * (p["accuracy"] - p["wilson95"][0]) for p in points],
                            [100 * (p["wilson95"][1] - p["accuracy"]) for p in points]]
                     row[0].errorbar(x, y, yerr=err, marker="o" if arm == "sft" else "s", capsize=3,
-                                    linestyle="-" if family == "masked" else "--",
+                                    linestyle="-" if run["objective"] == "mdlm" else "--",
                                     label=f"{family}: {ARM_LABELS[arm]}")
                 steps = [c["step"] for c in run["rl_curves"]]
                 row[1].plot(steps, [c["reward"] for c in run["rl_curves"]], label=f"{family} reward", alpha=0.8)
@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--work", default="runs/posttrain_work")
     parser.add_argument("--reuse-sft", action="store_true",
                         help="start from the SFT run already in <work>/<name>/sft (trained with the same settings)")
+    parser.add_argument("--rl-only-from", default="", metavar="CHECKPOINT",
+                        help="an RL variant alone: the RL arm from this SFT checkpoint (another run's sft_checkpoint)")
     parser.add_argument("--tag", default="", help="appended to the run's name (its work dir and JSON)")
     parser.add_argument("--combine", nargs="+", default=[], metavar="JSON",
                         help="merge finished runs' JSON files into posttrain.json + one PNG, and stop")
@@ -153,14 +155,16 @@ def main() -> None:
     common = [*model_overrides, "train.progress=false", "train.eval_every=0", "train.save_every=0",
               "train.lr_schedule=constant"]
     sft_dir = work / "sft"
-    if args.reuse_sft:  # its CPU time is not known here; its loop's seconds are in its metrics
+    if args.rl_only_from:
+        sft_cpu, sft_loop_s = None, 0.0
+    elif args.reuse_sft:  # its CPU time is not known here; its loop's seconds are in its metrics
         sft_cpu, sft_loop_s = None, read_metrics(sft_dir / "metrics.jsonl")[-1]["elapsed_s"]
     else:
         sft_cpu, sft_loop_s = timed(lambda: task_train_command(args.task, config=config, train_rows=args.train_rows,
                                                                overrides=[*common, f"train.steps={args.sft_steps}",
                                                                           f"train.out_dir={sft_dir}"]))
     start_model = work / "sft_checkpoint"  # RL's start and reference; the SFT run goes on in place
-    shutil.copytree(sft_dir / "final", start_model)
+    shutil.copytree(args.rl_only_from or sft_dir / "final", start_model)
     start = accuracy(start_model, task, args.eval_n)
     arms = {"sft": [{"cpu_s": 0.0, **start}], "rl": [{"cpu_s": 0.0, **start}]}
 
@@ -182,8 +186,10 @@ def main() -> None:
         return timed(lambda: rl_train(task, start_model, work / "rl", GRPOConfig(steps=rl_steps[0], **rl_cfg),
                                       resume=rl_steps[0] > args.rl_increment))
 
+    if args.rl_only_from:
+        del arms["sft"]
     for name, run_chunk, final, steps in [("sft", more_sft, sft_dir / "final", sft_steps),
-                                          ("rl", more_rl, work / "rl/final", rl_steps)]:
+                                          ("rl", more_rl, work / "rl/final", rl_steps)][bool(args.rl_only_from):]:
         spent = loop_s = 0.0
         for _ in range(args.rounds):
             round_start = spent
@@ -197,6 +203,7 @@ def main() -> None:
     curves = read_metrics(rl_dir / "metrics.jsonl")
     payload = {"task": args.task, "objective": args.objective, "sft_steps": args.sft_steps, "sft_cpu_s": sft_cpu,
                "train_rows": args.train_rows, "tag": args.tag,
+               "rl_only_from": args.rl_only_from,
                "budget_cpu_s": args.budget, "rl": rl_cfg, "eval": eval_name, "arms": arms,
                "loadavg": {"start": load_start, "end": os.getloadavg()},
                "rl_curves": [{k: r[k] for k in ("step", "reward", "accuracy", "kl", "clip_fraction", "reward_std")}
