@@ -65,7 +65,16 @@ def combine(paths: list[Path], *, publish: bool) -> None:
     and AR), the RL reward and KL against RL steps."""
     import json
 
-    runs = [json.loads(path.read_text()) for path in paths]
+    runs: list[dict] = []
+    for path in paths:  # the two arms of one run, measured by two processes, become one run
+        run = json.loads(path.read_text())
+        key = (run["task"], run["objective"], run.get("tag", ""))
+        same = next((r for r in runs if (r["task"], r["objective"], r.get("tag", "")) == key), None)
+        if same is None:
+            runs.append(run)
+        else:
+            same["arms"].update(run["arms"])
+            same["rl_curves"] = same["rl_curves"] or run["rl_curves"]
     tasks = list(dict.fromkeys(run["task"] for run in runs))
 
     def plot(path: Path) -> None:
@@ -132,6 +141,8 @@ def main() -> None:
     parser.add_argument("--work", default="runs/posttrain_work")
     parser.add_argument("--reuse-sft", action="store_true",
                         help="start from the SFT run already in <work>/<name>/sft (trained with the same settings)")
+    parser.add_argument("--arms", default="sft,rl", help="which arms this process runs: sft,rl or one of them "
+                        "(two processes, one per arm, train the same SFT checkpoint; --combine merges them)")
     parser.add_argument("--rl-only-from", default="", metavar="CHECKPOINT",
                         help="an RL variant alone: the RL arm from this SFT checkpoint (another run's sft_checkpoint)")
     parser.add_argument("--tag", default="", help="appended to the run's name (its work dir and JSON)")
@@ -147,7 +158,8 @@ def main() -> None:
     torch.set_num_threads(1)  # a script owns its process: CPU seconds of one thread
     load_start = os.getloadavg()
     task, name = get_task(args.task), f"{args.task}_{args.objective}{args.tag}"
-    work = Path(args.work) / name
+    part = name if args.arms == "sft,rl" else f"{name}_arm-{args.arms}"  # a process's own work dir and JSON
+    work = Path(args.work) / part
     for old in (["rl", "sft_checkpoint"] if args.reuse_sft else [""]):
         shutil.rmtree(work / old, ignore_errors=True)
     config = f"configs/tasks/{args.objective}.yaml"
@@ -186,21 +198,23 @@ def main() -> None:
         return timed(lambda: rl_train(task, start_model, work / "rl", GRPOConfig(steps=rl_steps[0], **rl_cfg),
                                       resume=rl_steps[0] > args.rl_increment))
 
-    if args.rl_only_from:
-        del arms["sft"]
-    for name, run_chunk, final, steps in [("sft", more_sft, sft_dir / "final", sft_steps),
-                                          ("rl", more_rl, work / "rl/final", rl_steps)][bool(args.rl_only_from):]:
+    chosen = ["rl"] if args.rl_only_from else args.arms.split(",")
+    arms = {arm: points for arm, points in arms.items() if arm in chosen}
+    for arm, run_chunk, final, steps in [("sft", more_sft, sft_dir / "final", sft_steps),
+                                         ("rl", more_rl, work / "rl/final", rl_steps)]:
+        if arm not in chosen:
+            continue
         spent = loop_s = 0.0
         for _ in range(args.rounds):
             round_start = spent
             while spent - round_start < chunk_s:
                 cpu, loop_s = run_chunk()
                 spent += cpu
-            arms[name].append({"cpu_s": spent, "loop_s": loop_s, "steps": steps[0],
+            arms[arm].append({"cpu_s": spent, "loop_s": loop_s, "steps": steps[0],
                                **accuracy(final, task, args.eval_n)})
     eval_name = eval_examples(task, args.eval_n)[0]
     rl_dir = work / "rl"
-    curves = read_metrics(rl_dir / "metrics.jsonl")
+    curves = read_metrics(rl_dir / "metrics.jsonl") if "rl" in arms else []
     payload = {"task": args.task, "objective": args.objective, "sft_steps": args.sft_steps, "sft_cpu_s": sft_cpu,
                "train_rows": args.train_rows, "tag": args.tag,
                "rl_only_from": args.rl_only_from,
@@ -230,7 +244,7 @@ def main() -> None:
         fig.savefig(path)
         plt.close(fig)
 
-    out = results_path(f"posttrain_{name}", publish=args.publish)
+    out = results_path(f"posttrain_{part}", publish=args.publish)
     write_outputs(out, payload, plot, command="scripts.bench.posttrain", arguments=vars(args))
 
 
