@@ -85,25 +85,27 @@ def combine(paths: list[Path], *, publish: bool) -> None:
 
         fig, axes = plt.subplots(len(tasks), 3, figsize=(15, 4 * len(tasks)), squeeze=False)
         for row, name in zip(axes, tasks):
-            for run in (r for r in runs if r["task"] == name):
+            for index, run in enumerate(r for r in runs if r["task"] == name):
                 family = FAMILY.get(run["objective"], run["objective"]) + run.get("tag", "")
+                color = f"C{index}"
                 for arm, points in run["arms"].items():
                     x = [p["cpu_s"] for p in points]
                     y = [100 * p["accuracy"] for p in points]
                     err = [[100 * (p["accuracy"] - p["wilson95"][0]) for p in points],
                            [100 * (p["wilson95"][1] - p["accuracy"]) for p in points]]
-                    row[0].errorbar(x, y, yerr=err, marker="o" if arm == "sft" else "s", capsize=3,
-                                    linestyle="-" if run["objective"] == "mdlm" else "--",
-                                    label=f"{family}: {ARM_LABELS[arm]}")
-                steps = [c["step"] for c in run["rl_curves"]]
-                row[1].plot(steps, [c["reward"] for c in run["rl_curves"]], label=f"{family} reward", alpha=0.8)
-                row[1].plot(steps, [c["accuracy"] for c in run["rl_curves"]], label=f"{family} rollout accuracy",
-                            alpha=0.5, linestyle=":")
-                row[2].plot(steps, [c["kl"] for c in run["rl_curves"]], label=family)
+                    row[0].errorbar(x, y, yerr=err, color=color, marker="o" if arm == "sft" else "s", capsize=3,
+                                    linestyle=":" if arm == "sft" else "-", label=f"{family}: {ARM_LABELS[arm]}")
+                curves = run["rl_curves"]
+                window = 8 * run["rl"]["mu"]  # a moving mean over 8 batches of generations
+                steps = [c["step"] for c in curves][window - 1:]
+                for col, key in ((1, "reward"), (2, "kl")):
+                    values = [c[key] for c in curves]
+                    smooth = [sum(values[i - window + 1 : i + 1]) / window for i in range(window - 1, len(values))]
+                    row[col].plot(steps, smooth, color=color, label=family)
             row[0].set(xlabel="CPU seconds after the SFT checkpoint (one thread)", ylabel="accuracy (%), 95% Wilson",
                        title=f"{name}: equal CPU time from one SFT checkpoint")
-            row[1].set(xlabel="RL step", ylabel="mean reward of the rollouts", title=f"{name}: RL reward")
-            row[2].set(xlabel="RL step", ylabel="KL to the SFT model (k3)", title=f"{name}: KL")
+            row[1].set(xlabel="RL step", ylabel="rollout reward (moving mean, 8 batches)", title=f"{name}: RL reward")
+            row[2].set(xlabel="RL step", ylabel="KL to the SFT model (k3, moving mean)", title=f"{name}: KL")
             for ax in row:
                 ax.legend(fontsize=8)
         fig.tight_layout()
