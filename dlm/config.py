@@ -64,6 +64,7 @@ class ObjectiveConfig:
     sampling_eps: float = 1e-3  # training t ~ U[sampling_eps, 1]
     discrete_steps: int = 0  # T > 0: discrete-time ELBO on the grid {1/T, ..., 1} (masked_elbo only)
     condition_prefix: int = 0  # N > 0: positions [0, N) (a task's prompt) are never corrupted and never scored
+    loss_per_row: bool = False  # LLaDA's SFT: each row's loss / its own scored tokens, then the mean over rows
     token_reweight_gamma: float = 0.0  # > 0: MGDM token reweighting alpha (1 - p)^gamma (masked_elbo only)
     token_reweight_alpha: float = 0.25
     block_size: int = 0  # block_diffusion: tokens per block (the paper's L'); 0: the family default (4)

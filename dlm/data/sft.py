@@ -62,8 +62,9 @@ def sft_rows(pairs: list[tuple[list[int], list[int]]], *, prompt_len: int, lengt
     return SFTRows(ids, scored, condition)
 
 
-def read_sft_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """The (prompt, response) strings of a JSONL file; one-line ConfigError on a malformed line."""
+def read_sft_pairs(path: str | Path, *, need_response: bool = True) -> list[tuple[str, str]]:
+    """The (prompt, response) strings of a JSONL file; one-line ConfigError on a malformed line. need_response=False
+    reads prompts alone (a missing response reads as "")."""
     if not Path(path).is_file():
         raise ConfigError(f"SFT file not found: {path}; give a JSONL file of {{\"prompt\": ..., \"response\": ...}}")
     pairs = []
@@ -73,10 +74,11 @@ def read_sft_pairs(path: str | Path) -> list[tuple[str, str]]:
                 continue
             try:
                 item = json.loads(line)
-                pairs.append((str(item[PROMPT_FIELD]), str(item[RESPONSE_FIELD])))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ConfigError(f"{path}:{number} is not a JSON object with the fields "
-                                  f"'{PROMPT_FIELD}' and '{RESPONSE_FIELD}'") from None
+                response = item[RESPONSE_FIELD] if need_response else item.get(RESPONSE_FIELD, "")
+                pairs.append((str(item[PROMPT_FIELD]), str(response)))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                fields = f"'{PROMPT_FIELD}' and '{RESPONSE_FIELD}'" if need_response else f"'{PROMPT_FIELD}'"
+                raise ConfigError(f"{path}:{number} is not a JSON object with the field(s) {fields}") from None
     return pairs
 
 

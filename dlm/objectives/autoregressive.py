@@ -111,7 +111,7 @@ class AutoregressiveObjective(Objective):
         condition = condition_positions(x0, self.cfg.condition_prefix, condition_mask)
         if condition is not None:  # output l predicts token l + 1: prompt tokens unscored
             mask &= ~condition[:, 1:]
-        return reduce_per_token(nll, mask)
+        return reduce_per_token(nll, mask, per_row=self.cfg.loss_per_row)
 
     def token_log_probs(self, logits_fn: LogitsFn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
                         generator: torch.Generator | None = None) -> Tensor:

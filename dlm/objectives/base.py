@@ -195,7 +195,7 @@ class Objective(ABC):
         if condition is not None:
             xt, scored = clamp_condition(x0, xt, attention_mask, condition)
         per_token = self.integrand(logits_fn(xt, t), x0, xt, t)
-        return reduce_per_token(per_token, scored)
+        return reduce_per_token(per_token, scored, per_row=self.cfg.loss_per_row)
 
 
 def condition_positions(x0: Tensor, prefix: int, condition_mask: Tensor | None) -> Tensor | None:
@@ -215,12 +215,15 @@ def clamp_condition(x0: Tensor, xt: Tensor, attention_mask: Tensor | None, condi
     return torch.where(condition, x0, xt), scored
 
 
-def reduce_per_token(per_token: Tensor, attention_mask: Tensor | None) -> LossOutput:
-    """(B, L) per-token losses -> LossOutput with the mean over attended tokens."""
-    if attention_mask is None:
-        total, count = per_token.sum(), per_token.new_tensor(float(per_token.numel()))
-    else:  # selected, not multiplied: a non-finite value at padding (inf * 0 = NaN) stays out of the loss
-        scored = attention_mask.bool()
-        total = torch.where(scored, per_token, torch.zeros_like(per_token)).sum()
-        count = scored.sum().to(per_token.dtype).clamp_min(1)
-    return LossOutput(loss=total / count, nll_sum=total.detach().double(), num_tokens=count.detach())
+def reduce_per_token(per_token: Tensor, attention_mask: Tensor | None, *, per_row: bool = False) -> LossOutput:
+    """(B, L) per-token losses -> LossOutput with the mean over attended tokens (MDLM's reduction), or with
+    per_row the mean over rows of each row's own per-token mean, LLaDA's SFT normalisation (arXiv 2502.09992
+    §2.3; docs/posttraining.md#sft): (1/B) sum_b sum_l m_bl loss_bl / sum_l m_bl, a row with no scored token
+    counting 0. The two agree when every row scores as many tokens. nll_sum / num_tokens stay the totals."""
+    scored = torch.ones_like(per_token, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    # selected, not multiplied: a non-finite value at padding (inf * 0 = NaN) stays out of the loss
+    row_totals = torch.where(scored, per_token, torch.zeros_like(per_token)).sum(-1)  # (B,)
+    row_counts = scored.sum(-1).to(per_token.dtype)  # (B,)
+    total, count = row_totals.sum(), row_counts.sum().clamp_min(1)
+    loss = (row_totals / row_counts.clamp_min(1)).mean() if per_row else total / count
+    return LossOutput(loss=loss, nll_sum=total.detach().double(), num_tokens=count.detach())

@@ -41,4 +41,4 @@ class RADD(MaskedELBO):
         xt = torch.where(move, torch.full_like(x0, self.mask_id), x0)
         nll = nll_from_logits(logits_fn(xt, lam.float()), x0, exclude=self.mask_id)
         per_token = weighted_at_masks(nll, xt, self.mask_id, 1.0 / lam)  # 1 / lambda formed in float64
-        return reduce_per_token(per_token, attention_mask)
+        return reduce_per_token(per_token, attention_mask, per_row=self.cfg.loss_per_row)

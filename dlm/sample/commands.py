@@ -47,6 +47,7 @@ class SampleSettings:
     text: str = ""
     allow_unk: bool = False
     stop_at_eos: bool = False
+    prompts: str = ""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -56,8 +57,9 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
                    length: int = 128, block_size: int = 0, seed: int = 0, temperature: float = 1.0,
                    top_p: float = 1.0, show_steps: bool = False, out: str = "", cache: str = "",
                    cfg_scale: float = 0.0, label: int = -1, corpus_words: bool = False,
-                   stop_at_eos: bool = False) -> list[str]:
-    """Unconditional samples from a checkpoint, printed and optionally written as JSON lines.
+                   stop_at_eos: bool = False, prompts: str = "") -> list[str]:
+    """Unconditional samples from a checkpoint, printed and optionally written as JSON lines; with --prompts, one
+    completion per prompt of a fine-tuned checkpoint.
 
     Args:
         checkpoint: a dlm checkpoint dir (e.g. runs/x/final).
@@ -88,7 +90,15 @@ def sample_command(checkpoint: str, sampler: str = "ancestral", steps: int = 128
             checkpoint's training corpus (dlm/eval/corpus_words.py).
         stop_at_eos: variable length (block diffusion checkpoints): each sample ends at the first EOS it
             generates; the rest is padding and is not printed.
+        prompts: a JSONL file of {"prompt": ...} objects (a `dlm finetune` data file works: responses are
+            ignored) for a checkpoint trained with `dlm finetune`: each prompt is left-padded to the checkpoint's
+            prompt width, as in training, the rest of the row (data.seq_len) is generated, and each completion
+            stops at its first EOS (docs/posttraining.md#sft). --num-samples and --length are then unused.
     """
+    if prompts:
+        return _prompted(_load(checkpoint), SampleSettings(
+            checkpoint, sampler=sampler, steps=steps, block_size=block_size, seed=seed, temperature=temperature,
+            top_p=top_p, show_steps=show_steps, out=out, cache=cache, prompts=prompts))
     settings = SampleSettings(checkpoint, sampler=sampler, steps=steps, num_samples=num_samples, length=length,
                               block_size=block_size, seed=seed, temperature=temperature, top_p=top_p,
                               show_steps=show_steps, out=out, cache=cache, cfg_scale=cfg_scale, label=label,
@@ -152,6 +162,37 @@ def infill_command(checkpoint: str, text: str, sampler: str = "ancestral", steps
     return _run(model, settings, prompt.expand(num_samples, -1), known.expand(num_samples, -1))
 
 
+def _prompted(model, settings: SampleSettings) -> list[str]:
+    """One completion per prompt of settings.prompts, rows laid out as `dlm finetune` lays out its training rows."""
+    from dlm.data.sft import encode_pairs, read_sft_pairs, responses_until_eos, sft_rows
+    from dlm.data.tokenizer import special_tokens
+
+    check_positive("--steps", settings.steps)
+    cfg = model.config
+    prompt_len = 0 if cfg is None else cfg.objective.condition_prefix
+    if model.tokenizer is None or prompt_len <= 0:
+        raise ConfigError(f"--prompts needs a checkpoint trained on prompts (`dlm finetune` or `dlm task train`); "
+                          f"{settings.checkpoint} has no tokenizer or no prompt width (objective.condition_prefix)")
+    specials = special_tokens(model.tokenizer)
+    texts = [prompt for prompt, _ in read_sft_pairs(settings.prompts, need_response=False)]
+    if not texts:
+        raise ConfigError(f"{settings.prompts} holds no prompt")
+    encoded = encode_pairs(model.tokenizer, [(text, "") for text in texts])
+    for number, (ids, _) in enumerate(encoded, 1):
+        if len(ids) > prompt_len:
+            raise ConfigError(f"prompt {number} of {settings.prompts} is {len(ids)} tokens; checkpoint "
+                              f"{settings.checkpoint} was fine-tuned on prompts of at most {prompt_len}")
+    rows = sft_rows(encoded, prompt_len=prompt_len, length=cfg.data.seq_len, eos_id=specials.eos,
+                    pad_id=specials.pad)
+    settings = dataclasses.replace(settings, num_samples=len(texts), length=cfg.data.seq_len)
+
+    def completions(ids: torch.Tensor) -> list[str]:
+        return [model.tokenizer.decode(row) for row in responses_until_eos(ids, prompt_len, specials.eos)]
+
+    return _run(model, settings, rows.ids, rows.condition_mask, context=False, decode=completions,
+                records=[{"prompt": text} for text in texts])
+
+
 def _load(checkpoint: str):
     import dlm
 
@@ -160,13 +201,17 @@ def _load(checkpoint: str):
     return model
 
 
-def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Tensor) -> list[str]:
+def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Tensor, *, context: bool = True,
+         decode=None, records: list[dict] | None = None) -> list[str]:
+    """Generate the unknown positions, print and write the texts. context: prepend the BOS an autoregressive model
+    starts from (a fine-tuned row starts with its own context); decode: ids (B, L) -> texts (default: the whole
+    rows); records: extra fields of each JSONL record."""
     from dlm.sample import generate
     from dlm.sample.show_steps import StepRecorder, render_text, token_decoder
 
     device = next(model.parameters()).device
     objective = model.objective
-    if objective.context_tokens:
+    if objective.context_tokens and context:
         prompt, known = _with_bos(model, prompt, known, objective.context_tokens)
     options = {"temperature": settings.temperature, "top_p": settings.top_p}
     if settings.block_size:
@@ -205,7 +250,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     stats = generation_stats(counter.calls, int((~known).sum()), time.perf_counter() - start)
     print(f"{stats['nfe']} denoiser calls (NFE), {stats['tokens']} tokens at {stats['tokens_per_s']:.1f} tokens/s",
           file=sys.stderr)
-    texts = [_decode(model.tokenizer, row.tolist()) for row in ids]  # trailing padding (EOS) prints nothing
+    texts = decode(ids) if decode else [_decode(model.tokenizer, row.tolist()) for row in ids]  # no trailing EOS
     if recorder is not None:
         mask_id = model.mask_id
         print("\n".join(render_text(recorder, token_decoder(model.tokenizer), mask_id=mask_id,
@@ -213,7 +258,7 @@ def _run(model, settings: SampleSettings, prompt: torch.Tensor, known: torch.Ten
     for i, text in enumerate(texts):
         print(f"--- sample {i} ---\n{text}")
     if settings.out:
-        _write_jsonl(settings.out, texts, ids, settings, stats)
+        _write_jsonl(settings.out, texts, ids, settings, stats, records)
     return texts
 
 
@@ -278,12 +323,13 @@ def generation_stats(nfe: int, tokens: int, seconds: float) -> dict:
     return {"nfe": nfe, "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9)}
 
 
-def _write_jsonl(path: str, texts: list[str], ids: torch.Tensor, settings: SampleSettings, stats: dict) -> None:
+def _write_jsonl(path: str, texts: list[str], ids: torch.Tensor, settings: SampleSettings, stats: dict,
+                 records: list[dict] | None = None) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "w", encoding="utf-8") as handle:
         for i, text in enumerate(texts):
-            record = {"sample": i, "text": text, "tokens": ids[i].tolist(), "settings": settings.as_dict(),
-                      "run": stats}
+            record = {"sample": i, **(records[i] if records else {}), "text": text, "tokens": ids[i].tolist(),
+                      "settings": settings.as_dict(), "run": stats}
             handle.write(json.dumps(record) + "\n")
     print(f"samples: {target}")

@@ -54,6 +54,12 @@ class Task(ABC):
     def check(self, question: str, answer: str) -> bool:
         """True when `answer` solves `question` by the rules of the puzzle (not by comparison with a reference)."""
 
+    def partial_credit(self, question: str, answer: str, reference: str) -> float:
+        """A reward in [0, 1] for an answer that is partly right (reinforcement learning's shaped reward,
+        docs/posttraining.md#rewards-and-advantages); `reference` is the generator's answer to `question`.
+        Tasks without one raise a one-line ConfigError."""
+        raise ConfigError(f"task '{self.name}' has no partial-credit reward; use reward=checker")
+
     @abstractmethod
     def sample(self, rng: random.Random) -> Example:
         """One random puzzle with a valid answer, drawn from `rng` only."""

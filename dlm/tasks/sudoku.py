@@ -99,6 +99,17 @@ class Sudoku(Task):
             return False
         return all({answer[i] for i in unit} == digits for unit in self._units)
 
+    def partial_credit(self, question: str, answer: str, reference: str) -> float:
+        """d1's Sudoku reward (arXiv 2504.12216, its reward function): the answer's digits (other symbols dropped),
+        padded with '0' or cut to the grid's cells, are compared with the reference solution at the puzzle's blank
+        cells; the reward is the fraction of blanks filled correctly. An answer the checker accepts scores 1 (a
+        puzzle with several solutions: d1's puzzles have one, where the two rules agree)."""
+        if self.check(question, answer):
+            return 1.0
+        digits = "".join(c for c in answer if c.isdigit()).ljust(self.cells, "0")[: self.cells]
+        blanks = [i for i, c in enumerate(question) if c == "0"]
+        return sum(digits[i] == reference[i] for i in blanks) / len(blanks) if blanks else 0.0
+
     def sample(self, rng: random.Random) -> Example:
         solution = solve([0] * self.cells, self.box, rng=rng)[0]
         blanks = rng.randint(*self.blanks)

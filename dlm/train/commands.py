@@ -31,7 +31,7 @@ def train_command(config: str, overrides: list[str] | None = None, resume: bool 
 
 
 def finetune_command(config: str, data: str, overrides: list[str] | None = None, exclude_eos_padding: bool = False,
-                     resume: bool = False) -> dict[str, Any]:
+                     per_row_loss: bool = False, resume: bool = False) -> dict[str, Any]:
     """Supervised fine-tuning on (prompt, response) pairs of different lengths (docs/posttraining.md#sft).
 
     Each row is the prompt, left-padded to the longest prompt of `data` (P tokens, objective.condition_prefix = P:
@@ -43,6 +43,8 @@ def finetune_command(config: str, data: str, overrides: list[str] | None = None,
         data: a JSONL file, one {"prompt": ..., "response": ...} object per line.
         overrides: dotted ``section.key=value`` settings applied on top, e.g. ``data.seq_len=128``.
         exclude_eos_padding: leave the EOS tokens after the first one out of the loss.
+        per_row_loss: LLaDA's normalisation: each row's loss divided by its own answer length (scored tokens),
+            then the mean over rows (objective.loss_per_row=true); default: the mean over all scored tokens.
         resume: continue ``<train.out_dir>`` from its newest checkpoint (as `dlm train --resume`).
     """
     from dlm.data.sft import NO_EOS_PADDING, PREFIX, SFTSource, encode_pairs, read_sft_pairs
@@ -54,6 +56,6 @@ def finetune_command(config: str, data: str, overrides: list[str] | None = None,
     prompt_len = max(len(prompt) for file in files for prompt, _ in encode_pairs(tokenizer, read_sft_pairs(file)))
     source = f"{PREFIX}:{data}:{prompt_len}" + (f":{NO_EOS_PADDING}" if exclude_eos_padding else "")
     forced = [f"data.source={source}", "data.mode=pad", "data.add_bos_eos=false",
-              f"objective.condition_prefix={prompt_len}"]
+              f"objective.condition_prefix={prompt_len}"] + (["objective.loss_per_row=true"] if per_row_loss else [])
     cfg = resume_config(config, forced + overrides) if resume else load_config(config, forced + overrides)
     return train(cfg, resume=resume)

@@ -1,6 +1,10 @@
 """SFT with variable-length answers (dlm/data/sft.py, Objective.loss(condition_mask=)): the prompt is never
 corrupted and carries no loss; EOS padding counts only when asked."""
 
+import json
+from dataclasses import replace
+
+import pytest
 import torch
 
 import dlm
@@ -93,6 +97,41 @@ def test_eos_padding_counts_only_when_asked():
     assert full.num_tokens - part.num_tokens == padding.sum()
 
 
+def per_row(model):
+    """The model with LLaDA's per-row normalisation switched on (objective.loss_per_row)."""
+    model.objective.cfg = replace(model.objective.cfg, loss_per_row=True)
+    return model
+
+
+def test_per_row_loss_is_llada_normalisation():
+    """(1/B) sum_b S_b / n_b with S_b the row's summed per-token terms and n_b its scored tokens (3 rows of 3, 5 and
+    2 scored tokens: EOS padding excluded), against the default sum_b S_b / sum_b n_b."""
+    torch.manual_seed(0)
+    model = tiny_model("masked_elbo")
+    rows = rows_of(count_eos_padding=False)
+    logits_fn, seen = recording_logits(model)
+    pooled = sft_loss(model, rows, logits_fn)
+    t = model.objective.sample_times(len(PAIRS), generator=torch.Generator().manual_seed(0), device=rows.ids.device)
+    per_token = model.objective.integrand(seen["logits"], rows.ids, seen["xt"], t).double()
+    sums, counts = (per_token * rows.scored).sum(1), rows.scored.sum(1)
+    assert counts.tolist() == [3, 5, 2]
+    out = sft_loss(per_row(model), rows, logits_fn)
+    torch.testing.assert_close(out.loss.double(), (sums / counts).mean(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(pooled.loss.double(), sums.sum() / counts.sum(), rtol=1e-6, atol=0)
+    assert abs(out.loss - pooled.loss) > 1e-3  # the two differ when the rows' lengths differ
+    assert out.nll_sum == pooled.nll_sum and out.num_tokens == pooled.num_tokens  # the logged totals are the same
+
+
+def test_per_row_loss_of_ar_is_the_mean_of_each_row_alone():
+    torch.manual_seed(0)
+    model = per_row(tiny_model("autoregressive"))
+    rows = rows_of(count_eos_padding=False)
+    logits_fn, _ = recording_logits(model)
+    alone = [sft_loss(model, type(rows)(*(f[i : i + 1] for f in (rows.ids, rows.scored, rows.condition_mask))),
+                      logits_fn).loss for i in range(len(PAIRS))]
+    torch.testing.assert_close(sft_loss(model, rows, logits_fn).loss, torch.stack(alone).mean(), rtol=1e-6, atol=0)
+
+
 def test_generation_stops_at_eos_per_row():
     ids = torch.tensor([[1, 2, 3, EOS, 4, EOS], [1, 5, 6, 7, 2, 3], [1, 1, EOS, EOS, EOS, EOS]])
     assert responses_until_eos(ids, 1, EOS) == [[2, 3], [5, 6, 7, 2, 3], [1]]
@@ -121,3 +160,36 @@ def test_finetune_command_trains_on_left_padded_prompts(tmp_path):
     assert tokenizer.decode(train_ids[0, :6].tolist(), skip_special_tokens=True) == "0+1="
     assert train_ids[0, :2].eq(tokenizer.pad_token_id).all()  # "0+1=" left-padded to 6
     assert scored[0].tolist() == [False] * 6 + [True] * 2 + [False] * 4  # "1", EOS; the EOS padding left out
+
+
+@pytest.mark.parametrize("config", ["mdlm", "ar"])
+def test_sample_prompts_left_pads_like_finetune_and_stops_at_eos(tmp_path, config, capsys):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(f'{{"prompt": "{a}+{b}=", "response": "{a + b}"}}' for a in range(0, 40, 3)
+                              for b in (1, 22)) + "\n")
+    out = tmp_path / "run"
+    assert main(["finetune", "--config", f"configs/tasks/{config}.yaml", "--data", str(data), "model.d_model=16",
+                 "model.n_layers=1", "model.n_heads=2", "data.seq_len=12", "train.steps=30", "train.batch_size=8",
+                 "train.eval_batches=1", "train.progress=false", f"train.out_dir={out}"]) == 0
+    prompts, samples = tmp_path / "prompts.jsonl", tmp_path / "samples.jsonl"
+    prompts.write_text('{"prompt": "3+1="}\n{"prompt": "39+22=", "response": "61"}\n{"prompt": "9+9="}\n')
+    assert main(["sample", "--checkpoint", str(out / "final"), "--prompts", str(prompts), "--steps", "6",
+                 "--temperature", "0", "--sampler", "confidence", "--out", str(samples)]) == 0
+    tokenizer = dlm.DiffusionLM.from_pretrained(str(out / "final")).tokenizer
+    eos = tokenizer.eos_token_id
+    records = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert [r["prompt"] for r in records] == ["3+1=", "39+22=", "9+9="]
+    stopped = 0
+    for record in records:
+        prompt = tokenizer(record["prompt"], add_special_tokens=False)["input_ids"]
+        tokens = record["tokens"]
+        assert len(tokens) == 12 and tokens[:6] == [tokenizer.pad_token_id] * (6 - len(prompt)) + prompt
+        generated = tokens[6:]
+        completion = generated[: generated.index(eos)] if eos in generated else generated
+        stopped += eos in generated and len(completion) < len(generated) - 1
+        assert record["text"] == tokenizer.decode(completion)
+    assert stopped  # some row stopped at an EOS before the end of the row
+    assert records[0]["text"] in capsys.readouterr().out
+    prompts.write_text('{"prompt": "391+222="}\n')
+    assert main(["sample", "--checkpoint", str(out / "final"), "--prompts", str(prompts)]) == 2
+    assert "is 8 tokens" in capsys.readouterr().err

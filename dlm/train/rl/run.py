@@ -37,7 +37,7 @@ from dlm.train.log import MetricsLogger
 from dlm.train.optim import clip_gradients
 from dlm.train.parallel import shard_seed
 from dlm.train.rl.loss import grpo_loss
-from dlm.train.rl.rewards import group_advantages, task_rewards
+from dlm.train.rl.rewards import check_reward, group_advantages, task_rewards
 from dlm.train.rl.rollouts import sample_rollouts
 
 FINAL_DIR = "final"
@@ -60,6 +60,7 @@ class GRPOConfig:
     temperature: float = 0.9
     sampler: str = ""  # "": the family's default sampler
     sampler_steps: int = 0  # 0: one per answer token
+    reward: str = "checker"  # checker | partial (the task's partial credit, rewards.py)
     format_weight: float = 0.0
     seed: int = 0
     save_every: int = 0  # steps; a multiple of mu (0: only at the end)
@@ -72,6 +73,7 @@ class GRPOConfig:
         if self.steps % self.mu or self.save_every % self.mu:
             raise ConfigError(f"rl steps={self.steps} and save_every={self.save_every} must be multiples of "
                               f"mu={self.mu}: checkpoints fall between batches of generations")
+        check_reward(self.reward)
         if not 0 <= self.prompt_mask_prob < 1 or self.clip_eps <= 0 or self.beta < 0 or self.temperature <= 0:
             raise ConfigError("rl needs 0 <= prompt_mask_prob < 1, clip_eps > 0, beta >= 0 and temperature > 0")
 
@@ -88,12 +90,14 @@ class Generation:
 
     def __init__(self, model: DiffusionLM, ref: DiffusionLM, task, cfg: GRPOConfig, index: int, exclude: set[str]):
         key = cfg.seed * 1_000_003 + index
-        questions = task.generate(cfg.prompts, seed=key, exclude=exclude)
+        questions = task.generate(cfg.prompts, seed=key, exclude=exclude)  # (question, reference answer)
         generator = torch.Generator(next(model.parameters()).device).manual_seed(shard_seed(cfg.seed, index, 0))
         self.rollouts = sample_rollouts(model, task, [q for q, _ in questions], group_size=cfg.group_size,
                                         sampler=cfg.sampler or None, steps=cfg.sampler_steps,
                                         temperature=cfg.temperature, generator=generator)
+        references = [a for _, a in questions for _ in range(cfg.group_size)]
         self.rewards, self.correct = task_rewards(task, self.rollouts.questions, self.rollouts.answers,
+                                                  references=references, reward=cfg.reward,
                                                   format_weight=cfg.format_weight)
         self.advantages = group_advantages(self.rewards, cfg.group_size).to(self.rollouts.ids.device)
         self.seeds = [shard_seed(cfg.seed, index, j, "mask") for j in range(cfg.mu)]
