@@ -158,7 +158,9 @@ class Objective(ABC):
 
     # --- training state beyond the weights (checkpointed with the trainer, restored on resume) -------------
     def state_dict(self) -> dict:
-        """What training changed in the objective itself (block diffusion: its searched clip window)."""
+        """What training changed in the objective itself (block diffusion: its searched clip window), keyed by
+        objective config fields: checkpointed with the trainer, and written into an exported model's config.json
+        (save_pretrained) so that from_pretrained rebuilds the objective with it."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:  # noqa: B027  (optional hook: nothing to restore by default)
