@@ -159,3 +159,19 @@ def test_block_generation_decodes_whole_blocks_with_the_block_sampler(tmp_path, 
     assert harness.default_steps(6) == 4  # steps are per block: one per token
     with pytest.raises(ConfigError, match="without blocks"):
         DLMHarness(checkpoint(tmp_path, tokenizer, 4), device="cpu", cfg_scale=1.0)
+
+
+def test_is_greedy_on_blocks_decodes_the_rest_of_the_last_block_and_compares_the_continuation(tmp_path, tokenizer):
+    harness = DLMHarness(checkpoint(tmp_path, tokenizer, 4), mc_num=2, device="cpu", greedy=True)
+    model, context = harness.model, harness.tok_encode(CONTEXT)
+    placed = harness.layout.place(context, [0] * 5)
+    assert len(placed.ids) % 4  # the continuation ends inside a block
+    ids = torch.tensor([placed.ids + [0] * (-len(placed.ids) % 4)])
+    known = torch.arange(ids.shape[1])[None] < placed.start
+    with torch.no_grad():  # the confidence sampler at temperature 0, one token per step within each block
+        x = generate(model, model.process, model.objective.sampler("confidence", temperature=0.0), steps=4,
+                     prompt=ids, prompt_mask=known)
+    greedy = x[0, placed.start:placed.stop].tolist()
+    other = greedy[:4] + [(greedy[4] + 1) % len(tokenizer)]
+    assert harness.score(context, greedy, greedy=True)[1] is True
+    assert harness.score(context, other, greedy=True)[1] is False
