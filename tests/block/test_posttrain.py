@@ -160,3 +160,20 @@ def test_what_block_diffusion_does_not_take_is_still_a_one_line_error(overrides)
 
     with pytest.raises(ConfigError, match="takes no"):
         tiny_block_model(4, *overrides)
+
+
+def test_dlm_finetune_trains_a_block_model_on_left_padded_prompts(tmp_path):
+    from dlm.cli import main
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(f'{{"prompt": "{a}+{b}=", "response": "{a + b}"}}' for a in range(0, 40, 3)
+                              for b in (1, 22)) + "\n")
+    out = tmp_path / "run"
+    assert main(["finetune", "--config", "configs/tasks/mdlm.yaml", "--data", str(data),
+                 "objective.name=block_diffusion", "objective.block_size=4", "model.d_model=16", "model.n_layers=1",
+                 "model.n_heads=2", "data.seq_len=12", "train.steps=2", "train.batch_size=4", "train.eval_batches=1",
+                 "train.progress=false", f"train.out_dir={out}"]) == 0
+    cfg = dlm.load_config(out / "config.yaml")
+    assert (cfg.objective.name, cfg.objective.condition_prefix) == ("block_diffusion", 6)  # "39+22=", mid-block
+    model = dlm.DiffusionLM.from_pretrained(str(out / "final"))
+    assert model.objective.block_size == 4 and model.objective.cfg.condition_prefix == 6
