@@ -1,6 +1,6 @@
 """lm-eval-harness model `dlm`: masked, uniform, score-entropy, block-diffusion and autoregressive checkpoints under
-EleutherAI's lm-evaluation-harness. lm-eval (0.4.x) finds models only in its own registry, so the model exists once this module
-is imported; the `dlm-lm-eval` console script (installed with dlm[eval]) is `lm_eval` with it imported:
+EleutherAI's lm-evaluation-harness. lm-eval (0.4.x) finds models only in its own registry, so the model exists once
+this module is imported; the `dlm-lm-eval` console script (installed with dlm[eval]) is `lm_eval` with it imported:
 
     dlm-lm-eval --model dlm --model_args pretrained=DIR,mc_num=128 --tasks lambada_openai
     import dlm.eval.harness, lm_eval
