@@ -154,7 +154,7 @@ class Objective(ABC):
         policy-gradient post-training reads (docs/posttraining.md#per-token-log-probabilities). A family whose
         likelihood has no per-token form (a concrete score) cannot be post-trained this way."""
         raise ConfigError(f"objective '{self.cfg.name}' gives no per-token log-probability for RL; post-train a "
-                          "masked_elbo or autoregressive model")
+                          "masked_elbo, block_diffusion or autoregressive model")
 
     # --- training state beyond the weights (checkpointed with the trainer, restored on resume) -------------
     def state_dict(self) -> dict:
