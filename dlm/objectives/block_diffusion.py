@@ -222,9 +222,10 @@ class BlockDiffusion(Objective):
 
     def token_log_probs(self, logits_fn: LogitsFn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
                         generator: torch.Generator | None = None) -> Tensor:
-        """d1's one-step estimator (arXiv 2504.12216 §3.2) on blocks (docs/posttraining.md#per-token-log-
-        probabilities): the context c = ids with each non-completion position masked independently with probability
-        prompt_mask_prob (the prompt perturbation of d1; p = 0: c = ids), x_t = c with every completion position
+        """d1's one-step estimator (arXiv 2504.12216 §3.2) on blocks, as
+        docs/posttraining.md#per-token-log-probabilities describes: the context c = ids with each non-completion
+        position masked independently with probability prompt_mask_prob (the prompt perturbation of d1; p = 0:
+        c = ids), x_t = c with every completion position
         masked, and ONE two-stream forward on x_t ⊕ c at t = 1 gives, at each completion position k of block b(k),
             log pi(o_k) ~ log x_theta(o_k | x_t^{b(k)}, c^{<b(k)}),
         the SUBS log-probability of o_k with its block's completion fully masked and everything before the block
