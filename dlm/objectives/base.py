@@ -138,6 +138,11 @@ class Objective(ABC):
             return None
         return self.process.schedule.sigma(t.float())
 
+    def condition_at(self, t: Tensor | None, tokens: Tensor, positions: Tensor | None, length: int) -> Tensor | None:
+        """What the backbone is conditioned on in one forward over `tokens` (B, n) at `positions` (B, n) (None:
+        0..n-1) of a length-`length` sequence: condition(t) here; block diffusion gives its clean prefix t = 0."""
+        return self.condition(t)
+
     @abstractmethod
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         """Backbone logits (B, L, N) -> the parameterized Prediction."""

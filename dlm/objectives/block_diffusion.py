@@ -135,6 +135,20 @@ class BlockDiffusion(Objective):
             options["kv_cache"] = False
         return block_sampler(self, name, **options)
 
+    def condition_at(self, t: Tensor | None, tokens: Tensor, positions: Tensor | None, length: int) -> Tensor | None:
+        """Per-token times (B, n) (the two-stream forward) are used as given. A sampling pass (t (B,) or None) runs
+        on [clean prefix, current block], the window's last block: that block's tokens are conditioned on t and the
+        clean blocks before it on t = 0, as the training forward's x_0 stream; t = None (the clean pass that
+        commits a finished block's keys/values) is t = 0 everywhere. So cached sampling of a time-conditioned model
+        stores exactly the x_0 stream's keys/values."""
+        if not self.time_conditioning or (t is not None and t.dim() == 2):
+            return self.condition(t)
+        B, n = tokens.shape
+        positions = torch.arange(n, device=tokens.device).expand(B, n) if positions is None else positions
+        current = positions // self.block_size == (length - 1) // self.block_size
+        times = torch.zeros(B, n, device=tokens.device) if t is None else torch.where(current, t[:, None].float(), 0.0)
+        return self.condition(times)
+
     # --- the parameterization ------------------------------------------------------------------------------
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         """SUBS on the logits of one block-causal pass (sampling), shifted by one position with logit_shift."""

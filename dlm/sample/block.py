@@ -125,9 +125,6 @@ def block_sampler(objective: Any, name: str | None = None, **options: Any) -> Bl
     """The block sampler of a block-diffusion objective (objectives/block_diffusion.py): `name` is the sampler run
     inside each block (or "block" itself, or None: ancestral); block_size is the model's (a different one is a
     one-line ConfigError)."""
-    if objective.time_conditioning:
-        raise ConfigError("the block sampler needs a model without time conditioning (objective.time_conditioning="
-                          "false, the reference's setting): the clean prefix would need t = 0 per token")
     size = options.pop("block_size", 0) or objective.block_size
     if size != objective.block_size:
         raise ConfigError(f"this model decodes in blocks of {objective.block_size} (objective.block_size), got "

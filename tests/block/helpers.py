@@ -18,3 +18,14 @@ def tiny_block_model(block_size: int, *extra: str, vocab_size: int = 9, seed: in
 
 def tokens(batch: int, length: int = 16, vocab: int = 9, seed: int = 3) -> torch.Tensor:
     return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def with_random_conditioning(model: dlm.DiffusionLM, seed: int = 0) -> dlm.DiffusionLM:
+    """The model with its zero-initialized parameters (adaLN's: a fresh time-conditioned model ignores t) drawn at
+    random, so that t changes the outputs; in place."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype))
+    return model
