@@ -2,6 +2,7 @@
 window picked from a synthetic table and from a model's per-block estimates."""
 
 import json
+from pathlib import Path
 
 import torch
 
@@ -127,3 +128,27 @@ def test_the_searched_window_is_exported_in_config_json_and_restored_by_from_pre
     with torch.enable_grad():  # training draws come from the restored window: the same loss as the searched model
         assert loaded.loss(model.logits, x0, generator=torch.Generator().manual_seed(0)).loss == \
             model.objective.loss(model.logits, x0, generator=torch.Generator().manual_seed(0)).loss
+
+
+def _rank(rank: int, init_file: str, out_dir: str) -> None:
+    """One of two gloo processes: its own estimates, the trainer's reduction (all_reduce_sum), its chosen window."""
+    import torch.distributed as torch_dist
+
+    from dlm.train.parallel import Dist, all_reduce_sum
+
+    torch.set_num_threads(1)
+    torch_dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        objective, dist = SpreadObjective(), Dist(rank=rank, world_size=2)
+        search = ClipSearch(objective, windows=[(0.0, 1.0), (0.3, 0.8)])
+        search.estimates = two_rank_table()[rank]
+        search.finish(reduce=lambda values: all_reduce_sum(values, dist))
+        (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(list(objective.clip)))
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_two_gloo_processes_pick_the_window_of_their_pooled_estimates(tmp_path):
+    """Alone, each rank would pick (0.3, 0.8); the all-reduced statistics make both pick (0, 1)."""
+    torch.multiprocessing.spawn(_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [[0.0, 1.0], [0.0, 1.0]]
