@@ -1,7 +1,8 @@
-"""AR -> block diffusion conversion with and without objective.logit_shift (docs/block_diffusion.md#starting-from-a-
-checkpoint): the held-out bound of a BD3LM (blocks of 4) initialized from an AR checkpoint (train.init_from's
-copy), at step 0 and after `--steps` fine-tuning steps (AdamW lr 5e-4, batch 16, the same draws for both), and the
-exact block-size-1 likelihood at step 0, against the AR model's exact NLL on the same scored tokens.
+"""AR -> block diffusion conversion with and without objective.logit_shift, as
+docs/block_diffusion.md#starting-from-a-checkpoint describes: the held-out bound of a BD3LM (blocks of 4)
+initialized from an AR checkpoint (train.init_from's copy), at step 0 and after `--steps` fine-tuning steps (AdamW
+lr 5e-4, batch 16, the same draws for both), and the exact block-size-1 likelihood at step 0, against the AR
+model's exact NLL on the same scored tokens.
 
     python -m scripts.experiments.ar_conversion --checkpoint ../ckpt/shakespeare_char_ar_d128l3 --steps 300
 
