@@ -70,6 +70,7 @@ class ObjectiveConfig:
     block_size: int = 0  # block_diffusion: tokens per block (the paper's L'); 0: the family default (4)
     clip: tuple[float, float] = (0.0, 1.0)  # block_diffusion: training times from U[beta, omega] (clipped schedule)
     clip_search: bool = False  # block_diffusion: pick clip at every validation, least per-block variance
+    logit_shift: bool = False  # block_diffusion: token j read from the output at j - 1 (an AR-converted model)
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ class DiffusionLM(nn.Module):
             backbone_kwargs["positions"] = positions
         if kv is not None:
             backbone_kwargs["kv_cache"] = kv
-        logits = self.backbone(tokens, self.objective.condition(t), **backbone_kwargs)
+        logits = self.backbone(tokens, self.objective.condition_at(t, tokens, positions, length), **backbone_kwargs)
         return logits if _logits else self.objective.predict(logits, tokens, t)
 
     def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None, generator: torch.Generator | None = None,

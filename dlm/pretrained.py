@@ -59,6 +59,7 @@ def save_pretrained(model: Any, path: str | Path, *, save_tokenizer: bool = True
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     config = DLMConfig.from_run_config(model.config, model.vocab_size, model.mask_id)
+    config.run["objective"].update(model.objective.state_dict())  # what training changed: e.g. a searched clip
     config.architectures = [ARCHITECTURE]
     config.save_pretrained(path)
     state = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}

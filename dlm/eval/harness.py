@@ -1,6 +1,6 @@
-"""lm-eval-harness model `dlm`: masked, uniform, score-entropy and autoregressive checkpoints under EleutherAI's
-lm-evaluation-harness. lm-eval (0.4.x) finds models only in its own registry, so the model exists once this module
-is imported; the `dlm-lm-eval` console script (installed with dlm[eval]) is `lm_eval` with it imported:
+"""lm-eval-harness model `dlm`: masked, uniform, score-entropy, block-diffusion and autoregressive checkpoints under
+EleutherAI's lm-evaluation-harness. lm-eval (0.4.x) finds models only in its own registry, so the model exists once
+this module is imported; the `dlm-lm-eval` console script (installed with dlm[eval]) is `lm_eval` with it imported:
 
     dlm-lm-eval --model dlm --model_args pretrained=DIR,mc_num=128 --tasks lambada_openai
     import dlm.eval.harness, lm_eval
@@ -29,6 +29,13 @@ sequence fills the block. Every family gets the same tokens at the same position
   generate_until(context, gen_kwargs): dlm.sample.generate with the prompt clamped and gen_length new positions
       (semi-AR with block_size), cut at EOS and at the first stop string. Its cost (denoiser calls, generated
       positions, seconds, tokens/s) is in get_model_info()["generation"].
+Block-diffusion checkpoints (objective.attention_block = b > 0; docs/block_diffusion.md#likelihood-evaluation) use
+their objective's own bound (a continuation's blocks read the clean context before them) and their block sampler
+(`sampler` names the masked sampler run inside each block; steps are per block, default b: one per token). A
+sequence that ends inside a block is completed to whole blocks by positions that stay masked: unscored and
+marginalized in scoring, decoded and dropped in generation and in the is_greedy check (confidence, one token per
+step within each block). With block_size 1 and objective.clip = [1, 1] loglikelihood and loglikelihood_rolling are
+the exact chain rule. cfg_scale does not apply to them.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import time
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 try:
     from lm_eval.api.model import TemplateLM
@@ -94,8 +102,8 @@ class DLMHarness(TemplateLM):
         self.gen_length = int(gen_length)
         self.generation = {"nfe": 0, "tokens": 0, "seconds": 0.0}  # generate_until's cost so far
         self.cfg_scale = float(cfg_scale)
-        if self.cfg_scale and self.model.mask_id is None:
-            raise ConfigError("cfg_scale (unsupervised CFG) needs a masked (absorbing) checkpoint")
+        if self.cfg_scale and (self.model.mask_id is None or self.model.objective.attention_block):
+            raise ConfigError("cfg_scale (unsupervised CFG) needs a masked (absorbing) checkpoint without blocks")
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> DLMHarness:
@@ -157,9 +165,18 @@ class DLMHarness(TemplateLM):
             sampler = self.model.objective.sampler("confidence", temperature=0.0)
         except ConfigError:  # the process has no masks to fill
             return False
-        x = generate(self._denoiser(~target), self.model.process, sampler,
-                     steps=int(target.sum()), prompt=x0, prompt_mask=~target)
-        return bool(torch.equal(x, x0))
+        ids, known = self.whole_blocks(x0, ~target)
+        steps = self.model.objective.attention_block or int(target.sum())  # one token per step
+        x = generate(self._denoiser(known), self.model.process, sampler, steps=steps, prompt=ids, prompt_mask=known)
+        return bool(torch.equal(x[:, :x0.shape[1]], x0))
+
+    def whole_blocks(self, ids: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, known) (1, n) completed to a whole number of the model's blocks (attention_block b > 0; unchanged
+        without blocks) by positions that are decoded (known False) and then dropped: a block model decodes whole
+        blocks."""
+        block = self.model.objective.attention_block
+        extra = -ids.shape[1] % block if block else 0
+        return F.pad(ids, (0, extra)), F.pad(known, (0, extra))
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs: Any) -> list[tuple[float, bool]]:
         out = []
@@ -203,7 +220,7 @@ class DLMHarness(TemplateLM):
         placed = self.layout.place(self.tok_encode(context), [0] * new)
         temperature = float(gen_kwargs.get("temperature", 0.0)) if gen_kwargs.get("do_sample", False) else 0.0
         sampler = self.model.objective.sampler(self.sampler, temperature=temperature, block_size=self.block_size)
-        ids, known = placed.tensor(self._device), ~placed.target(self._device)
+        ids, known = self.whole_blocks(placed.tensor(self._device), ~placed.target(self._device))
         generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, placed.ids[:placed.start]))
         denoiser = NFECounter(self._denoiser(known))  # the model unless cfg_scale (masked models only, checked above)
         start = time.perf_counter()
@@ -221,7 +238,10 @@ class DLMHarness(TemplateLM):
         return text
 
     def default_steps(self, new: int) -> int:
-        """One reverse step per generated token, rounded up to a multiple of the semi-AR block count."""
+        """One reverse step per generated token, rounded up to a multiple of the semi-AR block count; a block
+        model's steps are per block: its block size."""
+        if self.model.objective.attention_block:
+            return self.model.objective.attention_block
         blocks = -(-new // self.block_size) if self.block_size else 1
         return -(-new // blocks) * blocks
 

@@ -138,6 +138,11 @@ class Objective(ABC):
             return None
         return self.process.schedule.sigma(t.float())
 
+    def condition_at(self, t: Tensor | None, tokens: Tensor, positions: Tensor | None, length: int) -> Tensor | None:
+        """What the backbone is conditioned on in one forward over `tokens` (B, n) at `positions` (B, n) (None:
+        0..n-1) of a length-`length` sequence: condition(t) here; block diffusion gives its clean prefix t = 0."""
+        return self.condition(t)
+
     @abstractmethod
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
         """Backbone logits (B, L, N) -> the parameterized Prediction."""
@@ -154,11 +159,13 @@ class Objective(ABC):
         policy-gradient post-training reads (docs/posttraining.md#per-token-log-probabilities). A family whose
         likelihood has no per-token form (a concrete score) cannot be post-trained this way."""
         raise ConfigError(f"objective '{self.cfg.name}' gives no per-token log-probability for RL; post-train a "
-                          "masked_elbo or autoregressive model")
+                          "masked_elbo, block_diffusion or autoregressive model")
 
     # --- training state beyond the weights (checkpointed with the trainer, restored on resume) -------------
     def state_dict(self) -> dict:
-        """What training changed in the objective itself (block diffusion: its searched clip window)."""
+        """What training changed in the objective itself (block diffusion: its searched clip window), keyed by
+        objective config fields: checkpointed with the trainer, and written into an exported model's config.json
+        (save_pretrained) so that from_pretrained rebuilds the objective with it."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:  # noqa: B027  (optional hook: nothing to restore by default)

@@ -18,6 +18,13 @@ are what the x_0 stream computes.
 objective.clip = [beta, omega] draws the training times from U[beta, omega] (the clipped schedule, arXiv 2503.09573
 §5.2: lower-variance gradients); evaluation (`elbo`) always uses the unbiased window (0, 1], except b = 1, whose
 window [1, 1] is exact (no Monte Carlo).
+
+objective.logit_shift (off by default; for a model converted from an autoregressive checkpoint, train/init_from.py):
+the prediction of the token at position j is read from the backbone output at j - 1, as the AR-to-diffusion
+adaptations DiffuLLaMA (arXiv 2410.17891), Dream (arXiv 2508.15487) and Fast-dLLM v2 (arXiv 2509.26328) read it.
+In the two-stream forward, j - 1 is in the x_t stream when it is in j's block and in the x_0 stream when j starts a
+block (the clean previous block); position 0 keeps its own output. In one block-causal pass over [clean prefix, noisy
+block] (sampling) that is the plain shift of the output by one position.
 """
 
 from __future__ import annotations
@@ -25,12 +32,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from dlm.config import ObjectiveConfig, RunConfig
 from dlm.denoiser import Denoiser
 from dlm.eval.likelihood import stratified_times
-from dlm.objectives.base import AttentionPattern, LogitsFn, Objective, reduce_per_token
+from dlm.objectives.base import (
+    AttentionPattern,
+    LogitsFn,
+    Objective,
+    clamp_condition,
+    condition_positions,
+    reduce_per_token,
+)
 from dlm.objectives.clip_search import ClipSearch
 from dlm.objectives.masked_elbo import subs
 from dlm.process.absorbing import Absorbing
@@ -61,6 +76,12 @@ def two_stream_pattern(length: int, block_size: int, device: torch.device | None
     return own_block | noisy_to_clean | clean_to_clean
 
 
+def shifted(logits: Tensor) -> Tensor:
+    """(B, n, N) -> the same with position j holding the output of j - 1 (position 0 keeps its own): the logit
+    shift of one block-causal pass over [clean prefix, noisy block]."""
+    return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+
 @OBJECTIVES.register("block_diffusion")
 class BlockDiffusion(Objective):
     """BD3LM. Family policy: block-causal attention over blocks of `block_size`, the absorbing process, SUBS, time
@@ -85,12 +106,12 @@ class BlockDiffusion(Objective):
         if beta == 1.0 and block != 1:
             raise ConfigError("objective.clip=[1, 1] (every token masked, weight 1) is the exact chain rule only for "
                               f"objective.block_size=1, got {block}")
-        if cfg.discrete_steps or cfg.condition_prefix or cfg.token_reweight_gamma:
-            raise ConfigError("objective 'block_diffusion' takes no discrete_steps, condition_prefix or "
-                              "token_reweight_gamma")
+        if cfg.discrete_steps or cfg.token_reweight_gamma:
+            raise ConfigError("objective 'block_diffusion' takes no discrete_steps or token_reweight_gamma")
         self.mask_id = process.mask_id
         self.block_size = self.attention_block = block
         self.clip = (beta, omega)
+        self.logit_shift = bool(cfg.logit_shift)
         self.exact_likelihood = block == 1  # evaluated on the window [1, 1]: the chain rule, no sampling
 
     @classmethod
@@ -102,14 +123,36 @@ class BlockDiffusion(Objective):
 
     def sampler(self, name: str | None = None, **options) -> Sampler:
         """The block sampler (sample/block.py) over this block size; `name` picks the sampler it runs inside each
-        block (any masked sampler, default ancestral), or names "block" itself."""
+        block (any masked sampler, default ancestral), or names "block" itself. With logit_shift the first token of
+        a block is read from the previous block's last output, which the KV cache does not keep: such a model
+        samples without it (recomputing the prefix, the same tokens)."""
         from dlm.sample.block import block_sampler  # sample/ imports the objectives' layer
 
+        if self.logit_shift:
+            if options.get("kv_cache"):
+                raise ConfigError("a block model with objective.logit_shift samples without the KV cache (a block's "
+                                  "first token reads the previous block's output): drop kv_cache")
+            options["kv_cache"] = False
         return block_sampler(self, name, **options)
+
+    def condition_at(self, t: Tensor | None, tokens: Tensor, positions: Tensor | None, length: int) -> Tensor | None:
+        """Per-token times (B, n) (the two-stream forward) are used as given. A sampling pass (t (B,) or None) runs
+        on [clean prefix, current block], the window's last block: that block's tokens are conditioned on t and the
+        clean blocks before it on t = 0, as the training forward's x_0 stream; t = None (the clean pass that
+        commits a finished block's keys/values) is t = 0 everywhere. So cached sampling of a time-conditioned model
+        stores exactly the x_0 stream's keys/values."""
+        if not self.time_conditioning or (t is not None and t.dim() == 2):
+            return self.condition(t)
+        B, n = tokens.shape
+        positions = torch.arange(n, device=tokens.device).expand(B, n) if positions is None else positions
+        current = positions // self.block_size == (length - 1) // self.block_size
+        times = torch.zeros(B, n, device=tokens.device) if t is None else torch.where(current, t[:, None].float(), 0.0)
+        return self.condition(times)
 
     # --- the parameterization ------------------------------------------------------------------------------
     def predict(self, logits: Tensor, xt: Tensor, t: Tensor | None) -> Prediction:
-        return Prediction(log_probs=subs(logits, xt, self.mask_id))
+        """SUBS on the logits of one block-causal pass (sampling), shifted by one position with logit_shift."""
+        return Prediction(log_probs=subs(shifted(logits) if self.logit_shift else logits, xt, self.mask_id))
 
     def weight(self, t: Tensor) -> Tensor:
         """Per-token weight of the bound at t (B, L): the MDLM weight, or 1 in the window [1, 1] (b = 1: every
@@ -162,7 +205,14 @@ class BlockDiffusion(Objective):
         if attention_mask is not None:
             kwargs["attention_mask"] = attention_mask.bool().repeat(1, 2)
         times = torch.cat([t, torch.zeros_like(t)], dim=1) if self.time_conditioning else None
-        return logits_fn(torch.cat([xt, x0], dim=1), times, **kwargs)[:, :L]
+        logits = logits_fn(torch.cat([xt, x0], dim=1), times, **kwargs)
+        if not self.logit_shift:
+            return logits[:, :L]
+        noisy, clean = logits[:, :L], logits[:, L:]
+        block_start = (torch.arange(L, device=x0.device) % self.block_size == 0)[None, :, None]
+        # position j reads j - 1: the noisy stream inside its block, the clean previous block at a block start
+        previous_clean = torch.cat([noisy[:, :1], clean[:, :-1]], dim=1)
+        return torch.where(block_start, previous_clean, shifted(noisy))
 
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
              generator: torch.Generator | None = None, condition_mask: Tensor | None = None) -> LossOutput:
@@ -170,16 +220,39 @@ class BlockDiffusion(Objective):
         draws and loss it reproduces at block_size = L). Padding is not hidden from the backbone in training,
         as in masked_elbo. The times come from the clipped window objective.clip when the loss is differentiated
         (training) and from the unbiased window otherwise (validation reports a bound, arXiv 2503.09573 §5.2).
-        condition_mask (per-row prompts, SFT) is not supported yet: a one-line error."""
-        if condition_mask is not None:
-            raise ConfigError("objective 'block_diffusion' does not train on prompts (condition_mask) yet; "
-                              "fine-tune a masked_elbo or autoregressive model")
+        condition_mask: bool (B, L), True at each row's prompt (SFT, docs/posttraining.md#sft), or'ed with
+        objective.condition_prefix: kept clean in x_t and unscored (as masked_elbo's clamp_condition), so a response
+        block reads the prompt as clean context (from the x_0 stream for earlier blocks, from its own block's x_t
+        where the prompt ends inside it) and the loss bounds -log p(response | prompt)."""
         B, L = x0.shape
         window = self.clip if torch.is_grad_enabled() or self.clip[0] == 1.0 else (0.0, 1.0)
         t = self.block_times(B, L, window, generator=generator, device=x0.device)
-        xt = self.corrupt(x0, t, generator=generator)
+        xt, scored = self.corrupt(x0, t, generator=generator), attention_mask
+        condition = condition_positions(x0, self.cfg.condition_prefix, condition_mask)
+        if condition is not None:
+            xt, scored = clamp_condition(x0, xt, attention_mask, condition)
         logits = self.two_stream_logits(logits_fn, xt, x0, t)
-        return reduce_per_token(self.integrand(logits, x0, xt, t), attention_mask)
+        return reduce_per_token(self.integrand(logits, x0, xt, t), scored)
+
+    def token_log_probs(self, logits_fn: LogitsFn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """d1's one-step estimator (arXiv 2504.12216 §3.2) on blocks, as
+        docs/posttraining.md#per-token-log-probabilities describes: the context c = ids with each non-completion
+        position masked independently with probability prompt_mask_prob (the prompt perturbation of d1; p = 0:
+        c = ids), x_t = c with every completion position
+        masked, and ONE two-stream forward on x_t ⊕ c at t = 1 gives, at each completion position k of block b(k),
+            log pi(o_k) ~ log x_theta(o_k | x_t^{b(k)}, c^{<b(k)}),
+        the SUBS log-probability of o_k with its block's completion fully masked and everything before the block
+        (prompt and earlier completion blocks) clean. block_size = L is masked_elbo's estimator draw for draw;
+        block_size = 1 with p = 0 is the exact log p(o_k | o_{<k}, prompt) (the chain rule). -> (B, L) float32, 0
+        outside the completion."""
+        completion = completion.bool()
+        u = torch.rand(ids.shape, generator=generator, device=ids.device)
+        context = torch.where(~completion & (u < prompt_mask_prob), self.mask_id, ids)
+        xt = torch.where(completion, self.mask_id, context)
+        logits = self.two_stream_logits(logits_fn, xt, context, torch.ones(ids.shape, device=ids.device))
+        nll = nll_from_logits(logits, ids, exclude=self.mask_id)
+        return torch.where(completion, -nll.float(), torch.zeros_like(nll, dtype=torch.float32))
 
     def state_dict(self) -> dict:
         return {"clip": list(self.clip)}
@@ -217,13 +290,21 @@ class BlockDiffusion(Objective):
         stratified_times), so their mean is the bound. block_size = 1: the exact chain rule (window [1, 1], one
         forward, (1, B); n_t and generator unused). attention_mask (B, L): weights of the scored tokens; clean
         (B, L) bool: context positions never noised (score them 0: the bound is then on -log p(scored | clean)).
+        A length L that is not a multiple of block_size (a request of the lm-eval adapter) is completed to whole
+        blocks by positions that stay masked and unscored: the rest of the last block is marginalized out, as a
+        masked denoiser marginalizes the tokens it leaves masked (the block sampler, too, decodes whole blocks).
         denoiser: has .logits (DiffusionLM)."""
         check_batch(x0)
         check_attention_mask(attention_mask, x0)
         check_positive("n_t", n_t)
         self.check_tokens(x0)
-        B, L = x0.shape
         scored = torch.ones_like(x0, dtype=torch.float64) if attention_mask is None else attention_mask.double()
+        n, extra = x0.shape[1], -x0.shape[1] % self.block_size
+        # token 0 at the added positions of x_0: keys of the last clean block, which no x_t query sees
+        x0, scored = F.pad(x0, (0, extra)), F.pad(scored, (0, extra))
+        clean = None if clean is None else F.pad(clean, (0, extra))
+        added = torch.arange(n + extra, device=x0.device) >= n
+        B, L = x0.shape
         if self.exact_likelihood:
             xt, t = torch.full_like(x0, self.mask_id), torch.ones(B, L, device=x0.device)
             xt = xt if clean is None else torch.where(clean, x0, xt)
@@ -237,6 +318,7 @@ class BlockDiffusion(Objective):
             t = draw.repeat_interleave(self.block_size, dim=1)
             xt = self.corrupt(x0, t, generator=generator)
             xt = xt if clean is None else torch.where(clean, x0, xt)
+            xt = xt.masked_fill(added, self.mask_id)
             logits = self.two_stream_logits(denoiser.logits, xt, x0, t)  # clip is not [1, 1] here (b > 1)
             out.append((self.integrand(logits, x0, xt, t).double() * scored).sum(-1))
         return torch.stack(out)
@@ -245,7 +327,7 @@ class BlockDiffusion(Objective):
                          generator: torch.Generator | None = None, **_: object) -> Tensor:
         """(B,) bound on -log p(x0[target] | x0[~target]) in nats: the context stays clean and unscored. A block
         sees only the blocks before it, so this is the conditional of a continuation (context before the target,
-        or in the target's own blocks); context after the target is carried but cannot inform it."""
+        or in the target's own blocks); context in later blocks is carried but cannot inform it."""
         target = torch.as_tensor(target_mask, dtype=torch.bool, device=x0.device).expand_as(x0)
         return self.elbo_samples(denoiser, x0, n_t=n_t, generator=generator, attention_mask=target.double(),
                                  clean=~target).mean(0)

@@ -193,9 +193,6 @@ def block_sampler(objective: Any, name: str | None = None, **options: Any) -> Bl
     inner sampler's ("block:inner=confidence,threshold=0.9"), or None (ancestral inside); keyword options the block
     sampler does not own go to the inner sampler; block_size is the model's (a different one is a one-line
     ConfigError)."""
-    if objective.time_conditioning:
-        raise ConfigError("the block sampler needs a model without time conditioning (objective.time_conditioning="
-                          "false, the reference's setting): the clean prefix would need t = 0 per token")
     name = name or "block"
     if name.partition(":")[0] != "block":
         options["inner"], name = name, "block"

@@ -6,9 +6,12 @@ Two uses (docs/block_diffusion.md):
     so only the attention pattern changes when training continues at a smaller block size.
   * AR -> diffusion (the AR-to-diffusion adaptation of DiffuLLaMA arXiv 2410.17891, SDAR, Fast-dLLM v2): an
     autoregressive checkpoint of the same backbone. Its vocabulary has no mask token, so the embedding and output
-    rows of the data tokens are copied and the mask's rows keep their fresh initialization. Logit shift, the one
-    option: none. The AR head read position j - 1 to predict token j; here position j predicts token j (the SUBS
-    denoiser), so the head starts one position off and fine-tuning moves it (DiffuLLaMA keeps the shift instead).
+    rows of the data tokens are copied and the mask's rows keep their fresh initialization. The AR head read
+    position j - 1 to predict token j. Two options for the logit shift (objectives/block_diffusion.py):
+    objective.logit_shift=false (default): position j predicts token j (the SUBS denoiser of BD3LM), so the head
+    starts one position off and fine-tuning moves it; objective.logit_shift=true keeps the AR reading (token j from
+    the output at j - 1), as DiffuLLaMA, Dream and Fast-dLLM v2 do: a block-size-1 model converted this way
+    starts as the AR model exactly (its next-token logits and likelihood; tests/block/test_init_from.py).
 Anything else that differs (model sizes, time conditioning, class labels, another vocabulary) is a one-line
 ConfigError naming the first mismatch.
 """

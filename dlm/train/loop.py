@@ -310,8 +310,8 @@ def evaluate(tr: Trainer) -> float:
                     if search is not None:
                         search.add(tr.model.logits, ids, tr.generator)
                 sums += torch.stack([out.nll_sum.double(), out.num_tokens.double()])
-    if search is not None:
-        tr.logger.message(search.finish())
+    if search is not None:  # the estimates of every rank pooled per batch: each rank picks the same window
+        tr.logger.message(search.finish(reduce=lambda values: all_reduce_sum(values.to(dist.device), dist)))
     tr.model.train()
     nll_sum, num_tokens = all_reduce_sum(sums, dist).tolist()
     return nll_sum / max(num_tokens, 1.0)
@@ -334,6 +334,7 @@ def write_model(tr: Trainer, weights: dict[str, torch.Tensor], path: Path) -> No
     with torch.device("meta"):
         model = DiffusionLM.from_config(tr.cfg, tr.model.vocab_size, tokenizer=tr.model.tokenizer)
     model.load_state_dict(weights, assign=True)
+    model.objective.load_state_dict(tr.model.objective.state_dict())  # e.g. a searched clip window: in config.json
     model.save_pretrained(str(path))
 
 

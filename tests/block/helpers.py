@@ -40,3 +40,14 @@ def recorded_widths(model: dlm.DiffusionLM) -> list[int]:
 
     model.backbone.forward = counting
     return widths
+
+
+def with_random_conditioning(model: dlm.DiffusionLM, seed: int = 0) -> dlm.DiffusionLM:
+    """The model with its zero-initialized parameters (adaLN's: a fresh time-conditioned model ignores t) drawn at
+    random, so that t changes the outputs; in place."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype))
+    return model

@@ -1,10 +1,19 @@
 """The clipped-schedule search (objectives/clip_search.py): the reference's 36 candidates, and the least-variance
 window picked from a synthetic table and from a model's per-block estimates."""
 
+import json
+from pathlib import Path
+
 import torch
 
 import dlm
-from dlm.objectives.clip_search import ClipSearch, candidate_windows, least_variance_window
+from dlm.objectives.clip_search import (
+    ClipSearch,
+    candidate_windows,
+    least_variance_window,
+    variance_scores,
+    window_statistics,
+)
 from dlm.train.checkpoint import checkpoint_root, latest_checkpoint, load_trainer_state
 from dlm.train.loop import train
 from tests.block.helpers import TINY, tiny_block_model, tokens
@@ -44,7 +53,7 @@ def test_training_searches_the_window_at_validation_and_checkpoints_it(tmp_path,
         "objective.name=block_diffusion", "objective.block_size=4", "objective.clip_search=true", "train.steps=2",
         "train.eval_every=1", "train.save_every=2", "train.batch_size=2", "train.eval_batches=1",
         "train.progress=false", f"train.out_dir={tmp_path / 'run'}"])
-    train(cfg)
+    summary = train(cfg)
     lines = [line for line in capsys.readouterr().out.splitlines() if "clip search" in line]
     state = load_trainer_state(latest_checkpoint(checkpoint_root(tmp_path / "run")))
     window = tuple(state["objective"]["clip"])
@@ -53,6 +62,7 @@ def test_training_searches_the_window_at_validation_and_checkpoints_it(tmp_path,
     fresh = dlm.DiffusionLM.from_config(cfg, vocab_size=9).objective
     fresh.load_state_dict(state["objective"])
     assert fresh.clip == window
+    assert dlm.DiffusionLM.from_pretrained(summary["final_dir"]).objective.clip == window  # the exported model
 
 
 class SpreadObjective:
@@ -73,3 +83,72 @@ def test_a_search_sets_the_objectives_window_to_the_least_variance_candidate():
     line = search.finish()
     assert round(objective.clip[1] - objective.clip[0], 9) == 0.5  # a width-0.5 window: the quietest
     assert line.endswith(f"[{objective.clip[0]:g}, {objective.clip[1]:g}]")
+
+
+def two_rank_table():
+    """Per rank, 3 validation batches of (4, 2) estimates for two windows: on each rank alone the window (0.3, 0.8)
+    is the quieter one, but its ranks sit at different levels, so pooled over ranks (0, 1) is."""
+    gen = torch.Generator().manual_seed(0)
+    ranks = []
+    for level in (0.0, 10.0):
+        ranks.append({(0.0, 1.0): [5 + 2 * torch.randn(4, 2, generator=gen, dtype=torch.float64) for _ in range(3)],
+                      (0.3, 0.8): [level + 0.1 * torch.randn(4, 2, generator=gen, dtype=torch.float64)
+                                   for _ in range(3)]})
+    return ranks
+
+
+def test_ranks_pool_their_estimates_per_batch_before_choosing():
+    """finish(reduce=...) sums each rank's (count, sum, sum of squares): the same scores as torch.var over the
+    gathered estimates of each batch, so every rank picks the window one process would pick from all of them."""
+    ranks = two_rank_table()
+    assert [least_variance_window(rank) for rank in ranks] == [(0.3, 0.8), (0.3, 0.8)]
+    gathered = {w: [torch.cat([a, b]) for a, b in zip(ranks[0][w], ranks[1][w])] for w in ranks[0]}
+    assert least_variance_window(gathered) == (0.0, 1.0)
+    statistics = [window_statistics(rank) for rank in ranks]
+    for me, other in ((0, 1), (1, 0)):  # a fake 2-rank all-reduce: add the other rank's statistics
+        objective = SpreadObjective()
+        search = ClipSearch(objective, windows=list(ranks[me]))
+        search.estimates = ranks[me]
+        search.finish(reduce=lambda values, other=other: values + statistics[other])
+        assert objective.clip == (0.0, 1.0)
+    expected = torch.tensor([sum(float(batch.var()) for batch in gathered[w]) for w in gathered], dtype=torch.float64)
+    torch.testing.assert_close(variance_scores(statistics[0] + statistics[1]), expected, rtol=1e-12, atol=0)
+
+
+def test_the_searched_window_is_exported_in_config_json_and_restored_by_from_pretrained(tmp_path):
+    model = tiny_block_model(4, "objective.clip_search=true")
+    search = ClipSearch(model.objective, windows=[(0.0, 1.0), (0.3, 0.8)])
+    search.estimates = two_rank_table()[0]  # (0.3, 0.8) is the quieter window here
+    search.finish()
+    model.save_pretrained(str(tmp_path))
+    assert json.loads((tmp_path / "config.json").read_text())["run"]["objective"]["clip"] == [0.3, 0.8]
+    loaded = dlm.DiffusionLM.from_pretrained(str(tmp_path)).objective
+    assert loaded.clip == (0.3, 0.8)
+    x0 = tokens(2)
+    with torch.enable_grad():  # training draws come from the restored window: the same loss as the searched model
+        assert loaded.loss(model.logits, x0, generator=torch.Generator().manual_seed(0)).loss == \
+            model.objective.loss(model.logits, x0, generator=torch.Generator().manual_seed(0)).loss
+
+
+def _rank(rank: int, init_file: str, out_dir: str) -> None:
+    """One of two gloo processes: its own estimates, the trainer's reduction (all_reduce_sum), its chosen window."""
+    import torch.distributed as torch_dist
+
+    from dlm.train.parallel import Dist, all_reduce_sum
+
+    torch.set_num_threads(1)
+    torch_dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        objective, dist = SpreadObjective(), Dist(rank=rank, world_size=2)
+        search = ClipSearch(objective, windows=[(0.0, 1.0), (0.3, 0.8)])
+        search.estimates = two_rank_table()[rank]
+        search.finish(reduce=lambda values: all_reduce_sum(values, dist))
+        (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(list(objective.clip)))
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_two_gloo_processes_pick_the_window_of_their_pooled_estimates(tmp_path):
+    """Alone, each rank would pick (0.3, 0.8); the all-reduced statistics make both pick (0, 1)."""
+    torch.multiprocessing.spawn(_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [[0.0, 1.0], [0.0, 1.0]]

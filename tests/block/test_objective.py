@@ -7,7 +7,7 @@ import torch
 import dlm
 from dlm.registry import ConfigError
 from dlm.utils.cross_entropy import nll_from_logits
-from tests.block.helpers import TINY, tiny_block_model, tokens
+from tests.block.helpers import TINY, tiny_block_model, tokens, with_random_conditioning
 
 
 def naive_block_logits(model, xt, x0, t=None):
@@ -25,8 +25,9 @@ def naive_block_logits(model, xt, x0, t=None):
 @pytest.mark.parametrize("time_conditioning", [False, True])
 def test_two_stream_logits_equal_the_naive_per_block_loop(block_size, time_conditioning):
     # float32 when time-conditioned: the time embedding computes in float32
-    model = tiny_block_model(block_size, f"objective.time_conditioning={str(time_conditioning).lower()}",
-                             dtype=torch.float32 if time_conditioning else torch.float64)
+    model = with_random_conditioning(tiny_block_model(  # random adaLN: t matters
+        block_size, f"objective.time_conditioning={str(time_conditioning).lower()}",
+        dtype=torch.float32 if time_conditioning else torch.float64))
     objective = model.objective
     x0 = tokens(3)
     t = objective.block_times(3, 16, (0.0, 1.0), generator=torch.Generator().manual_seed(0))

@@ -93,12 +93,6 @@ def test_a_sampler_that_cannot_run_on_a_block_model_is_a_one_line_error(name, op
     assert "\n" not in str(info.value)
 
 
-def test_a_time_conditioned_block_model_has_no_block_sampler():
-    model = tiny_block_model(4, "objective.time_conditioning=true", dtype=torch.float32)
-    with pytest.raises(ConfigError, match="time conditioning"):
-        model.objective.sampler()
-
-
 def test_each_cached_call_runs_the_backbone_on_one_block_only():
     model = tiny_block_model(4)
     widths = recorded_widths(model)
