@@ -7,7 +7,8 @@ line with only --seed changed: one seed is a handful of samples), and the sample
 
 Writes runs/quickstart.json, or benchmarks/quickstart.json with --publish (the README's quickstart sentence is
 regenerated from it by scripts/bench/readme_numbers.py). Wall times on a shared machine are inflated by the other
-jobs: the load average before and after is recorded beside them.
+jobs: the load average before and after is recorded beside them, and OMP_NUM_THREADS (on an oversubscribed machine
+one thread per process wastes less time waiting for descheduled threads than two).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main() -> None:
         "config": re.search(r"--config (\S+)", script).group(1), "overrides": args.overrides,
         "wall_s": wall, "cpu_s": children.ru_utime + children.ru_stime,
         "loadavg_before": load_before, "loadavg_after": load_after, "cpus": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "steps": metrics[-1]["step"], "val_nll_per_token": val_nll, "chars_per_token": chars_per_token,
         "val_nll_per_char": val_nll / chars_per_token,
         "corpus_words_printed_percent": printed[0], "sample_command": ["dlm", *sample_argv],
