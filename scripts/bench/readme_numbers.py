@@ -33,6 +33,20 @@ def _signed(value: float, digits: int = 1) -> str:
     return f"{value:+.{digits}f}".replace("-", MINUS).lstrip("+")
 
 
+def quickstart() -> str:
+    result = _load("quickstart.json")
+    minutes, seconds = divmod(round(result["wall_s"]), 60)
+    seeds = result["corpus_words_percent_per_seed"]
+    load = sorted((result["loadavg_before"][0], result["loadavg_after"][0]))
+    threads = f", OMP_NUM_THREADS={result['omp_num_threads']}" if result["omp_num_threads"] else ""
+    return (f"{minutes} min {seconds} s end to end ({result['cpu_s']:.0f} CPU-seconds{threads}) on {result['cpus']} "
+            f"cores at load {load[0]:.0f}–{load[1]:.0f}, validation bound {result['val_nll_per_token']:.2f} nats/token "
+            f"(≈ {result['val_nll_per_char']:.2f} nats/char), and {result['corpus_words_percent_mean']:.1f} % of "
+            f"the sampled words are words of the corpus (mean over {len(seeds)} sample seeds, "
+            f"{min(seeds):.1f}–{max(seeds):.1f} %) (`python -m scripts.bench.quickstart --publish`, published in "
+            f"{published_in('quickstart.json')})")
+
+
 def samplers() -> str:
     rows = _load("bench_samplers.json")["suites"]["fs1_masked"]["samplers"]
     trap, tau = rows["theta_trapezoidal(theta=0.5)"], rows["tau_leaping"]
@@ -99,8 +113,8 @@ def images() -> str:
 
 
 HEADLINES: dict[str, Callable[[], str]] = {
-    "samplers": samplers, "caches": cache, "guidance": guidance, "dice": dice, "zero-shot": zero_shot,
-    "prepare": prepare, "reasoning": reasoning, "images": images}
+    "quickstart": quickstart, "samplers": samplers, "caches": cache, "guidance": guidance, "dice": dice,
+    "zero-shot": zero_shot, "prepare": prepare, "reasoning": reasoning, "images": images}
 
 
 def main() -> None:
