@@ -232,7 +232,7 @@ class BlockDiffusion(Objective):
         if condition is not None:
             xt, scored = clamp_condition(x0, xt, attention_mask, condition)
         logits = self.two_stream_logits(logits_fn, xt, x0, t)
-        return reduce_per_token(self.integrand(logits, x0, xt, t), scored)
+        return reduce_per_token(self.integrand(logits, x0, xt, t), scored, per_row=self.cfg.loss_per_row)
 
     def token_log_probs(self, logits_fn: LogitsFn, ids: Tensor, completion: Tensor, *, prompt_mask_prob: float = 0.0,
                         generator: torch.Generator | None = None) -> Tensor:

@@ -64,6 +64,14 @@ def decode_answers(task: Task, tokenizer, ids: torch.Tensor) -> list[str]:
     return answers
 
 
+def token_steps(sampler, task: Task) -> int:
+    """What steps=0 means, one reverse step per answer token: answer_len, or block_size for the block sampler of a
+    block-diffusion model, whose steps are per block (dlm/sample/block.py)."""
+    from dlm.sample.block import BlockSampler
+
+    return sampler.block_size if isinstance(sampler, BlockSampler) else task.answer_len
+
+
 @torch.no_grad()
 def solve(model, task: Task, questions: Sequence[str], *, sampler: str = "confidence", steps: int = 0,
           temperature: float = 0.0, generator: torch.Generator | None = None, denoiser=None) -> list[str]:
@@ -76,7 +84,7 @@ def solve(model, task: Task, questions: Sequence[str], *, sampler: str = "confid
     device = next(model.parameters()).device
     ids, mask = encode_prompts(task, model.tokenizer, questions)
     chosen = model.objective.sampler(sampler, temperature=temperature)  # the AR baseline: always left to right
-    out = generate(denoiser or model, model.process, chosen, steps=steps or task.answer_len,
+    out = generate(denoiser or model, model.process, chosen, steps=steps or token_steps(chosen, task),
                    prompt=ids.to(device), prompt_mask=mask.to(device), generator=generator)
     return decode_answers(task, model.tokenizer, out.cpu())
 

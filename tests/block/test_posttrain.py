@@ -64,11 +64,15 @@ def test_block_sft_never_masks_or_scores_the_prompt():
                                        ).loss == sft_loss(model, sft, plain_fn, 0).loss
 
 
-def test_block_size_L_sft_loss_is_masked_elbo_sft_loss():
-    block = tiny_block_model(16).float()
-    masked = dlm.DiffusionLM.from_config(dlm.load_config(None, TINY + ["objective.name=masked_elbo"]), vocab_size=9)
+@pytest.mark.parametrize("per_row", [False, True])  # LLaDA's per-row normalisation too (objective.loss_per_row)
+def test_block_size_L_sft_loss_is_masked_elbo_sft_loss(per_row):
+    extra = [f"objective.loss_per_row={str(per_row).lower()}"]
+    block = tiny_block_model(16, *extra).float()
+    masked = dlm.DiffusionLM.from_config(dlm.load_config(None, TINY + ["objective.name=masked_elbo", *extra]),
+                                         vocab_size=9)
     masked.load_state_dict(block.state_dict())
-    sft = rows()
+    sft = sft_rows(PAIRS, prompt_len=PROMPT, length=16, eos_id=EOS, pad_id=PAD,
+                   count_eos_padding=not per_row)  # per row: rows of 3, 5 and 2 scored tokens, so the two differ
     losses, grads = [], []
     for model in (block, masked):
         model.train()
@@ -177,3 +181,27 @@ def test_dlm_finetune_trains_a_block_model_on_left_padded_prompts(tmp_path):
     assert (cfg.objective.name, cfg.objective.condition_prefix) == ("block_diffusion", 6)  # "39+22=", mid-block
     model = dlm.DiffusionLM.from_pretrained(str(out / "final"))
     assert model.objective.block_size == 4 and model.objective.cfg.condition_prefix == 6
+
+
+class FourDigits(TwoDigits):
+    """The toy task with a four-digit answer: two answer blocks of 2."""
+
+    name, answer_len = "four_digits", 4
+
+
+def test_steps_0_is_one_reverse_step_per_answer_token_on_a_block_model_too():
+    """The block sampler's steps are per block: task eval's and the RL rollouts' default (steps=0) gives each block
+    block_size steps, so the answer's 4 tokens cost 4 ancestral calls plus the clean pass
+    of each finished block (not 4 steps per block)."""
+    from dlm.sample.nfe import NFECounter
+    from dlm.tasks.evaluate import solve
+
+    task = FourDigits()
+    cfg = dlm.load_config(None, ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.max_len=8",
+                                 "data.seq_len=6", "objective.name=block_diffusion", "objective.block_size=2"])
+    torch.manual_seed(0)
+    model = dlm.DiffusionLM.from_config(cfg, len(task.tokenizer), tokenizer=task.tokenizer)
+    counter = NFECounter(model)
+    solve(model, task, ["12", "30"], sampler="ancestral", temperature=1.0, denoiser=counter,
+          generator=torch.Generator().manual_seed(0))
+    assert counter.calls == task.answer_len + 2  # 2 + 2 steps, and the clean passes of blocks 0 and 1
