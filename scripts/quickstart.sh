@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: train a small masked diffusion LM (MDLM) on the bundled Tiny Shakespeare with an 8192-token BPE
 # trained on it, report its validation perplexity bound, print samples with the share of their words that occur in
-# the corpus, and an infilling. ~7 minutes on 2 CPU cores. Extra args are config overrides, e.g.
-# `bash scripts/quickstart.sh train.steps=60` for a 2-minute smoke run. `python -m scripts.bench.quickstart`
+# the corpus, and an infilling. ~3 minutes on 2 idle CPU cores. Extra args are config overrides, e.g.
+# `bash scripts/quickstart.sh train.steps=60` for a one-minute smoke run. `python -m scripts.bench.quickstart`
 # runs it and records its time, bound and share of corpus words over more sample seeds.
 set -euo pipefail
 cd "$(dirname "$0")/.."

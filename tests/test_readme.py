@@ -50,6 +50,7 @@ TINY_ARGS = {  # appended to a command (later flags and dotted overrides win)
     ("eval", "ppl"): ["--max-blocks", "4"],
     ("eval", "genppl"): ["--num-samples", "2", "--steps", "8"],
     ("vq", "train"): ["--steps", "3", "--batch-size", "8"],
+    ("distill",): ["--teacher-steps", "4", "--rounds", "1", "--steps-per-round", "2", "--batch-size", "2"],
 }
 TINY_PYTHON = {"n_t=128)": "n_t=4)", "steps=128,": "steps=8,",  # Using it from Python: fewer t samples and steps
                "range(1000)": "range(2)"}  # the class-conditional checkpoint of the DICE section: 2 steps
