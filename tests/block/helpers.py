@@ -51,3 +51,17 @@ def with_random_conditioning(model: dlm.DiffusionLM, seed: int = 0) -> dlm.Diffu
             if not parameter.any():
                 parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype))
     return model
+
+
+def assert_same_loss_and_gradients(block: dlm.DiffusionLM, masked: dlm.DiffusionLM, loss_of) -> None:
+    """loss_of(model) -> LossOutput, in training mode: equal losses and gradients of the two models."""
+    losses, grads = [], []
+    for model in (block, masked):
+        model.train()
+        out = loss_of(model)
+        out.loss.backward()
+        losses.append(out.loss.detach())
+        grads.append([p.grad for p in model.parameters()])
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=1e-6)
+    for g_block, g_masked in zip(*grads):
+        torch.testing.assert_close(g_block, g_masked, rtol=1e-4, atol=1e-6)

@@ -10,9 +10,8 @@ import torch
 import dlm
 from dlm.data.sft import sft_rows
 from dlm.tasks.base import Example, Task
-from dlm.train.log import read_metrics
-from dlm.train.rl.run import GRPOConfig, rl_train
-from tests.block.helpers import TINY, tiny_block_model, tokens
+from tests.block.helpers import TINY, assert_same_loss_and_gradients, tiny_block_model, tokens
+from tests.posttrain.rl_resume import resumed_rl_metrics
 
 EOS, PAD = 8, 0
 PAIRS = [([1, 2, 3], [4, 5]), ([2], [6, 7, 1, 3]), ([5, 5, 5, 5, 5, 5], [1])]
@@ -73,17 +72,9 @@ def test_block_size_L_sft_loss_is_masked_elbo_sft_loss(per_row):
     masked.load_state_dict(block.state_dict())
     sft = sft_rows(PAIRS, prompt_len=PROMPT, length=16, eos_id=EOS, pad_id=PAD,
                    count_eos_padding=not per_row)  # per row: rows of 3, 5 and 2 scored tokens, so the two differ
-    losses, grads = [], []
-    for model in (block, masked):
-        model.train()
-        out = model.loss(sft.ids, attention_mask=sft.scored, condition_mask=sft.condition_mask,
-                         generator=torch.Generator().manual_seed(3))
-        out.loss.backward()
-        losses.append(out.loss.detach())
-        grads.append([p.grad for p in model.parameters()])
-    torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=1e-6)
-    for g_block, g_masked in zip(*grads):
-        torch.testing.assert_close(g_block, g_masked, rtol=1e-4, atol=1e-6)
+    assert_same_loss_and_gradients(block, masked, lambda model: model.loss(
+        sft.ids, attention_mask=sft.scored, condition_mask=sft.condition_mask,
+        generator=torch.Generator().manual_seed(3)))
 
 
 def completion_of(batch: int, prompt: int = PROMPT) -> torch.Tensor:
@@ -138,20 +129,8 @@ class TwoDigits(Task):
 
 
 def test_rl_on_a_block_model_steps_and_a_resumed_run_continues_the_same_curve(tmp_path):
-    task = TwoDigits()
-    cfg = dlm.load_config(None, ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.max_len=8",
-                                 "data.seq_len=4", "objective.name=block_diffusion", "objective.block_size=2"])
-    torch.manual_seed(0)
-    dlm.DiffusionLM.from_config(cfg, len(task.tokenizer), tokenizer=task.tokenizer).save_pretrained(
-        str(tmp_path / "sft"))
-    settings = dict(prompts=3, group_size=6, mu=2, lr=3e-2, grad_clip=1.0, save_every=2)
-    rl_train(task, tmp_path / "sft", tmp_path / "full", GRPOConfig(steps=4, **settings))
-    rl_train(task, tmp_path / "sft", tmp_path / "split", GRPOConfig(steps=2, **settings))
-    rl_train(task, tmp_path / "sft", tmp_path / "split", GRPOConfig(steps=4, **settings), resume=True)
-    full, split = read_metrics(tmp_path / "full/metrics.jsonl"), read_metrics(tmp_path / "split/metrics.jsonl")
-    drop = ("elapsed_s",)
-    assert [{k: v for k, v in r.items() if k not in drop} for r in split] == \
-           [{k: v for k, v in r.items() if k not in drop} for r in full]
+    full = resumed_rl_metrics(TwoDigits(), ["data.seq_len=4", "objective.name=block_diffusion",
+                                            "objective.block_size=2"], tmp_path, steps=4)
     assert len(full) == 4 and full[1]["kl"] > 0  # the policy moved: a step was taken
     start = dlm.DiffusionLM.from_pretrained(str(tmp_path / "sft"))
     final = dlm.DiffusionLM.from_pretrained(str(tmp_path / "full/final"))

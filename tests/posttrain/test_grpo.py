@@ -8,12 +8,10 @@ import random
 import pytest
 import torch
 
-import dlm
 from dlm.tasks.base import Example, Task
-from dlm.train.log import read_metrics
 from dlm.train.rl.loss import grpo_loss
 from dlm.train.rl.rewards import group_advantages
-from dlm.train.rl.run import GRPOConfig, rl_train
+from tests.posttrain.rl_resume import resumed_rl_metrics
 from tests.tiny_models import tiny_model
 
 
@@ -138,20 +136,7 @@ class OneDigit(Task):
 
 @pytest.mark.parametrize("objective", ["masked_elbo", "autoregressive"])
 def test_resumed_rl_run_continues_the_same_curve(tmp_path, objective):
-    task = OneDigit()
-    cfg = dlm.load_config(None, ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.max_len=8",
-                                 f"objective.name={objective}"])
-    torch.manual_seed(0)
-    dlm.DiffusionLM.from_config(cfg, len(task.tokenizer), tokenizer=task.tokenizer).save_pretrained(
-        str(tmp_path / "sft"))
-    settings = dict(prompts=3, group_size=6, mu=2, lr=3e-2, grad_clip=1.0, save_every=2)
-    rl_train(task, tmp_path / "sft", tmp_path / "full", GRPOConfig(steps=8, **settings))
-    rl_train(task, tmp_path / "sft", tmp_path / "split", GRPOConfig(steps=4, **settings))
-    rl_train(task, tmp_path / "sft", tmp_path / "split", GRPOConfig(steps=8, **settings), resume=True)
-    full, split = read_metrics(tmp_path / "full/metrics.jsonl"), read_metrics(tmp_path / "split/metrics.jsonl")
-    drop = ("elapsed_s",)
-    assert [{k: v for k, v in r.items() if k not in drop} for r in split] == \
-           [{k: v for k, v in r.items() if k not in drop} for r in full]
+    full = resumed_rl_metrics(OneDigit(), [f"objective.name={objective}"], tmp_path, steps=8)
     assert len(full) == 8 and full[1]["kl"] > 0  # the policy has left the reference before the checkpoint
     assert full[-1]["accuracy"] > full[0]["accuracy"]
 
