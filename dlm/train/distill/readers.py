@@ -1,6 +1,6 @@
-"""How SDTT reads a model's clean-token law x_theta on a noisy batch (docs/distillation.md#sdtt-on-block-diffusion
--models). SDTT's target (sdtt.py) is the same for both families it distils; what differs is what 'time' is and how
-the model is called on x_t:
+"""How SDTT reads a model's clean-token law x_theta on a noisy batch
+(docs/distillation.md#sdtt-on-block-diffusion-models). SDTT's target (sdtt.py) is the same for both families it
+distils; what differs is what 'time' is and how the model is called on x_t:
 
     masked (masked_elbo, radd)    t: one time per row (B,)      x_theta(. | x_t): one call on x_t
     block diffusion (BD3LM)       t: one time per block (B, L)  x_theta(. | x_t^k, x^{<k}) of every block k: ONE
