@@ -22,9 +22,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def make_teacher(path: Path, corpus: Path, objective: str) -> Path:
-    """Save a freshly initialized tiny model of `objective` (seed 0) trained on nothing, with its data config."""
-    cfg = dlm.load_config(None, [*TINY, f"objective.name={objective}", f"data.source={corpus}"])
+def make_teacher(path: Path, corpus: Path, objective: str, *overrides: str) -> Path:
+    """Save a freshly initialized tiny model of `objective` (seed 0) trained on nothing, with its data config;
+    overrides: more config overrides (objective.block_size=4)."""
+    cfg = dlm.load_config(None, [*TINY, f"objective.name={objective}", f"data.source={corpus}", *overrides])
     tokenizer = tokenizer_from_config(cfg.data)
     torch.manual_seed(0)
     dlm.DiffusionLM.from_config(cfg, len(tokenizer), tokenizer=tokenizer).save_pretrained(str(path))

@@ -9,20 +9,24 @@ import pytest
 import torch
 
 import dlm
+from dlm.sample.block import BlockSampler
 from dlm.train.distill import run as distill_run
 from dlm.train.distill.run import DistillConfig, distill
 from tests.distill.conftest import make_teacher
 
-METHODS = {"sdtt": "masked_elbo", "dcd": "uniform_elbo"}
+# case -> (method, the teacher's objective and its overrides)
+CASES = {"sdtt": ("sdtt", ["masked_elbo"]), "dcd": ("dcd", ["uniform_elbo"]),
+         "sdtt_block": ("sdtt", ["block_diffusion", "objective.block_size=4"])}
 
 
 def read_metrics(path):
     return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"} for line in path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("method", list(METHODS))
-def test_resumed_distillation_continues_the_same_curve(tmp_path, corpus, method, monkeypatch):
-    teacher = make_teacher(tmp_path / "teacher", corpus, METHODS[method])
+@pytest.mark.parametrize("case", list(CASES))
+def test_resumed_distillation_continues_the_same_curve(tmp_path, corpus, case, monkeypatch):
+    method, teacher_objective = CASES[case]
+    teacher = make_teacher(tmp_path / "teacher", corpus, *teacher_objective)
     cfg = DistillConfig(method=method, teacher_steps=8, rounds=2, steps_per_round=3, batch_size=4, lr=1e-2,
                         save_every=2, log_every=1)
     distill(teacher, tmp_path / "full", cfg)
@@ -50,9 +54,10 @@ def test_resumed_distillation_continues_the_same_curve(tmp_path, corpus, method,
             assert torch.equal(x, y), key
 
 
-@pytest.mark.parametrize("method", list(METHODS))
-def test_student_is_an_ordinary_checkpoint_that_samples_the_same_tokens(tmp_path, corpus, method):
-    teacher = make_teacher(tmp_path / "teacher", corpus, METHODS[method])
+@pytest.mark.parametrize("case", list(CASES))
+def test_student_is_an_ordinary_checkpoint_that_samples_the_same_tokens(tmp_path, corpus, case):
+    method, teacher_objective = CASES[case]
+    teacher = make_teacher(tmp_path / "teacher", corpus, *teacher_objective)
     summary = distill(teacher, tmp_path / "run", DistillConfig(method=method, teacher_steps=4, rounds=1,
                                                                steps_per_round=2, batch_size=4, lr=1e-2))
     student = dlm.DiffusionLM.from_pretrained(summary["students"][2])
@@ -63,8 +68,11 @@ def test_student_is_an_ordinary_checkpoint_that_samples_the_same_tokens(tmp_path
     student.save_pretrained(str(tmp_path / "again"))
     reloaded = dlm.DiffusionLM.from_pretrained(str(tmp_path / "again"))
 
-    def draw(model):
-        return model.generate("ancestral", steps=2, shape=(3, 16), generator=torch.Generator().manual_seed(5))
+    sampler = student.objective.sampler("ancestral")  # a block model's: the block sampler, ancestral per block
+    assert isinstance(sampler, BlockSampler) == (case == "sdtt_block")
+
+    def draw(model):  # 2 steps (per block for a block model): the round's student steps
+        return model.generate(sampler, steps=2, shape=(3, 16), generator=torch.Generator().manual_seed(5))
 
     assert torch.equal(draw(student), draw(reloaded))
     assert not torch.equal(draw(student), draw(teacher_model))

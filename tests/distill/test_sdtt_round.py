@@ -12,6 +12,7 @@ from dlm.process import Absorbing, LogLinear
 from dlm.sample.ancestral import Ancestral
 from dlm.sample.exact import all_states, exact_law, step_kernel
 from dlm.testing import Tabulated, ToyDistribution
+from dlm.train.distill.readers import MaskedReader
 from dlm.train.distill.sdtt import sdtt_loss
 from tests.distill.oracles import TableStudent, oracle_table
 
@@ -60,7 +61,8 @@ def test_one_round_reaches_the_teachers_two_step_law():
     generator = torch.Generator().manual_seed(0)
     for _ in range(300):
         x0 = toy.states[torch.multinomial(toy.probs, 4096, replacement=True, generator=generator)]
-        loss, _ = sdtt_loss(student, teacher, process, x0, times, divergence_name="kl_fwd", generator=generator)
+        loss, _ = sdtt_loss(student, teacher, MaskedReader(process), x0, times, divergence_name="kl_fwd",
+                            generator=generator)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

@@ -9,6 +9,7 @@ from dlm.process import Absorbing, LogLinear
 from dlm.sample.ancestral import Ancestral
 from dlm.sample.exact import all_states, state_index, step_kernel
 from dlm.testing import Tabulated, ToyDistribution
+from dlm.train.distill.readers import MaskedReader
 from dlm.train.distill.sdtt import teacher_x0, two_step_target
 
 
@@ -30,8 +31,9 @@ def test_expected_target_is_the_teachers_two_step_law():
         xu, weights = states[reached], weights[reached]
         n = len(xu)
         times = [torch.full((n,), v, dtype=torch.float64) for v in (t, u, s)]
-        first = teacher_x0(oracle, process, xt.expand(n, -1), times[0][:1].expand(n))
-        target, scored = two_step_target(process, first, teacher_x0(oracle, process, xu, times[1]), xu, *times)
+        reader = MaskedReader(process)
+        first = teacher_x0(oracle, reader, xt.expand(n, -1), times[0][:1].expand(n))
+        target, scored = two_step_target(process, first, teacher_x0(oracle, reader, xu, times[1]), xu, *times)
         for pos in range(3):
             if start[pos] != m:
                 continue

@@ -23,9 +23,10 @@ def distill_command(teacher: str, out_dir: str, method: str = "sdtt", teacher_st
         teacher: the model to distil (a dlm checkpoint dir, e.g. runs/shakespeare_mdlm/final); the student starts
             from its weights and trains on its training data.
         out_dir: where students/steps_<k>/ (one per round), final/, checkpoints and metrics.jsonl go.
-        method: sdtt (masked models: matches the teacher's two steps per student step) or dcd (uniform-state
-            models: Duo's discrete consistency distillation).
-        teacher_steps: sampling steps of the starting teacher; each round halves them.
+        method: sdtt (masked and block-diffusion models: matches the teacher's two steps per student step, per
+            block for a block model) or dcd (uniform-state models: Duo's discrete consistency distillation).
+        teacher_steps: sampling steps of the starting teacher (per block for a block model); each round halves
+            them.
         rounds: distillation rounds (the final student samples with teacher_steps / 2^rounds steps).
         steps_per_round: optimizer steps per round.
         batch_size: sequences per optimizer step.

@@ -33,6 +33,7 @@ from dlm.train.checkpoint import (
 )
 from dlm.train.distill.dcd import dcd_loss
 from dlm.train.distill.divergences import check_divergence
+from dlm.train.distill.readers import reader_of
 from dlm.train.distill.rounds import Rounds
 from dlm.train.distill.sdtt import sdtt_loss
 from dlm.train.log import MetricsLogger
@@ -42,7 +43,7 @@ from dlm.train.parallel import shard_seed
 FINAL_DIR = "final"
 STUDENTS_DIR = "students"
 # method -> (the process capability it needs, the objectives whose output it reads as x_theta)
-METHODS = {"sdtt": (Capability.ABSORBING, ("masked_elbo", "radd")),
+METHODS = {"sdtt": (Capability.ABSORBING, ("masked_elbo", "radd", "block_diffusion")),
            "dcd": (Capability.UNIFORM_PRIOR, ("uniform_elbo",))}
 
 
@@ -90,7 +91,7 @@ def check_teacher(model: DiffusionLM, method: str, path: str | Path) -> None:
                           f"{type(model.process).__name__ if model.process else 'no process'}")
     if name not in objectives:
         raise ConfigError(f"--method {method} reads x_theta of a {' or '.join(objectives)} model; {path} is "
-                          f"'{name}' (block diffusion and score models are not supported)")
+                          f"'{name}' (score models are not supported)")
     if model.config is None or model.tokenizer is None:
         raise ConfigError(f"teacher {path} has no training config or tokenizer to draw its data from")
 
@@ -100,7 +101,7 @@ def method_loss(cfg: DistillConfig, student: DiffusionLM, teacher: DiffusionLM, 
     """The method's loss on one batch in round round_index -> (loss, scored positions)."""
     if cfg.method == "sdtt":
         times = Ancestral().grid(cfg.schedule.student_steps(round_index)).times
-        return sdtt_loss(student, teacher, student.process, x0, times, divergence_name=cfg.divergence,
+        return sdtt_loss(student, teacher, reader_of(student), x0, times, divergence_name=cfg.divergence,
                          generator=generator)
     dt = 2 ** round_index / cfg.teacher_steps
     return dcd_loss(student, teacher, student.process, x0, dt, divergence_name=cfg.divergence, generator=generator)

@@ -13,6 +13,11 @@ is an unbiased estimate of L^l (the step t -> u moves positions independently, s
 of the other positions). The reference (jdeschena/sdtt) instead targets x_T(. | x_t)^l where the first step
 unmasked l and x_T(. | x_u)^l elsewhere, weights p1 and 1 - p1 rather than p1 / p and (1 - p1) p2 / p; both
 tend to the same law as the steps shrink. Two teacher calls per student step, as in the reference.
+
+Block diffusion (BD3LM) is the same target per block, given the clean prefix: every block k has its own time t_k on
+the student's grid, x_T(. | x_t) becomes x_T(. | x_t^k, x^{<k}) and the teacher's step t -> u moves block k at its
+own t_k -> u_k; one two-stream forward gives every block's law at once (readers.py: what differs between the two
+families is what 'time' is and how the model is called on x_t). A block student samples with k steps per block.
 """
 
 from __future__ import annotations
@@ -20,28 +25,31 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dlm.denoiser import Denoiser, as_prediction
+from dlm.denoiser import Denoiser
 from dlm.process.absorbing import Absorbing
 from dlm.train.distill.divergences import divergence
+from dlm.train.distill.readers import Reader, stratified_grid_steps
 from dlm.utils.categorical import inverse_cdf
 from dlm.utils.shapes import per_sequence
 
 
 def unmask_probability(process: Absorbing, t: Tensor, s: Tensor) -> Tensor:
-    """P(a position masked at t is clean at s) of one reverse step: (alpha_s - alpha_t) / (1 - alpha_t). (B,)."""
+    """P(a position masked at t is clean at s) of one reverse step: (alpha_s - alpha_t) / (1 - alpha_t); times and
+    result (B,), or (B, L) per token (block diffusion)."""
     alpha_t, alpha_s = process.schedule.alpha(t.double()), process.schedule.alpha(s.double())
     return (alpha_s - alpha_t) / (1 - alpha_t)
 
 
-def teacher_x0(teacher: Denoiser, process: Absorbing, xt: Tensor, t: Tensor) -> Tensor:
-    """x_T(x0 | x_t): the teacher's clean-token law (B, L, N) float64 (carry-over at clean positions)."""
-    return process.x0_probs(as_prediction(teacher(xt, t.float())), xt, t.double())
+def teacher_x0(teacher: Denoiser, reader: Reader, xt: Tensor, t: Tensor, x0: Tensor | None = None) -> Tensor:
+    """x_T(x0 | x_t): the teacher's clean-token law (B, L, N) float64 (carry-over at clean positions); a block
+    model's is x_T(. | x_t^k, x0^{<k}) in each block k (x0: the clean rows (B, L); unused by a masked model)."""
+    return reader.process.x0_probs(reader.predict(teacher, xt, t, x0), xt, t.double())
 
 
 def teacher_step(process: Absorbing, x0_probs: Tensor, xt: Tensor, t: Tensor, u: Tensor,
                  generator: torch.Generator | None) -> Tensor:
     """One ancestral step t -> u of the teacher: each masked position unmasks w.p. p1 to a draw of x0_probs.
-    x0_probs (B, L, N), xt (B, L), t and u (B,) -> x_u (B, L)."""
+    x0_probs (B, L, N), xt (B, L), t and u (B,) or per token (B, L) -> x_u (B, L)."""
     p1 = per_sequence(unmask_probability(process, t, u), 2)
     coin = torch.rand(xt.shape, generator=generator, dtype=torch.float64, device=xt.device)
     unmask = (xt == process.mask_id) & (coin < p1)
@@ -55,32 +63,35 @@ def teacher_step(process: Absorbing, x0_probs: Tensor, xt: Tensor, t: Tensor, u:
 def two_step_target(process: Absorbing, first: Tensor, second: Tensor, xu: Tensor, t: Tensor, u: Tensor,
                     s: Tensor) -> tuple[Tensor, Tensor]:
     """The estimate T of the teacher's two-step clean law (module docstring) from first = x_T(. | x_t), second =
-    x_T(. | x_u), both (B, L, N) float64, and the teacher's draw x_u (B, L). -> (T (B, L, N) float64, scored (B, L)
-    bool: the positions still masked at u, where T is defined)."""
+    x_T(. | x_u), both (B, L, N) float64, the teacher's draw x_u (B, L) and times (B,) or per token (B, L).
+    -> (T (B, L, N) float64, scored (B, L) bool: the positions still masked at u, where T is defined)."""
     p1, p2 = unmask_probability(process, t, u), unmask_probability(process, u, s)
     p = 1 - (1 - p1) * (1 - p2)
     w_first, w_second = (per_sequence(w, 3) for w in (p1 / p, (1 - p1) * p2 / p))
     return w_first * first + w_second * second, xu == process.mask_id
 
 
-def sdtt_loss(student: Denoiser, teacher: Denoiser, process: Absorbing, x0: Tensor, times: Tensor, *,
+def sdtt_loss(student: Denoiser, teacher: Denoiser, reader: Reader, x0: Tensor, times: Tensor, *,
               divergence_name: str = "kl_bwd", generator: torch.Generator | None = None) -> tuple[Tensor, int]:
     """One Monte Carlo estimate of the SDTT loss on clean rows x0 (B, L) for a student that samples on the grid
-    `times` (k + 1,) (decreasing, TimeGrid.times): row b starts at grid time t = times[i_b] (i stratified over the
-    k steps), x_t ~ q_t(. | x0), and the student's step t -> s = times[i_b + 1] is matched to the teacher's two
-    steps t -> (t + s)/2 -> s at the positions the target scores. -> (mean divergence (scalar), scored count)."""
-    batch, steps = x0.shape[0], len(times) - 1
-    offset = torch.randint(steps, (1,), generator=generator, device=x0.device)
-    index = (offset + torch.arange(batch, device=x0.device)) % steps  # stratified over the student's steps
+    `times` (k + 1,) (decreasing, TimeGrid.times; per block for a block model): each (row, block) pair starts at
+    grid time t = times[i] (i stratified over the k steps; one block per row for a masked model), x_t ~ q_t(. | x0),
+    and the student's step t -> s = times[i + 1] is matched to the teacher's two steps t -> (t + s)/2 -> s at the
+    positions the target scores. reader (readers.py): the model family's time and call.
+    -> (mean divergence (scalar), scored count)."""
+    (batch, length), process = x0.shape, reader.process
+    blocks = reader.blocks(length)
+    index = stratified_grid_steps(len(times) - 1, batch * blocks, generator, x0.device).view(batch, blocks)
     times = times.to(x0.device, torch.float64)
-    t, s = times[index], times[index + 1]
+    t, s = reader.per_token(times[index]), reader.per_token(times[index + 1])  # (B,) or (B, L)
     u = (t + s) / 2
     xt = process.corrupt(x0, t, generator=generator)
     with torch.no_grad():
-        first = teacher_x0(teacher, process, xt, t)
+        first = teacher_x0(teacher, reader, xt, t, x0)
         xu = teacher_step(process, first, xt, t, u, generator)
-        target, scored = two_step_target(process, first, teacher_x0(teacher, process, xu, u), xu, t, u, s)
-    log_probs = as_prediction(student(xt, t.float())).log_probs  # (B, L, N): the student's log x_S(. | x_t)
+        second = teacher_x0(teacher, reader, xu, u, x0)  # the x_t half moves to x_u; the clean half stays x0
+        target, scored = two_step_target(process, first, second, xu, t, u, s)
+    log_probs = reader.predict(student, xt, t, x0).log_probs  # (B, L, N): the student's log x_S(. | x_t)
     clean = process.clean_mask(xt)
     per_position = divergence(divergence_name, log_probs[scored][:, clean], target[scored][:, clean])
     count = int(scored.sum())
