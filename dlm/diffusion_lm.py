@@ -149,9 +149,13 @@ class DiffusionLM(nn.Module):
         return self.objective.elbo(self, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
 
     def generate(self, sampler: Any = "ancestral", *, steps: int = 128, **kwargs: Any) -> Tensor:
-        """Convenience for dlm.sample.generate(self, self.process, sampler, steps=..., ...)."""
+        """Convenience for dlm.sample.generate(self, self.process, sampler, steps=..., ...). A sampler given by name
+        ("confidence:threshold=0.9") is built by the objective, as the command line builds it: a block-diffusion
+        model runs it inside its blocks over the exact cache, the AR baseline always decodes left to right."""
         from dlm.sample import generate
 
+        if isinstance(sampler, str):
+            sampler = self.objective.sampler(sampler)
         return generate(self, self.process, sampler, steps=steps, **kwargs)
 
     def num_parameters(self) -> int:

@@ -109,3 +109,14 @@ def test_another_cache_policy_is_a_one_line_error():
     with pytest.raises(ConfigError, match="keeps its own exact cache") as info:
         sample(model, [0], cache="prefix")
     assert "\n" not in str(info.value)
+
+
+def test_model_generate_with_a_sampler_name_decodes_in_blocks():
+    """DiffusionLM.generate builds a named sampler through the objective, as the command line does: on a block
+    model "ancestral" is the block sampler with ancestral steps inside (not a whole-sequence ancestral pass)."""
+    model = tiny_block_model(4)
+    with torch.no_grad():
+        by_name = model.generate("ancestral", steps=4, shape=(2, 16), generator=torch.Generator().manual_seed(0))
+        blocks = generate(model, model.process, model.objective.sampler("ancestral"), steps=4, shape=(2, 16),
+                          generator=torch.Generator().manual_seed(0))
+    assert torch.equal(by_name, blocks)
