@@ -79,7 +79,7 @@ def run_overrides(settings: dict, steps: int, out_dir: Path) -> list[str]:
     return [*settings["model"], f"data.seq_len={settings['seq_len']}", f"train.batch_size={settings['batch_size']}",
             f"train.steps={steps}", f"train.warmup_steps={max(1, steps // 12)}", f"train.eval_every={steps}",
             "train.eval_batches=2", f"train.save_every={steps}", "train.log_every=10", "train.progress=false",
-            "train.seed=0", f"train.out_dir={out_dir}"]
+            f"train.seed={settings.get('seed', 0)}", f"train.out_dir={out_dir}"]
 
 
 def train_run(name: str, config: str, overrides: list[str], settings: dict, steps: int, runs: Path) -> Path:
@@ -171,9 +171,9 @@ def gap_closed(rows: dict[str, dict], family: str = "bd3lm_4") -> dict:
     return {"family": family, "fraction": fraction, "fraction_se": se}
 
 
-def likelihood_table(settings: dict, runs: Path, jobs: int) -> list[dict]:
-    """Every family's row, trained `jobs` at a time (the costliest first)."""
-    queue = sorted(ORDER, key=lambda f: not f.startswith("bd3lm"))
+def likelihood_table(settings: dict, runs: Path, jobs: int, families: list[str] = ORDER) -> list[dict]:
+    """The rows of `families` (in ORDER), trained `jobs` at a time (the costliest first)."""
+    queue = sorted(families, key=lambda f: not f.startswith("bd3lm"))
     if jobs <= 1:
         rows = [train_and_score(f, settings, str(runs)) for f in queue]
     else:
@@ -182,7 +182,25 @@ def likelihood_table(settings: dict, runs: Path, jobs: int) -> list[dict]:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             rows = list(pool.map(train_and_score, queue, [settings] * len(queue), [str(runs)] * len(queue)))
     by_family = {r["family"]: r for r in rows}
-    return [by_family[f] for f in ORDER]
+    return [by_family[f] for f in ORDER if f in by_family]
+
+
+def gap_fractions(by_family: dict[str, dict]) -> dict:
+    """The published gap fields the trained families allow: BD3LM L'=4 from scratch and fine-tuned (both need AR
+    and MDLM rows)."""
+    fields = {"gap_closed": "bd3lm_4", "gap_closed_finetuned": FINETUNED}
+    if not {"ar", "mdlm"} <= by_family.keys():
+        return {}
+    return {field: gap_closed(by_family, family) for field, family in fields.items() if family in by_family}
+
+
+def family_list(text: str) -> list[str]:
+    """--families: a comma list of ORDER's names, in ORDER; a one-line error for an unknown name."""
+    families = [f for f in text.split(",") if f]
+    unknown = sorted(set(families) - set(ORDER))
+    if unknown or not families:
+        raise argparse.ArgumentTypeError(f"unknown families {unknown or text!r}; choose from {','.join(ORDER)}")
+    return [f for f in ORDER if f in families]
 
 
 # ------------------------------------------------------------------------------------------------ sampling cost
@@ -363,6 +381,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny backbone, a few steps, small lengths")
     parser.add_argument("--steps", type=int, default=0, help="training steps of every family (0: the preset's)")
+    parser.add_argument("--families", type=family_list, default=ORDER,
+                        help=f"comma-separated likelihood rows to train and score (default all: {','.join(ORDER)})")
+    parser.add_argument("--seed", type=int, default=0, help="train.seed of every family's run")
     parser.add_argument("--jobs", type=int, default=1, help="training processes side by side (one thread each)")
     parser.add_argument("--runs", default="", help="where the trained runs go (default runs/bench_block[_quick])")
     parser.add_argument("--parts", default="likelihood,sampling,train_step", help="comma-separated parts to run")
@@ -373,19 +394,19 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     mode = "quick" if args.quick else "full"
-    settings = {**PRESETS[mode], **({"steps": args.steps} if args.steps else {})}
+    settings = {**PRESETS[mode], "seed": args.seed, **({"steps": args.steps} if args.steps else {})}
     runs = Path(args.runs or REPO / "runs" / f"bench_block{'_quick' if args.quick else ''}")
     runs.mkdir(parents=True, exist_ok=True)
     parts = args.parts.split(",")
     load = [os.getloadavg()]
     payload: dict = {"mode": mode, "settings": settings}
     if "likelihood" in parts:
-        rows = likelihood_table(settings, runs, args.jobs)
+        rows = likelihood_table(settings, runs, args.jobs, args.families)
         by_family = {r["family"]: r for r in rows}
         payload["likelihood"] = {
             "steps": settings["steps"], "data": "char-level Tiny Shakespeare (data.val_fraction held out)",
             "same_scored_tokens": len({r["blocks_sha1"] for r in rows}) == 1, "rows": rows,
-            "gap_closed": gap_closed(by_family), "gap_closed_finetuned": gap_closed(by_family, FINETUNED),
+            **gap_fractions(by_family),
             "time_conditioning": "none for AR, MDLM and BD3LM; adaLN on sigma(t) for SEDD (required) and UDLM"}
         load.append(os.getloadavg())
     if "sampling" in parts:

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from scripts.bench.block import PRESETS, gap_closed, random_model, sampling_cost, score
+import scripts.bench.block as bench
+from scripts.bench.block import PRESETS, gap_closed, main, random_model, run_overrides, sampling_cost, score
 
 TINY = {**PRESETS["quick"], "lengths": [16, 32], "rounds": 1, "mdlm_steps": 4, "eval_blocks": 2, "n_t": 2,
         "seq_len": 32}
@@ -53,3 +54,24 @@ def test_gap_fraction_and_its_standard_error():
     gap = gap_closed(rows)
     assert gap["fraction"] == pytest.approx(0.25)
     assert gap["fraction_se"] == pytest.approx(math.sqrt((0.1 / 2) ** 2 + (0.1 * 1.5 / 4) ** 2))
+
+
+def test_families_trains_only_the_named_rows_and_seeds_every_run(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_train_and_score(family, settings, runs):  # the row a run would give, without training
+        trained.append(family)
+        nll = {"ar": 1.0, "mdlm": 3.0, "bd3lm_4": 2.5}[family]
+        return {"family": family, "nll": nll, "nll_se": 0.0 if family == "ar" else 0.1, "blocks_sha1": "same"}
+
+    monkeypatch.setattr(bench, "train_and_score", fake_train_and_score)
+    payload = main(["--quick", "--parts", "likelihood", "--families", "bd3lm_4,ar,mdlm", "--seed", "3", "--runs",
+                    str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    assert sorted(trained) == ["ar", "bd3lm_4", "mdlm"]
+    likelihood = payload["likelihood"]
+    assert [r["family"] for r in likelihood["rows"]] == ["ar", "mdlm", "bd3lm_4"]  # the published order
+    assert likelihood["gap_closed"]["fraction"] == pytest.approx(0.25)
+    assert "gap_closed_finetuned" not in likelihood  # no fine-tuned row was trained
+    assert "train.seed=3" in run_overrides(payload["settings"], 10, tmp_path)
+    with pytest.raises(SystemExit):  # an unknown family is a one-line argparse error
+        main(["--quick", "--parts", "likelihood", "--families", "ar,bd3lm_5"])
