@@ -23,19 +23,15 @@ from dlm.image.datasets import ImageSet
 from dlm.image.tokens import code_perplexity
 from dlm.registry import ConfigError
 from dlm.train.checkpoint import (
+    FINAL_DIR,
     MODEL_DIR,
     checkpoint_root,
-    clean_interrupted_writes,
-    has_checkpoints,
     latest_checkpoint,
-    resume_state,
     save_checkpoint,
     write_dir_atomically,
 )
-from dlm.train.resume import check_fresh_start
+from dlm.train.resume import state_to_resume
 from dlm.utils.progress import progress
-
-FINAL_DIR = "final"
 
 
 @dataclass(frozen=True)
@@ -55,15 +51,7 @@ def train_codec(cfg: CodecConfig, images: ImageSet, out_dir: str | Path, trainin
         raise ConfigError(f"images of shape {tuple(images.images.shape[1:])} do not match the codec "
                           f"({cfg.in_channels}, {cfg.image_size}, {cfg.image_size}); set in_channels / image_size")
     out_dir, root = Path(out_dir), checkpoint_root(out_dir)
-    if not resume and has_checkpoints(root):
-        raise ConfigError(f"{out_dir} already holds a codec run; pass --resume to continue it or choose another --out")
-    state = None
-    if resume:
-        clean_interrupted_writes(out_dir, root)
-        if has_checkpoints(root):  # latest, else the newest checkpoint whose state loads (as dlm train resumes)
-            _, state = resume_state(root)
-        else:  # a preemptible job's first launch: nothing to resume yet
-            check_fresh_start(out_dir, root)
+    state = state_to_resume(out_dir, resume=resume, run="a codec run", flag="--out")
     with torch.random.fork_rng(devices=[]):  # the initialization's seed, without touching the caller's RNG
         torch.manual_seed(training.seed)
         codec = VQCodec(cfg)

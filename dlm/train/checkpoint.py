@@ -39,6 +39,7 @@ TRAINER_STATE = "trainer_state.pt"
 WEIGHTS = "model.safetensors"
 MODEL_DIR = "model"
 LATEST = "latest"
+FINAL_DIR = "final"  # the exported model of a finished run, beside checkpoints/
 KEEP = 3
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 _INTERRUPTED = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-\d+$")

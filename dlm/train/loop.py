@@ -36,6 +36,7 @@ from dlm.data import TokenBatches, build_batches, tokenizer_from_config
 from dlm.diffusion_lm import DiffusionLM
 from dlm.registry import ConfigError
 from dlm.train.checkpoint import (
+    FINAL_DIR,
     MODEL_DIR,
     check_model_dir,
     checkpoint_root,
@@ -64,7 +65,6 @@ from dlm.train.parallel import (
 )
 from dlm.train.resume import CONFIG_FILE, check_fresh_start, check_resume_config, saved_config
 
-FINAL_DIR = "final"
 NONFINITE_RULES = ("stop", "skip")
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 

@@ -24,7 +24,14 @@ from typing import Any
 
 from dlm.config import RunConfig, load_config, to_dict
 from dlm.registry import ConfigError
-from dlm.train.checkpoint import is_interrupted_write
+from dlm.train.checkpoint import (
+    FINAL_DIR,
+    checkpoint_root,
+    clean_interrupted_writes,
+    has_checkpoints,
+    is_interrupted_write,
+    resume_state,
+)
 
 CONFIG_FILE = "config.yaml"
 # what a run writes before its first checkpoint (a task run writes its tokenizer first: dlm/tasks/commands.py)
@@ -76,6 +83,23 @@ def check_resume_config(cfg: RunConfig, saved: RunConfig | None) -> None:
         raise ConfigError(f"--resume of {cfg.train.out_dir} with a config that differs from the run's own in "
                           f"{changes}{more}; only {', '.join(sorted(SAFE_ON_RESUME))} may change on resume: drop "
                           "those overrides, or train into a new train.out_dir")
+
+
+def state_to_resume(out_dir: Path, *, resume: bool, run: str, flag: str) -> dict[str, Any] | None:
+    """The trainer state a single-process run (`dlm rl`, `dlm distill`, `dlm vq train`) continues from, or None for
+    a fresh start, by `dlm train`'s rules: without resume, an out_dir that already holds a run (checkpoints or
+    final/) is a one-line ConfigError naming `run` ("an RL run") and the output flag; temporaries of killed writes
+    are removed; with resume, the latest loadable checkpoint (resume_state: falls back past a damaged one), or, where
+    none exists yet (a preemptible job's first launch), a fresh start that check_fresh_start allows."""
+    root = checkpoint_root(out_dir)
+    if not resume and (has_checkpoints(root) or (out_dir / FINAL_DIR).exists()):
+        raise ConfigError(f"{out_dir} already holds {run}; pass --resume to continue it, or choose another {flag}")
+    clean_interrupted_writes(out_dir, root)
+    if resume and has_checkpoints(root):
+        return resume_state(root)[1]
+    if resume:
+        check_fresh_start(out_dir, root)
+    return None
 
 
 def check_fresh_start(out_dir: Path, checkpoints: Path) -> None:

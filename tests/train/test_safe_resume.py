@@ -169,3 +169,35 @@ def test_a_fresh_start_on_resume_never_overwrites_data(tmp_path):
         with pytest.raises(ConfigError, match=f"holds no loadable checkpoint but holds .*{data.name}"):
             check_fresh_start(out, root)
         data.rmdir() if data.is_dir() else data.unlink()
+
+
+def test_single_process_runs_start_or_resume_by_the_same_rules(tmp_path):
+    """state_to_resume (dlm rl, dlm distill, dlm vq train): a finished or checkpointed out_dir is refused without
+    --resume; --resume on a missing or run-files-only folder starts fresh, next to foreign files it refuses, and
+    with checkpoints it returns the newest loadable state, past a corrupt one."""
+    from dlm.train.resume import state_to_resume
+
+    out = tmp_path / "run"
+    assert state_to_resume(out, resume=True, run="an RL run", flag="--out-dir") is None  # nothing there yet
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("")
+    assert state_to_resume(out, resume=True, run="an RL run", flag="--out-dir") is None  # run files only
+    (out / "notes.txt").write_text("someone else's")
+    with pytest.raises(ConfigError, match="cannot resume"):
+        state_to_resume(out, resume=True, run="an RL run", flag="--out-dir")
+    (out / "notes.txt").unlink()
+    root = checkpoint_root(out)
+    for step in (1, 2):
+        save_checkpoint(root, step, {"step": step, "model": {}, "optimizer": {}, "scheduler": {}, "data": {}},
+                        fake_model_dir)
+    with pytest.raises(ConfigError, match="already holds an RL run; pass --resume to continue it, or choose another "
+                                          "--out-dir"):
+        state_to_resume(out, resume=False, run="an RL run", flag="--out-dir")
+    assert state_to_resume(out, resume=True, run="an RL run", flag="--out-dir")["step"] == 2
+    (root / "step_000002" / "trainer_state.pt").write_bytes(b"truncated")
+    with pytest.warns(UserWarning, match="newest earlier checkpoint"):
+        assert state_to_resume(out, resume=True, run="an RL run", flag="--out-dir")["step"] == 1
+    shutil.rmtree(root)
+    (out / "final").mkdir()
+    with pytest.raises(ConfigError, match="already holds an RL run"):
+        state_to_resume(out, resume=False, run="an RL run", flag="--out-dir")

@@ -24,10 +24,8 @@ from dlm.process.base import Capability
 from dlm.registry import ConfigError
 from dlm.sample.ancestral import Ancestral
 from dlm.train.checkpoint import (
+    FINAL_DIR,
     checkpoint_root,
-    clean_interrupted_writes,
-    newest_checkpoint,
-    resume_state,
     save_checkpoint,
     write_dir_atomically,
 )
@@ -39,8 +37,8 @@ from dlm.train.distill.sdtt import sdtt_loss
 from dlm.train.log import MetricsLogger
 from dlm.train.optim import clip_gradients
 from dlm.train.parallel import shard_seed
+from dlm.train.resume import state_to_resume
 
-FINAL_DIR = "final"
 STUDENTS_DIR = "students"
 # method -> (the process capability it needs, the objectives whose output it reads as x_theta)
 METHODS = {"sdtt": (Capability.ABSORBING, ("masked_elbo", "radd", "block_diffusion")),
@@ -120,9 +118,7 @@ def distill(teacher_path: str | Path, out_dir: str | Path, cfg: DistillConfig, *
     root = checkpoint_root(out_dir)
     if not Path(teacher_path).is_dir():
         raise ConfigError(f"teacher checkpoint directory not found: {teacher_path}")
-    if not resume and (newest_checkpoint(root) or (out_dir / FINAL_DIR).exists()):
-        raise ConfigError(f"{out_dir} already holds a distillation run; pass --resume to continue it, or choose "
-                          "another --out-dir")
+    state = state_to_resume(out_dir, resume=resume, run="a distillation run", flag="--out-dir")
     schedule = cfg.schedule
     with torch.random.fork_rng():
         student = DiffusionLM.from_pretrained(str(teacher_path))
@@ -132,9 +128,7 @@ def distill(teacher_path: str | Path, out_dir: str | Path, cfg: DistillConfig, *
         optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0)
         batches, _ = build_batches(student.config.data, student.tokenizer, cfg.batch_size, seed=cfg.seed)
         step, elapsed = 0, 0.0
-        clean_interrupted_writes(out_dir, root)
-        if resume and newest_checkpoint(root) is not None:
-            _, state = resume_state(root)
+        if state is not None:
             if state["data"].get("distill") != asdict(cfg):
                 raise ConfigError(f"--resume of {out_dir} with other distillation settings than the run's own")
             student.load_state_dict(state["model"])

@@ -27,20 +27,17 @@ from dlm.diffusion_lm import DiffusionLM
 from dlm.registry import ConfigError
 from dlm.tasks import Task, get_task
 from dlm.train.checkpoint import (
+    FINAL_DIR,
     checkpoint_root,
-    clean_interrupted_writes,
-    newest_checkpoint,
-    resume_state,
     save_checkpoint,
 )
 from dlm.train.log import MetricsLogger
 from dlm.train.optim import clip_gradients
 from dlm.train.parallel import shard_seed
+from dlm.train.resume import state_to_resume
 from dlm.train.rl.loss import grpo_loss
 from dlm.train.rl.rewards import check_reward, group_advantages, task_rewards
 from dlm.train.rl.rollouts import sample_rollouts
-
-FINAL_DIR = "final"
 
 
 @dataclass(frozen=True)
@@ -136,9 +133,7 @@ def rl_train(task_name: str | Task, checkpoint: str | Path, out_dir: str | Path,
     root = checkpoint_root(out_dir)
     if not Path(checkpoint).is_dir():
         raise ConfigError(f"checkpoint directory not found: {checkpoint}; pass an SFT run's final/ directory")
-    if not resume and (newest_checkpoint(root) or (out_dir / FINAL_DIR).exists()):
-        raise ConfigError(f"{out_dir} already holds an RL run; pass --resume to continue it, or choose another "
-                          "--out-dir")
+    state = state_to_resume(out_dir, resume=resume, run="an RL run", flag="--out-dir")
     with torch.random.fork_rng():
         model = DiffusionLM.from_pretrained(str(checkpoint)).eval()
         if model.tokenizer is None:
@@ -146,9 +141,7 @@ def rl_train(task_name: str | Task, checkpoint: str | Path, out_dir: str | Path,
         ref = copy.deepcopy(model).requires_grad_(False)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
         step, elapsed = 0, 0.0
-        clean_interrupted_writes(out_dir, root)
-        if resume and newest_checkpoint(root) is not None:
-            _, state = resume_state(root)
+        if state is not None:
             if state["data"].get("rl") != asdict(cfg) | {"steps": state["data"]["rl"]["steps"]}:
                 raise ConfigError(f"--resume of {out_dir} with other RL settings than the run's own; only steps may "
                                   "change")
