@@ -15,7 +15,6 @@ on a normalized x_theta is a mixture of a point mass at x_t, x_theta and the uni
 from __future__ import annotations
 
 import warnings
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,6 +28,7 @@ from dlm.process.base import Capability, Process
 from dlm.registry import FINAL_RULES, SAMPLERS, ConfigError
 from dlm.sample.chunks import chunk_positions, chunked_draw
 from dlm.sample.context import SamplingContext
+from dlm.sample.final_rules import FinalRule
 from dlm.sample.fused import FinalStage, MaskStage, StepStage, fused_draw
 from dlm.sample.grids import TimeGrid
 from dlm.sample.mixture import Mixture, mixture_draw
@@ -42,25 +42,6 @@ from dlm.validation import check_finite, check_positive, check_prompt, check_sha
 if TYPE_CHECKING:  # the fast paths' processes, named in annotations only: dispatch is by capability
     from dlm.process.absorbing import Absorbing
     from dlm.process.uniform import Uniform
-
-
-class FinalRule(ABC):
-    """Noise removal at eps: the posterior p(x0^l | x_eps) (B, L, N) -> the law x0 is drawn from."""
-
-    @abstractmethod
-    def __call__(self, probs: Tensor) -> Tensor: ...
-
-
-@FINAL_RULES.register("sample")
-class SampleFinal(FinalRule):
-    def __call__(self, probs):
-        return probs
-
-
-@FINAL_RULES.register("argmax")
-class ArgmaxFinal(FinalRule):
-    def __call__(self, probs):
-        return argmax_law(probs)
 
 
 @dataclass
