@@ -166,8 +166,8 @@ class DLMHarness(TemplateLM):
         except ConfigError:  # the process has no masks to fill
             return False
         ids, known = self.whole_blocks(x0, ~target)
-        steps = self.model.objective.attention_block or int(target.sum())  # one token per step
-        x = generate(self._denoiser(known), self.model.process, sampler, steps=steps, prompt=ids, prompt_mask=known)
+        x = generate(self._denoiser(known), self.model.process, sampler, steps=sampler.token_steps(int(target.sum())),
+                     prompt=ids, prompt_mask=known)
         return bool(torch.equal(x[:, :x0.shape[1]], x0))
 
     def whole_blocks(self, ids: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,7 +224,7 @@ class DLMHarness(TemplateLM):
         generator = torch.Generator(device=self._device).manual_seed(request_seed(self.seed, placed.ids[:placed.start]))
         denoiser = NFECounter(self._denoiser(known))  # the model unless cfg_scale (masked models only, checked above)
         start = time.perf_counter()
-        x = generate(denoiser, self.model.process, sampler, steps=self.steps or self.default_steps(new), prompt=ids,
+        x = generate(denoiser, self.model.process, sampler, steps=self.steps or sampler.token_steps(new), prompt=ids,
                      prompt_mask=known, generator=generator)
         self.generation["seconds"] += time.perf_counter() - start
         self.generation["nfe"] += denoiser.calls
@@ -236,14 +236,6 @@ class DLMHarness(TemplateLM):
         for stop in until:
             text = text.split(stop)[0] if stop else text
         return text
-
-    def default_steps(self, new: int) -> int:
-        """One reverse step per generated token, rounded up to a multiple of the semi-AR block count; a block
-        model's steps are per block: its block size."""
-        if self.model.objective.attention_block:
-            return self.model.objective.attention_block
-        blocks = -(-new // self.block_size) if self.block_size else 1
-        return -(-new // blocks) * blocks
 
     def get_model_info(self) -> dict[str, Any]:
         """Merged by lm-eval into results['config'] after the run: block layout, CPU threads, OOV count of the

@@ -113,6 +113,12 @@ class Sampler:
     def blocks(self, editable: Tensor, steps: int) -> list[DecodeBlock]:
         return block_plan(editable, self.block_size, steps)
 
+    def token_steps(self, new: int) -> int:
+        """generate's `steps` for one reverse step per token over `new` generated positions: `new`, rounded up to a
+        multiple of the semi-AR block count (block_plan splits the steps evenly over the blocks)."""
+        blocks = -(-new // self.block_size) if self.block_size else 1
+        return -(-new // blocks) * blocks
+
     def default_cache(self, denoiser: Denoiser) -> CachePolicy | None:
         """The cache policy this sampler attaches when generate gets none (the AR sampler's KV cache)."""
         return None

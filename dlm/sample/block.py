@@ -103,6 +103,10 @@ class BlockSampler(Sampler):
         super().check(process)
         self.inner_sampler.check(process)
 
+    def token_steps(self, new: int) -> int:
+        """One reverse step per token: `steps` are per block here, so the block size whatever the length."""
+        return self.block_size
+
     def default_cache(self, denoiser) -> BlockCache | None:
         return BlockCache() if self.kv_cache and getattr(denoiser, "supports_kv_cache", False) else None
 

@@ -64,14 +64,6 @@ def decode_answers(task: Task, tokenizer, ids: torch.Tensor) -> list[str]:
     return answers
 
 
-def token_steps(sampler, task: Task) -> int:
-    """What steps=0 means, one reverse step per answer token: answer_len, or block_size for the block sampler of a
-    block-diffusion model, whose steps are per block (dlm/sample/block.py)."""
-    from dlm.sample.block import BlockSampler
-
-    return sampler.block_size if isinstance(sampler, BlockSampler) else task.answer_len
-
-
 @torch.no_grad()
 def solve(model, task: Task, questions: Sequence[str], *, sampler: str = "confidence", steps: int = 0,
           temperature: float = 0.0, generator: torch.Generator | None = None, denoiser=None) -> list[str]:
@@ -84,7 +76,7 @@ def solve(model, task: Task, questions: Sequence[str], *, sampler: str = "confid
     device = next(model.parameters()).device
     ids, mask = encode_prompts(task, model.tokenizer, questions)
     chosen = model.objective.sampler(sampler, temperature=temperature)  # the AR baseline: always left to right
-    out = generate(denoiser or model, model.process, chosen, steps=steps or token_steps(chosen, task),
+    out = generate(denoiser or model, model.process, chosen, steps=steps or chosen.token_steps(task.answer_len),
                    prompt=ids.to(device), prompt_mask=mask.to(device), generator=generator)
     return decode_answers(task, model.tokenizer, out.cpu())
 
@@ -102,6 +94,7 @@ def evaluate(model, task: Task, examples: Sequence[Example], *, sampler: str = "
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)
+    steps = steps or model.objective.sampler(sampler, temperature=temperature).token_steps(task.answer_len)
     results: list[tuple[Example, str, bool]] = []
     counter, batches = NFECounter(model), -(-len(examples) // batch_size)
     start = time.perf_counter()
@@ -120,7 +113,7 @@ def evaluate(model, task: Task, examples: Sequence[Example], *, sampler: str = "
             "tokens_per_s": len(results) * task.answer_len / max(elapsed, 1e-9), "nfe": counter.calls,
             "nfe_per_batch": counter.calls / max(batches, 1), "elapsed_s": elapsed,
             "sampler": model.objective.sampler(sampler).name,
-            "steps": steps or task.answer_len, "temperature": temperature,
+            "steps": steps, "temperature": temperature,
             "examples": [{"question": ex.question, "answer": answer, "correct": ok} for ex, answer, ok in results[:5]]}
 
 

@@ -156,7 +156,7 @@ def test_block_generation_decodes_whole_blocks_with_the_block_sampler(tmp_path, 
     eos = tokenizer.eos_token_id
     new = new[:new.index(eos)] if eos in new else new
     assert text == tokenizer.decode(new, skip_special_tokens=True).split("\n")[0]
-    assert harness.default_steps(6) == 4  # steps are per block: one per token
+    assert harness.model.objective.sampler(harness.sampler).token_steps(6) == 4  # steps are per block: one per token
     with pytest.raises(ConfigError, match="without blocks"):
         DLMHarness(checkpoint(tmp_path, tokenizer, 4), device="cpu", cfg_scale=1.0)
 

@@ -173,7 +173,7 @@ def test_steps_0_is_one_reverse_step_per_answer_token_on_a_block_model_too():
     block_size steps, so the answer's 4 tokens cost 4 ancestral calls plus the clean pass
     of each finished block (not 4 steps per block)."""
     from dlm.sample.nfe import NFECounter
-    from dlm.tasks.evaluate import solve
+    from dlm.tasks.evaluate import evaluate, solve
 
     task = FourDigits()
     cfg = dlm.load_config(None, ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.max_len=8",
@@ -184,3 +184,5 @@ def test_steps_0_is_one_reverse_step_per_answer_token_on_a_block_model_too():
     solve(model, task, ["12", "30"], sampler="ancestral", temperature=1.0, denoiser=counter,
           generator=torch.Generator().manual_seed(0))
     assert counter.calls == task.answer_len + 2  # 2 + 2 steps, and the clean passes of blocks 0 and 1
+    report = evaluate(model, task, [Example("12", "11"), Example("30", "11")], sampler="ancestral")
+    assert report["steps"] == 2  # the steps it ran (per block) are the ones reported

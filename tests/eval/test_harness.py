@@ -202,8 +202,9 @@ def test_greedy_check_runs_on_loglikelihood_requests_only(checkpoints, monkeypat
 
 
 def test_generation_steps_default_to_one_per_new_token(checkpoints):
-    assert DLMHarness(str(checkpoints["mdlm"]), device="cpu").default_steps(16) == 16
-    assert DLMHarness(str(checkpoints["mdlm"]), device="cpu", block_size=4).default_steps(10) == 12  # 3 blocks
+    model = DLMHarness(str(checkpoints["mdlm"]), device="cpu").model  # generate_until's default: Sampler.token_steps
+    assert model.objective.sampler("ancestral").token_steps(16) == 16
+    assert model.objective.sampler("ancestral", block_size=4).token_steps(10) == 12  # 3 blocks
     kwargs = {"until": ["\n"], "max_gen_toks": 12}
     default = DLMHarness(str(checkpoints["mdlm"]), device="cpu").generate_text("ROMEO:\nBut", dict(kwargs))
     explicit = DLMHarness(str(checkpoints["mdlm"]), device="cpu", steps=12).generate_text("ROMEO:\nBut", dict(kwargs))

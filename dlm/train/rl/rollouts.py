@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from dlm.tasks.base import Task
-from dlm.tasks.evaluate import decode_answers, encode_prompts, token_steps
+from dlm.tasks.evaluate import decode_answers, encode_prompts
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,14 @@ class Rollouts:
 @torch.no_grad()
 def sample_rollouts(model, task: Task, questions: Sequence[str], *, group_size: int, sampler: str | None,
                     steps: int, temperature: float, generator: torch.Generator) -> Rollouts:
-    """group_size completions of each question (steps=0: one reverse step per answer token, tasks/evaluate.py:
-    token_steps)."""
+    """group_size completions of each question (steps=0: one reverse step per answer token,
+    Sampler.token_steps)."""
     from dlm.sample import generate
 
     repeated = [q for q in questions for _ in range(group_size)]
     device = next(model.parameters()).device
     ids, prompt_mask = encode_prompts(task, model.tokenizer, repeated)
     chosen = model.objective.sampler(sampler, temperature=temperature)
-    out = generate(model, model.process, chosen, steps=steps or token_steps(chosen, task), prompt=ids.to(device),
-                   prompt_mask=prompt_mask.to(device), generator=generator)
+    out = generate(model, model.process, chosen, steps=steps or chosen.token_steps(task.answer_len),
+                   prompt=ids.to(device), prompt_mask=prompt_mask.to(device), generator=generator)
     return Rollouts(out, ~prompt_mask.to(device), repeated, decode_answers(task, model.tokenizer, out.cpu()))
