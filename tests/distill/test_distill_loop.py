@@ -14,9 +14,10 @@ from dlm.train.distill import run as distill_run
 from dlm.train.distill.run import DistillConfig, distill
 from tests.distill.conftest import make_teacher
 
-# case -> (method, the teacher's objective and its overrides)
-CASES = {"sdtt": ("sdtt", ["masked_elbo"]), "dcd": ("dcd", ["uniform_elbo"]),
-         "sdtt_block": ("sdtt", ["block_diffusion", "objective.block_size=4"])}
+# case -> (method, the teacher's objective and its overrides, other distillation settings)
+CASES = {"sdtt": ("sdtt", ["masked_elbo"], {}), "dcd": ("dcd", ["uniform_elbo"], {}),
+         "sdtt_block": ("sdtt", ["block_diffusion", "objective.block_size=4"], {}),
+         "sdtt_reference": ("sdtt", ["masked_elbo"], {"target": "sampled", "time_sampling": "uniform", "ema": 0.9})}
 
 
 def read_metrics(path):
@@ -25,10 +26,10 @@ def read_metrics(path):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_resumed_distillation_continues_the_same_curve(tmp_path, corpus, case, monkeypatch):
-    method, teacher_objective = CASES[case]
+    method, teacher_objective, settings = CASES[case]
     teacher = make_teacher(tmp_path / "teacher", corpus, *teacher_objective)
     cfg = DistillConfig(method=method, teacher_steps=8, rounds=2, steps_per_round=3, batch_size=4, lr=1e-2,
-                        save_every=2, log_every=1)
+                        save_every=2, log_every=1, **settings)
     distill(teacher, tmp_path / "full", cfg)
     calls, original = [], distill_run.method_loss
 
@@ -56,10 +57,10 @@ def test_resumed_distillation_continues_the_same_curve(tmp_path, corpus, case, m
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_student_is_an_ordinary_checkpoint_that_samples_the_same_tokens(tmp_path, corpus, case):
-    method, teacher_objective = CASES[case]
+    method, teacher_objective, settings = CASES[case]
     teacher = make_teacher(tmp_path / "teacher", corpus, *teacher_objective)
     summary = distill(teacher, tmp_path / "run", DistillConfig(method=method, teacher_steps=4, rounds=1,
-                                                               steps_per_round=2, batch_size=4, lr=1e-2))
+                                                               steps_per_round=2, batch_size=4, lr=1e-2, **settings))
     student = dlm.DiffusionLM.from_pretrained(summary["students"][2])
     teacher_model = dlm.DiffusionLM.from_pretrained(str(teacher))
     changed = any(not torch.equal(a, b) for a, b in zip(student.state_dict().values(),
@@ -78,6 +79,19 @@ def test_student_is_an_ordinary_checkpoint_that_samples_the_same_tokens(tmp_path
     assert not torch.equal(draw(student), draw(teacher_model))
 
 
+def test_students_export_the_ema_weights_and_the_teacher_takes_the_raw_ones(tmp_path, corpus):
+    teacher = make_teacher(tmp_path / "teacher", corpus, "masked_elbo")
+    cfg = DistillConfig(teacher_steps=8, rounds=2, steps_per_round=3, batch_size=4, lr=1e-2, ema=0.5)
+    distill(teacher, tmp_path / "run", cfg)
+    state = torch.load(tmp_path / "run/checkpoints/step_000003/trainer_state.pt", weights_only=False)
+    student = dlm.DiffusionLM.from_pretrained(str(tmp_path / "run/students/steps_4")).state_dict()
+    for name, averaged in state["ema"]["shadow"].items():
+        assert torch.equal(student[name], averaged), name
+    assert any(not torch.equal(student[name], raw) for name, raw in state["model"].items())
+    for name, raw in state["model"].items():  # round 1's teacher is the raw student
+        assert torch.equal(state["data"]["teacher"][name], raw), name
+
+
 def test_distill_errors_are_one_line(tmp_path, corpus, capsys):
     from dlm.cli import main
 
@@ -92,3 +106,7 @@ def test_distill_errors_are_one_line(tmp_path, corpus, capsys):
     assert main(["distill", "--teacher", str(uniform), "--out-dir", str(tmp_path / "d"), "--method", "dcd",
                  "--divergence", "js"]) == 2
     assert "divergence 'js' is not one of" in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(uniform), "--out-dir", str(tmp_path / "d"), "--target", "mean"]) == 2
+    assert "target='mean' is not one of: law, sampled" in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(uniform), "--out-dir", str(tmp_path / "d"), "--ema", "1"]) == 2
+    assert "ema=1.0 must be 0 (off) or in (0, 1)" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from dlm.train.distill.dcd import dcd_loss
 from dlm.train.distill.divergences import check_divergence
 from dlm.train.distill.readers import reader_of
 from dlm.train.distill.rounds import Rounds
-from dlm.train.distill.sdtt import sdtt_loss
+from dlm.train.distill.sdtt import TARGETS, TIME_SAMPLINGS, sdtt_loss
+from dlm.train.ema import EMA
 from dlm.train.log import MetricsLogger
 from dlm.train.optim import clip_gradients
 from dlm.train.parallel import shard_seed
@@ -58,6 +60,9 @@ class DistillConfig:
     lr: float = 1e-4
     grad_clip: float = 1.0
     divergence: str = "kl_bwd"
+    target: str = "law"  # sdtt: "law" (the teacher's two-step law) or "sampled" (the reference's; sdtt.py)
+    time_sampling: str = "grid"  # sdtt: student steps on its own grid, or "uniform" t as in the reference
+    ema: float = 0.0  # EMA decay of the exported students (0: off); the teacher takes the raw weights
     seed: int = 0
     save_every: int = 0  # optimizer steps (0: at round ends only)
     log_every: int = 10
@@ -71,6 +76,11 @@ class DistillConfig:
             raise ConfigError(f"distill method '{self.method}' is not one of: {', '.join(METHODS)}")
         self.schedule.check()
         check_divergence(self.divergence)
+        for key, allowed in (("target", TARGETS), ("time_sampling", TIME_SAMPLINGS)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"distill {key}='{getattr(self, key)}' is not one of: {', '.join(allowed)}")
+        if not (self.ema == 0 or 0 < self.ema < 1):
+            raise ConfigError(f"distill ema={self.ema} must be 0 (off) or in (0, 1)")
         for key in ("batch_size", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"distill {key}={getattr(self, key)} must be at least 1")
@@ -100,13 +110,19 @@ def method_loss(cfg: DistillConfig, student: DiffusionLM, teacher: DiffusionLM, 
     if cfg.method == "sdtt":
         times = Ancestral().grid(cfg.schedule.student_steps(round_index)).times
         return sdtt_loss(student, teacher, reader_of(student), x0, times, divergence_name=cfg.divergence,
-                         generator=generator)
+                         target_name=cfg.target, time_sampling=cfg.time_sampling, generator=generator)
     dt = 2 ** round_index / cfg.teacher_steps
     return dcd_loss(student, teacher, student.process, x0, dt, divergence_name=cfg.divergence, generator=generator)
 
 
-def export_student(student: DiffusionLM, path: Path) -> None:
-    write_dir_atomically(path, lambda tmp: student.save_pretrained(str(tmp)))
+def write_student(student: DiffusionLM, ema: EMA | None, path: Path) -> None:
+    """save_pretrained of the weights a user gets: the EMA's when on (swapped in only while writing)."""
+    with ema.swapped_in() if ema is not None else nullcontext():
+        student.save_pretrained(str(path))
+
+
+def export_student(student: DiffusionLM, ema: EMA | None, path: Path) -> None:
+    write_dir_atomically(path, lambda tmp: write_student(student, ema, tmp))
 
 
 def distill(teacher_path: str | Path, out_dir: str | Path, cfg: DistillConfig, *,
@@ -126,6 +142,7 @@ def distill(teacher_path: str | Path, out_dir: str | Path, cfg: DistillConfig, *
         teacher = copy.deepcopy(student).eval().requires_grad_(False)
         student.train()
         optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0)
+        ema = EMA(student, cfg.ema) if cfg.ema > 0 else None
         batches, _ = build_batches(student.config.data, student.tokenizer, cfg.batch_size, seed=cfg.seed)
         step, elapsed = 0, 0.0
         if state is not None:
@@ -135,6 +152,8 @@ def distill(teacher_path: str | Path, out_dir: str | Path, cfg: DistillConfig, *
             teacher.load_state_dict(state["data"]["teacher"])
             optimizer.load_state_dict(state["optimizer"])
             batches.load_state_dict(state["data"]["batches"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
             step, elapsed = int(state["step"]), float(state["elapsed"])
         out_dir.mkdir(parents=True, exist_ok=True)
         logger = MetricsLogger(out_dir, start_step=step, total_steps=schedule.total_steps, is_main=True,
@@ -155,6 +174,8 @@ def distill(teacher_path: str | Path, out_dir: str | Path, cfg: DistillConfig, *
                 grad_norm = clip_gradients(student.parameters(), cfg.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update()
                 step += 1
                 loss = float(out.detach())
                 elapsed += time.perf_counter() - start
@@ -162,18 +183,20 @@ def distill(teacher_path: str | Path, out_dir: str | Path, cfg: DistillConfig, *
                     logger.log(step, loss=loss, round=round_index, student_steps=schedule.student_steps(round_index),
                                scored=scored, grad_norm=grad_norm, elapsed_s=elapsed)
                 if schedule.ends_round(step):
-                    export_student(student, out_dir / STUDENTS_DIR / f"steps_{schedule.student_steps(round_index)}")
-                    teacher.load_state_dict(student.state_dict())
+                    export_student(student, ema,
+                                   out_dir / STUDENTS_DIR / f"steps_{schedule.student_steps(round_index)}")
+                    teacher.load_state_dict(student.state_dict())  # raw weights, as the reference (no EMA on growth)
                 if (cfg.save_every and step % cfg.save_every == 0) or schedule.ends_round(step):
                     state = {"step": step, "elapsed": elapsed, "model": student.state_dict(),
                              "optimizer": optimizer.state_dict(), "scheduler": {},
+                             "ema": ema.state_dict() if ema is not None else None,
                              "data": {"distill": asdict(cfg), "teacher": teacher.state_dict(),
                                       "batches": batches.state_dict()}}
-                    save_checkpoint(root, step, state, lambda path: student.save_pretrained(str(path)))
+                    save_checkpoint(root, step, state, lambda path: write_student(student, ema, path))
         finally:
             logger.close()
         final = out_dir / FINAL_DIR
-        export_student(student, final)
+        export_student(student, ema, final)
     students = {k: str(out_dir / STUDENTS_DIR / f"steps_{k}") for k in
                 (schedule.student_steps(r) for r in range(cfg.rounds))}
     return {"method": cfg.method, "steps": step, "elapsed_s": elapsed, "loss": loss, "out_dir": str(out_dir),
