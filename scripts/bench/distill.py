@@ -32,6 +32,16 @@ from scripts.bench.harness import results_path, write_outputs
 FAMILIES = {"masked": "sdtt", "uniform": "dcd"}
 
 
+def runs_to_measure(args) -> dict[str, tuple[str, str, dict]]:
+    """{run name: (family, teacher, settings that differ from args)}: one run per family with a teacher, and with
+    --also-target T a second masked run with SDTT's other target, for a side-by-side comparison."""
+    runs = {name: (name, teacher, {}) for name, teacher in (("masked", args.masked), ("uniform", args.uniform))
+            if teacher}
+    if args.also_target and args.masked:
+        runs[f"masked_{args.also_target}"] = ("masked", args.masked, {"target": args.also_target})
+    return runs
+
+
 def evaluate(checkpoint: str, reference: ReferenceLM, steps: list[int], args) -> list[dict]:
     model = dlm.DiffusionLM.from_pretrained(checkpoint).eval()
     rows = []
@@ -57,10 +67,12 @@ def cached_evaluation(cache: Path, checkpoint: str, reference: ReferenceLM, step
     return rows
 
 
-def family_result(name: str, teacher: str, run_dir: Path, reference: ReferenceLM, args) -> dict:
-    cfg = DistillConfig(method=FAMILIES[name], teacher_steps=args.teacher_steps, rounds=args.rounds,
+def family_result(family: str, teacher: str, run_dir: Path, reference: ReferenceLM, args, **settings) -> dict:
+    cfg = DistillConfig(method=FAMILIES[family], teacher_steps=args.teacher_steps, rounds=args.rounds,
                         steps_per_round=args.steps_per_round, batch_size=args.batch_size, lr=args.lr,
-                        divergence=args.divergence, seed=args.seed, save_every=args.steps_per_round // 2 or 1)
+                        divergence=args.divergence, target=settings.get("target", args.target),
+                        time_sampling=args.time_sampling, ema=args.ema, seed=args.seed,
+                        save_every=args.steps_per_round // 2 or 1)
     if not (run_dir / "final").is_dir():
         distill(teacher, run_dir, cfg)
     metrics = read_metrics(run_dir / "metrics.jsonl")
@@ -79,7 +91,8 @@ def family_result(name: str, teacher: str, run_dir: Path, reference: ReferenceLM
         verdict = {"student_steps": final, "teacher_steps": max(steps), "gen_ppl_ratio": ppl_ratio,
                    "entropy_relative_change": entropy_change,
                    "met": bool(ppl_ratio <= 1.10 and abs(entropy_change) <= 0.02)}
-    return {"method": cfg.method, "teacher": teacher, "run_dir": str(run_dir), "distill_settings": vars(cfg),
+    return {"family": family, "method": cfg.method, "teacher": teacher, "run_dir": str(run_dir),
+            "distill_settings": vars(cfg),
             "distill_elapsed_s": metrics[-1]["elapsed_s"] if metrics else None,
             "loss_curve": [{"step": r["step"], "loss": r["loss"], "student_steps": r["student_steps"]}
                            for r in metrics], "curves": curves, "target": verdict}
@@ -116,6 +129,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--divergence", default="kl_bwd")
+    parser.add_argument("--target", default="law", help="SDTT's target: law or sampled (the reference's)")
+    parser.add_argument("--also-target", default="", help="a second masked run with this SDTT target ('': none)")
+    parser.add_argument("--time-sampling", default="grid", help="SDTT's student steps: grid or uniform")
+    parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the exported students (0: off)")
     parser.add_argument("--eval-steps", default="4,8,16,32,64")
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--length", type=int, default=128)
@@ -130,9 +147,10 @@ def main() -> None:
             args.masked, args.uniform, args.reference = paths["masked"], paths["uniform"], paths["reference"]
             args.runs_dir, args.steps_per_round, args.teacher_steps, args.rounds = f"{tmp}/runs", 2, 8, 2
             args.eval_steps, args.num_samples, args.length = "2,4,8", 4, 32
+            args.also_target = args.also_target or "sampled"
         reference = ReferenceLM.load(args.reference, device="cpu")
-        families = {name: family_result(name, teacher, Path(args.runs_dir) / name, reference, args)
-                    for name, teacher in (("masked", args.masked), ("uniform", args.uniform)) if teacher}
+        families = {name: family_result(family, teacher, Path(args.runs_dir) / name, reference, args, **settings)
+                    for name, (family, teacher, settings) in runs_to_measure(args).items()}
     payload = {"load_average": os.getloadavg(), "threads": torch.get_num_threads(), "reference": args.reference,
                "families": families}
     write_outputs(results_path(args.name, publish=args.publish and not args.quick), payload,
@@ -147,7 +165,7 @@ def plot(families: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 4.5), squeeze=False)
-    for ax, (name, family) in zip(axes[0], families.items()):
+    for ax, family in zip(axes[0], families.values()):
         for label, rows in family["curves"].items():
             xs, ys = [r["steps"] for r in rows], [r["gen_ppl"] for r in rows]
             ax.plot(xs, ys, marker="o", label=label.replace("_", " ") + (" steps" if "student" in label else ""))
@@ -160,7 +178,9 @@ def plot(families: dict, path: Path) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sampling steps (ancestral)")
         ax.set_ylabel("gen-PPL under the char AR reference")
-        ax.set_title(f"{name} teacher, {family['method'].upper()} students (labels: unigram entropy)")
+        target = f", {family['distill_settings']['target']} target" if family["method"] == "sdtt" else ""
+        ax.set_title(f"{family['family']} teacher, {family['method'].upper()}{target} students "
+                     "(labels: unigram entropy)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
