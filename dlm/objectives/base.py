@@ -69,6 +69,7 @@ class Objective(ABC):
     exact_likelihood: ClassVar[bool] = False
     infills: ClassVar[bool] = True  # can decode a span from the text on both sides
     likelihood_estimator: ClassVar[str | None] = None  # the ESTIMATORS entry its likelihood always uses; None: any
+    shifts_logits: ClassVar[bool] = False  # accepts objective.logit_shift (token j read from output j - 1)
 
     def __init__(self, process: Process, cfg: ObjectiveConfig):
         missing = self.needs - process.capabilities
@@ -76,6 +77,9 @@ class Objective(ABC):
             raise ConfigError(f"objective '{cfg.name}' needs a process with {sorted(c.value for c in missing)}, got "
                               f"{type(process).__name__}; leave process.name unset for its default "
                               f"'{self.default_process}'")
+        if cfg.logit_shift and not self.shifts_logits:
+            raise ConfigError(f"objective.logit_shift applies to block_diffusion (an AR-converted block model), not "
+                              f"'{cfg.name}'")
         self.process, self.cfg = process, cfg
         self.time_conditioning = bool(cfg.time_conditioning)
         self.time_sampler = get_time_sampler(cfg.time_sampler or self.default_time_sampler)

@@ -92,6 +92,7 @@ class BlockDiffusion(Objective):
     default_sampler = "block"
     needs = frozenset({Capability.ABSORBING})  # SUBS carries clean tokens over: only masks may move
     infills = False
+    shifts_logits = True
     default_block_size = 4  # the paper's smallest block (arXiv 2503.09573 Table 1), when objective.block_size is 0
 
     def __init__(self, process: Absorbing, cfg: ObjectiveConfig):

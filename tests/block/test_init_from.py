@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import dlm
+from dlm.cache.block import BlockCache
 from dlm.data import tokenizer_from_config
 from dlm.objectives.masked_elbo import subs
 from dlm.registry import ConfigError
@@ -132,3 +133,10 @@ def test_a_converted_shifted_model_decodes_the_ar_models_greedy_text(tmp_path):
     assert torch.equal(texts[0], texts[1])
     with pytest.raises(ConfigError, match="without the KV cache"):
         block.objective.sampler(None, kv_cache=True)
+    with pytest.raises(ConfigError, match="without a cache policy"):  # passed directly, it would skip the shift
+        block.generate(steps=1, shape=(2, 16), cache=BlockCache())
+
+
+def test_logit_shift_is_refused_outside_block_diffusion():
+    with pytest.raises(ConfigError, match="logit_shift applies to block_diffusion"):
+        build("objective.name=masked_elbo", "objective.logit_shift=true")
