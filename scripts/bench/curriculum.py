@@ -8,6 +8,9 @@ is trained for the same steps, batches and seeds in every arm:
                   configs/algo/duo.yaml), then the discrete loss;
   sharp           the curriculum over the first half at log10 tau = -3 constant (Duo's OpenWebText recipe, 500k of
                   its 1M steps).
+  null            the curriculum's draw at log10 tau = -10 over the first half: the input is exactly one_hot(z_t), so
+                  this is the plain loss on another random stream (tests/objectives/test_curriculum.py), the control
+                  that shows how far two arms differ by their random draws alone.
 Reported: the held-out discrete ELBO (the training loop's validation: objective.curriculum never applies there) at
 every train.eval_every steps, per seed, with the same validation draws (generators of a fixed seed) for every arm,
 so arm differences at one seed are paired; and each curriculum arm's mean difference to `plain` at the last step.
@@ -35,7 +38,7 @@ from scripts.bench.harness import REPO, results_path, write_outputs
 
 CONFIG = REPO / "configs" / "runs" / "shakespeare_udlm.yaml"
 # arm -> (log10 tau at the start, at the end) of a curriculum over the first half of the steps; None: no curriculum
-ARMS = {"plain": None, "anneal": (-1.0, -2.0), "sharp": (-3.0, -3.0)}
+ARMS = {"plain": None, "anneal": (-1.0, -2.0), "sharp": (-3.0, -3.0), "null": (-10.0, -10.0)}
 PRESETS = {
     "full": {"model": ["model=small", "model.d_model=128", "model.n_layers=3", "model.n_heads=4"], "seq_len": 128,
              "batch_size": 32, "steps": 800, "eval_every": 100, "eval_batches": 16, "seeds": [0, 1]},
@@ -105,7 +108,7 @@ def plot(payload: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"plain": "black", "anneal": "tab:blue", "sharp": "tab:orange"}
+    colors = {"plain": "black", "anneal": "tab:blue", "sharp": "tab:orange", "null": "tab:grey"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for row in payload["rows"]:
         steps = sorted(row["val_nll"])
