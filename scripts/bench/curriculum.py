@@ -89,7 +89,8 @@ def train_arm(arm: str, seed: int, settings: dict, runs: str) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Per curriculum arm: its last-step val_nll minus plain's at the same seed (paired), and their mean."""
+    """Per curriculum arm: its last-step val_nll minus plain's at the same seed (paired), their mean and its standard
+    error over seeds (stdev / sqrt(seeds); None with one seed)."""
     last = max(next(iter(rows))["val_nll"])
     plain = {r["seed"]: r["val_nll"][last] for r in rows if r["arm"] == "plain"}
     out = {}
@@ -98,11 +99,15 @@ def summarize(rows: list[dict]) -> dict:
             continue
         deltas = [r["val_nll"][last] - plain[r["seed"]] for r in rows if r["arm"] == arm and r["seed"] in plain]
         if deltas:
-            out[arm] = {"step": last, "delta_val_nll_vs_plain": deltas, "mean_delta": statistics.fmean(deltas)}
+            se = statistics.stdev(deltas) / len(deltas) ** 0.5 if len(deltas) > 1 else None
+            out[arm] = {"step": last, "delta_val_nll_vs_plain": deltas, "mean_delta": statistics.fmean(deltas),
+                        "mean_delta_se": se}
     return out
 
 
 def plot(payload: dict, path: Path) -> None:
+    """Held-out bound against steps: each arm's mean over seeds (thick, its mean last-step difference to plain in
+    the legend) and each seed (thin)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,17 +115,22 @@ def plot(payload: dict, path: Path) -> None:
 
     colors = {"plain": "black", "anneal": "tab:blue", "sharp": "tab:orange", "null": "tab:grey"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for row in payload["rows"]:
-        steps = sorted(row["val_nll"])
-        ax.plot(steps, [row["val_nll"][s] for s in steps], color=colors[row["arm"]], alpha=0.8,
-                linestyle=["-", "--", ":"][row["seed"] % 3], label=f"{row['arm']} (seed {row['seed']})")
+    for arm in dict.fromkeys(r["arm"] for r in payload["rows"]):
+        curves = [r["val_nll"] for r in payload["rows"] if r["arm"] == arm]
+        steps = sorted(curves[0])
+        for curve in curves:
+            ax.plot(steps, [curve[s] for s in steps], color=colors[arm], alpha=0.25, linewidth=0.8)
+        delta = payload["summary"].get(arm, {}).get("mean_delta")
+        label = arm if delta is None else f"{arm} ({delta:+.3f} vs plain)"
+        ax.plot(steps, [statistics.fmean(c[s] for c in curves) for s in steps], color=colors[arm], linewidth=2,
+                label=f"{label}, {len(curves)} seeds")
     end = payload["settings"]["steps"] // 2
-    ax.axvline(end, color="grey", linewidth=0.8)
+    ax.axvline(end, color="grey", linewidth=0.8, linestyle=":")
     ax.text(end, ax.get_ylim()[1], " curriculum ends", va="top", fontsize=8, color="grey")
     ax.set_xlabel("training step")
-    ax.set_ylabel("held-out discrete ELBO (nats/token)")
-    ax.set_title("Duo's curriculum on char-level Tiny Shakespeare UDLM")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("held-out discrete ELBO (nats/char)")
+    ax.set_title("Duo's curriculum, char-level Tiny Shakespeare UDLM")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
