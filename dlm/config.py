@@ -56,6 +56,18 @@ class ProcessConfig:
 
 
 @dataclass(frozen=True)
+class CurriculumConfig:
+    """Duo's Gaussian-relaxed curriculum for uniform_elbo (docs/uniform.md#curriculum): the first `end` training
+    steps feed the backbone softmax(w_t / tau) instead of the token z_t = argmax(w_t); log10 tau moves linearly from
+    tau_log10_start to tau_log10_end over the steps [start, end]. end = 0: off."""
+
+    start: int = 0
+    end: int = 0
+    tau_log10_start: float = -1.0
+    tau_log10_end: float = -2.0
+
+
+@dataclass(frozen=True)
 class ObjectiveConfig:
     # masked_elbo | radd | uniform_elbo | mean_elbo | score_entropy | autoregressive | block_diffusion
     name: str = "masked_elbo"
@@ -71,6 +83,7 @@ class ObjectiveConfig:
     clip: tuple[float, float] = (0.0, 1.0)  # block_diffusion: training times from U[beta, omega] (clipped schedule)
     clip_search: bool = False  # block_diffusion: pick clip at every validation, least per-block variance
     logit_shift: bool = False  # block_diffusion: token j read from the output at j - 1 (an AR-converted model)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)  # uniform_elbo: Duo's relaxed warm-up
 
 
 @dataclass(frozen=True)

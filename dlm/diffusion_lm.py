@@ -27,7 +27,11 @@ from dlm.validation import check_attention_mask, check_batch, check_times
 
 def build_objective(cfg: RunConfig, vocab_size: int, mask_id: int | None = None):
     """RunConfig + vocabulary -> the configured objective (holding its process): the objective builds itself."""
-    return OBJECTIVES.get_factory(cfg.objective.name).from_config(cfg, vocab_size, mask_id)
+    objective = OBJECTIVES.get_factory(cfg.objective.name).from_config(cfg, vocab_size, mask_id)
+    if cfg.objective.curriculum.end > 0 and not objective.supports_curriculum:
+        raise ConfigError(f"objective.curriculum (Duo's Gaussian relaxation) trains uniform_elbo models only, not "
+                          f"'{cfg.objective.name}'; drop the objective.curriculum settings")
+    return objective
 
 
 class DiffusionLM(nn.Module):
@@ -65,7 +69,8 @@ class DiffusionLM(nn.Module):
     def forward(self, xt: Tensor, t: Tensor | None = None, *, cache: Any = None, attention_mask: Tensor | None = None,
                 label: Tensor | None = None, raw: bool | None = None, _logits: bool = False,
                 **backbone_kwargs: Any) -> Prediction | Tensor:
-        """xt (B, L), t (B,) or per token (B, L) -> Prediction (log-probs over x0, or SEDD log-score, or next-token
+        """xt (B, L) (or soft weights (B, L, N) over the vocabulary: model/transformer.py), t (B,) or per token (B, L)
+        -> Prediction (log-probs over x0, or SEDD log-score, or next-token
         log-probs), (B, L, N).
 
         cache: a dlm.cache.CachePolicy; the backbone then runs on the positions it selects and the rest of the
@@ -127,10 +132,12 @@ class DiffusionLM(nn.Module):
         return logits if _logits else self.objective.predict(logits, tokens, t)
 
     def loss(self, x0: Tensor, *, attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
-             label: Tensor | None = None, condition_mask: Tensor | None = None) -> LossOutput:
+             label: Tensor | None = None, condition_mask: Tensor | None = None, step: int | None = None) -> LossOutput:
         """One Monte Carlo estimate of the training loss (per-token mean of the bound) on a batch x0 (B, L).
         label: (B,) class ids for conditional training (apply condition dropout first: dlm.guidance.drop_labels).
-        condition_mask: bool (B, L), True at each row's prompt: never corrupted, never scored (SFT)."""
+        condition_mask: bool (B, L), True at each row's prompt: never corrupted, never scored (SFT).
+        step: the global optimizer step (0-based) when training, which a step-dependent loss reads
+        (objective.curriculum); None (validation, evaluation) is always the plain bound."""
         check_batch(x0)
         self.objective.check_tokens(x0)
         check_attention_mask(attention_mask, x0)
@@ -138,7 +145,7 @@ class DiffusionLM(nn.Module):
             check_attention_mask(condition_mask, x0)
         logits_fn = functools.partial(self.logits, label=label)
         kwargs = {} if condition_mask is None else {"condition_mask": condition_mask}
-        return self.objective.loss(logits_fn, x0, attention_mask, generator=generator, **kwargs)
+        return self.objective.loss(logits_fn, x0, attention_mask, generator=generator, step=step, **kwargs)
 
     @torch.no_grad()
     def elbo(self, x0: Tensor, *, n_t: int = 128, generator: torch.Generator | None = None,

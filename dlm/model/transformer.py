@@ -79,6 +79,11 @@ class TransformerBlock(nn.Module):
 class Transformer(nn.Module):
     """tokens (B, L) in [0, vocab_in), cond (B,) or per token (B, L) or None -> logits (B, L, vocab_out) float32.
 
+    Soft input: tokens may instead be float weights (B, L, vocab_in) over the vocabulary, whose embedding is
+    weights @ E (E the token embedding table): a one-hot row embeds exactly as its id, and Duo's curriculum
+    (docs/uniform.md#curriculum) feeds the probabilities softmax(w / tau). The caller normalizes (Duo's embedding
+    layer applies the softmax itself; here the weights are taken as given).
+
     The input may be longer than max_len when explicit positions say where each token sits (block diffusion feeds
     x_t and x_0 side by side at the same positions 0..L-1, docs/block_diffusion.md)."""
 
@@ -118,9 +123,10 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: Tensor, cond: Tensor | None = None, *, positions: Tensor | None = None,
                 attn_mask: Tensor | None = None, kv_cache: KVHook | None = None, label: Tensor | None = None) -> Tensor:
-        """positions (L,) or per row (B, L), default arange(L); attn_mask bool (B|1, 1, L|1, L_keys) True = attend;
+        """tokens (B, L) ids or soft weights (B, L, vocab_in) (class docstring); positions (L,) or per row (B, L),
+        default arange(L); attn_mask bool (B|1, 1, L|1, L_keys) True = attend;
         label (B,) long in [0, num_classes], default num_classes (no label), only for a class-conditional backbone."""
-        B, L = tokens.shape
+        B, L = tokens.shape[:2]
         self._check_input(tokens, cond, positions)
         if positions is None:
             positions = torch.arange(L, device=tokens.device)
@@ -130,7 +136,7 @@ class Transformer(nn.Module):
         if self.cfg.attention == "flex" and isinstance(attn_mask, Tensor):  # once per forward, shared by layers
             attn_mask = as_block_mask(attn_mask)
         c = over_tokens(F.silu(self.time_embed(cond))) if self.time_embed is not None else None
-        x = self.embed(tokens)
+        x = self._token_embedding(tokens)
         if self.position_embed is not None:
             x = x + self.position_embed(positions)  # (L, d) or per row (B, L, d)
         label_vector = self._label_embedding(label, B, tokens.device)
@@ -143,6 +149,12 @@ class Transformer(nn.Module):
             shift, scale = self.final_adaln(c).chunk(2, dim=-1)
             x = torch.addcmul(shift, x, 1 + scale)
         return self.head(x).float()
+
+    def _token_embedding(self, tokens: Tensor) -> Tensor:
+        """ids (B, L) -> E[ids]; soft weights (B, L, vocab_in) -> weights @ E. (B, L, d)."""
+        if tokens.is_floating_point():
+            return tokens.to(self.embed.weight.dtype) @ self.embed.weight
+        return self.embed(tokens)
 
     def _label_embedding(self, label: Tensor | None, batch: int, device: torch.device) -> Tensor | None:
         """(B, 1, d) embedding of the class label (the null class when label is None); None without labels."""
@@ -162,6 +174,9 @@ class Transformer(nn.Module):
         """Shape checks only: they read no tensor values, so the forward stays free of host syncs and compiles
         without graph breaks. Token ids are checked once at the entry points (loss, elbo, generate, the CLI);
         explicit positions are the caller's (objectives, caches), which keep them below max_len."""
+        if tokens.is_floating_point() and (tokens.dim() != 3 or tokens.shape[-1] != self.vocab_in):
+            raise ConfigError(f"soft input must be float weights (B, L, {self.vocab_in}) over the vocabulary, got "
+                              f"shape {tuple(tokens.shape)}")
         if positions is None and tokens.shape[1] > self.cfg.max_len:
             raise ConfigError(f"sequence length {tokens.shape[1]} exceeds the model's max_len={self.cfg.max_len}; "
                               "shorten the input or train a model with a larger model.max_len")

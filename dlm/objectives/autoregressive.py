@@ -103,7 +103,8 @@ class AutoregressiveObjective(Objective):
         return nll.double().sum(-1)
 
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
-             generator: torch.Generator | None = None, condition_mask: Tensor | None = None) -> LossOutput:
+             generator: torch.Generator | None = None, condition_mask: Tensor | None = None,
+             step: int | None = None) -> LossOutput:
         """Next-token cross-entropy read from the logits: logsumexp(h) - h_{x^{l+1}} (no log-prob tensor). Every
         position is reduced and the last one dropped afterwards, so backward fills no zero-padded (B, L, N) slice."""
         nll = self.integrand(logits_fn(x0, None), x0, x0, None)[:, :-1]

@@ -9,6 +9,7 @@ autoregressive baseline, objectives/autoregressive.py, is an Objective like the 
   needs                      the process capabilities the parameterization is defined for (process/base.py);
   sampler(name, **options)   the Sampler to decode with: the caller's choice or `default_sampler`, checked;
   context_tokens             leading positions that are context, a BOS the prompt supplies: never scored or sampled;
+  supports_curriculum        whether it trains with objective.curriculum (Duo's relaxed inputs: uniform_elbo);
   exact_likelihood           whether `elbo` is the exact -log p(x0) (no Monte Carlo, no bound);
   conditional_elbo           (B,) bound on -log p(x0[target] | x0[~target]), nats;
   from_config                RunConfig + vocabulary -> the objective with its process (the build step);
@@ -66,6 +67,7 @@ class Objective(ABC):
     default_sampler: ClassVar[str] = "ancestral"
     needs: ClassVar[frozenset[Capability]] = frozenset()
     context_tokens: ClassVar[int] = 0
+    supports_curriculum: ClassVar[bool] = False
     exact_likelihood: ClassVar[bool] = False
     infills: ClassVar[bool] = True  # can decode a span from the text on both sides
     likelihood_estimator: ClassVar[str | None] = None  # the ESTIMATORS entry its likelihood always uses; None: any
@@ -194,19 +196,29 @@ class Objective(ABC):
         return process_elbo(denoiser, self.process, x0, n_t=n_t, generator=generator, attention_mask=attention_mask)
 
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
-             generator: torch.Generator | None = None, condition_mask: Tensor | None = None) -> LossOutput:
+             generator: torch.Generator | None = None, condition_mask: Tensor | None = None,
+             step: int | None = None) -> LossOutput:
         """One Monte Carlo draw of t and x_t per sequence; per-token mean over non-pad tokens (MDLM reduction).
         logits_fn: (xt, t) -> backbone logits (DiffusionLM.logits). Token ids are checked by the caller.
         condition_mask: bool (B, L), True at each row's prompt (SFT, docs/posttraining.md#sft): kept clean, unscored;
-        objective.condition_prefix adds the positions [0, prefix) of every row."""
+        objective.condition_prefix adds the positions [0, prefix) of every row.
+        step: the global optimizer step of a training call (0-based), None outside training (validation,
+        evaluation); only a loss that changes over training reads it (objective.curriculum: training_draw)."""
         t = self.sample_times(x0.shape[0], generator=generator, device=x0.device)
-        xt = self.process.corrupt(x0, t, generator=generator)
+        xt, relaxed = self.training_draw(x0, t, step, generator=generator)
         scored = attention_mask
         condition = condition_positions(x0, self.cfg.condition_prefix, condition_mask)
         if condition is not None:
             xt, scored = clamp_condition(x0, xt, attention_mask, condition)
-        per_token = self.integrand(logits_fn(xt, t), x0, xt, t)
+        inputs = xt if relaxed is None else with_clean_condition(relaxed, xt, condition)
+        per_token = self.integrand(logits_fn(inputs, t), x0, xt, t)
         return reduce_per_token(per_token, scored, per_row=self.cfg.loss_per_row)
+
+    def training_draw(self, x0: Tensor, t: Tensor, step: int | None, *,
+                      generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
+        """(x_t ~ q_t(. | x0) (B, L), what the backbone reads instead of x_t or None): the process's draw, read as
+        tokens. uniform_elbo's curriculum returns Duo's relaxation (B, L, N) at the steps it covers."""
+        return self.process.corrupt(x0, t, generator=generator), None
 
 
 def condition_positions(x0: Tensor, prefix: int, condition_mask: Tensor | None) -> Tensor | None:
@@ -224,6 +236,14 @@ def clamp_condition(x0: Tensor, xt: Tensor, attention_mask: Tensor | None, condi
     -log p(x^{response} | x^{prompt}). -> (xt (B, L), scored bool (B, L))."""
     scored = ~condition if attention_mask is None else attention_mask.bool() & ~condition
     return torch.where(condition, x0, xt), scored
+
+
+def with_clean_condition(relaxed: Tensor, xt: Tensor, condition: Tensor | None) -> Tensor:
+    """A soft backbone input (B, L, N) with the condition (prompt) positions one-hot at their clean token xt."""
+    if condition is None:
+        return relaxed
+    clean = torch.nn.functional.one_hot(xt, relaxed.shape[-1]).to(relaxed.dtype)
+    return torch.where(condition.unsqueeze(-1), clean, relaxed)
 
 
 def reduce_per_token(per_token: Tensor, attention_mask: Tensor | None, *, per_row: bool = False) -> LossOutput:

@@ -216,7 +216,8 @@ class BlockDiffusion(Objective):
         return torch.where(block_start, previous_clean, shifted(noisy))
 
     def loss(self, logits_fn: LogitsFn, x0: Tensor, attention_mask: Tensor | None = None, *,
-             generator: torch.Generator | None = None, condition_mask: Tensor | None = None) -> LossOutput:
+             generator: torch.Generator | None = None, condition_mask: Tensor | None = None,
+             step: int | None = None) -> LossOutput:
         """One draw of a time per block and of x_t; per-token mean over non-pad tokens (as masked_elbo, whose
         draws and loss it reproduces at block_size = L). Padding is not hidden from the backbone in training,
         as in masked_elbo. The times come from the clipped window objective.clip when the loss is differentiated

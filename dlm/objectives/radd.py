@@ -32,7 +32,8 @@ class RADD(MaskedELBO):
         super().__init__(process, cfg)
 
     def loss(self, logits_fn, x0: Tensor, attention_mask: Tensor | None = None, *,
-             generator: torch.Generator | None = None, condition_mask: Tensor | None = None) -> LossOutput:
+             generator: torch.Generator | None = None, condition_mask: Tensor | None = None,
+             step: int | None = None) -> LossOutput:
         if condition_mask is not None:
             raise ConfigError("objective 'radd' does not train on prompts (condition_mask); use masked_elbo")
         lam = self.time_sampler.u(x0.shape[0], generator=generator, device=x0.device)

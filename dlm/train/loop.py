@@ -254,7 +254,7 @@ def train_step(tr: Trainer, batch: dict[str, torch.Tensor]) -> tuple[float, floa
     for m, shard, ids, mask in micro_batches(tr, batch):
         tr.generator.manual_seed(shard_seed(cfg.seed, tr.step, shard))
         torch.manual_seed(shard_seed(cfg.seed, tr.step, shard, "dropout"))
-        out = tr.parallel.forward_backward(ids, mask, tr.generator, sync=m == cfg.grad_accum - 1)
+        out = tr.parallel.forward_backward(ids, mask, tr.generator, sync=m == cfg.grad_accum - 1, step=tr.step)
         sums += torch.stack([out.nll_sum.double(), out.num_tokens.double()])
     nll_sum, num_tokens = all_reduce_sum(sums, dist).tolist()
     grads = [p.grad for p in tr.model.parameters() if p.grad is not None]

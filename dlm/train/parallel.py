@@ -101,15 +101,15 @@ def check_layout(cfg: TrainConfig, dist: Dist) -> None:
 
 
 class LossModule(nn.Module):
-    """forward(x0, attention_mask, generator) -> (loss, nll_sum, num_tokens). DDP syncs gradients only through
-    a module's forward, so the loss (not just the denoiser) is what gets wrapped."""
+    """forward(x0, attention_mask, generator, step) -> (loss, nll_sum, num_tokens). DDP syncs gradients only
+    through a module's forward, so the loss (not just the denoiser) is what gets wrapped."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x0: Tensor, attention_mask: Tensor | None, generator: torch.Generator):
-        out = self.model.loss(x0, attention_mask=attention_mask, generator=generator)
+    def forward(self, x0: Tensor, attention_mask: Tensor | None, generator: torch.Generator, step: int | None):
+        out = self.model.loss(x0, attention_mask=attention_mask, generator=generator, step=step)
         return out.loss, out.nll_sum, out.num_tokens
 
 
@@ -144,8 +144,8 @@ class Parallel:
         return torch.autocast(self.dist.device.type, dtype=torch.bfloat16)
 
     def forward_backward(self, x0: Tensor, attention_mask: Tensor | None, generator: torch.Generator, *,
-                         sync: bool) -> LossOutput:
-        """Forward one micro-batch x0 (b, L) and back-propagate its summed bound / x0.numel().
+                         sync: bool, step: int | None = None) -> LossOutput:
+        """Forward one micro-batch x0 (b, L) of optimizer step `step` and back-propagate its summed bound / x0.numel().
 
         The caller rescales the averaged gradients by world_size * x0.numel() / (global token count), which turns
         them into the gradient of the per-token mean over the whole global batch whatever the padding.
@@ -153,7 +153,7 @@ class Parallel:
         """
         with self._sync(sync):
             with self.autocast():
-                loss, nll_sum, num_tokens = self.module(x0, attention_mask, generator)
+                loss, nll_sum, num_tokens = self.module(x0, attention_mask, generator, step)
             (loss * (num_tokens / x0.numel())).backward()
         return LossOutput(loss=loss.detach(), nll_sum=nll_sum, num_tokens=num_tokens)
 

@@ -8,8 +8,8 @@ import math
 import torch
 
 from dlm.process import LogLinear, Uniform
+from dlm.process.gaussian_link import alpha_of_mu, mu_of_alpha, win_probability
 from dlm.train.distill.dcd import consistency_pair, consistency_times
-from dlm.train.distill.gaussian_link import alpha_of_mu, mu_of_alpha, win_probability
 
 
 def pair(seed: int, x0: torch.Tensor, t: float, s: float, process: Uniform):

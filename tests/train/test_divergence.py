@@ -45,8 +45,8 @@ def test_divergence_stops_naming_the_step_and_saves_nothing_non_finite(tmp_path,
 def test_resume_after_a_divergence_continues_from_the_last_finite_checkpoint(tmp_path, small_corpus, monkeypatch):
     real = Parallel.forward_backward
 
-    def nan_gradients_at_step_3(self, ids, mask, generator, sync):
-        out = real(self, ids, mask, generator, sync=sync)
+    def nan_gradients_at_step_3(self, ids, mask, generator, sync, step=None):
+        out = real(self, ids, mask, generator, sync=sync, step=step)
         if self.poisoned_step == 2:
             next(p for p in self.model.parameters() if p.grad is not None).grad.view(-1)[0] = float("nan")
         return out

@@ -4,8 +4,8 @@
     divergences.py    the student-to-target divergences (kl_bwd, kl_fwd, mse, tvd)
     sdtt.py           SDTT's target: the teacher's two ancestral steps per student step
     readers.py        what SDTT's target reads of a masked or a block-diffusion model (its time and its call)
-    gaussian_link.py  Duo's Gaussian -> uniform-state map alpha(mu) and its inverse
-    dcd.py            DCD's deterministic trajectory pair (z_t, z_s) and its consistency loss
+    dcd.py            DCD's deterministic trajectory pair (z_t, z_s) (through process/gaussian_link.py) and its
+                      consistency loss
     rounds.py         the round schedule: each round halves the sampling steps, the student becomes the teacher
     run.py            the loop: checkpoints, resume, per-round student exports
     commands.py       `dlm distill --method sdtt|dcd --teacher PATH`

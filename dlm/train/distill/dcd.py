@@ -1,7 +1,7 @@
 """Duo's discrete consistency distillation (DCD; Sahoo et al., arXiv 2506.10892 §4; docs/distillation.md#dcd).
 
 The trajectory. For clean x (B, L), times t > s and ONE Gaussian draw eps (B, L, N) shared by both times,
-    z_t = argmax(mu_t e_x + eps),    z_s = argmax(mu_s e_x + eps)        (gaussian_link.py: mu of the schedule)
+    z_t = argmax(mu_t e_x + eps),    z_s = argmax(mu_s e_x + eps)        (process/gaussian_link.py: mu of the schedule)
 a deterministic, DDIM-like coupling given the seed: each z is marginally a uniform-state sample q(. | x) of the
 model's schedule, and z_s is the point the same noise reaches at the lower noise level.
 The loss. The student at (z_t, t) matches the frozen teacher at (z_s, s) at every position:
@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from dlm.denoiser import Denoiser, as_prediction
+from dlm.process.gaussian_link import mu_of_alpha
 from dlm.process.uniform import Uniform
 from dlm.train.distill.divergences import divergence
-from dlm.train.distill.gaussian_link import mu_of_alpha
 
 
 def consistency_pair(process: Uniform, x0: Tensor, t: Tensor, s: Tensor,
