@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--divergence", default="kl_bwd")
-    parser.add_argument("--target", default="law", help="SDTT's target: law or sampled (the reference's)")
+    parser.add_argument("--target", default="sampled", help="SDTT's target: sampled (the reference's) or law")
     parser.add_argument("--also-target", default="", help="a second masked run with this SDTT target ('': none)")
     parser.add_argument("--time-sampling", default="grid", help="SDTT's student steps: grid or uniform")
     parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the exported students (0: off)")
@@ -147,7 +147,7 @@ def main() -> None:
             args.masked, args.uniform, args.reference = paths["masked"], paths["uniform"], paths["reference"]
             args.runs_dir, args.steps_per_round, args.teacher_steps, args.rounds = f"{tmp}/runs", 2, 8, 2
             args.eval_steps, args.num_samples, args.length = "2,4,8", 4, 32
-            args.also_target = args.also_target or "sampled"
+            args.also_target = args.also_target or "law"
         reference = ReferenceLM.load(args.reference, device="cpu")
         families = {name: family_result(family, teacher, Path(args.runs_dir) / name, reference, args, **settings)
                     for name, (family, teacher, settings) in runs_to_measure(args).items()}

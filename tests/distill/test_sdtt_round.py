@@ -62,6 +62,7 @@ def test_one_round_reaches_the_teachers_two_step_law():
     for _ in range(300):
         x0 = toy.states[torch.multinomial(toy.probs, 4096, replacement=True, generator=generator)]
         loss, _ = sdtt_loss(student, teacher, MaskedReader(process), x0, times, divergence_name="kl_fwd",
+                            target_name="law",
                             generator=generator)
         loss.backward()
         optimizer.step()

@@ -14,7 +14,7 @@ from dlm.train.distill.run import DistillConfig, distill
 
 def distill_command(teacher: str, out_dir: str, method: str = "sdtt", teacher_steps: int = 64, rounds: int = 3,
                     steps_per_round: int = 200, batch_size: int = 32, lr: float = 1e-4, grad_clip: float = 1.0,
-                    divergence: str = "kl_bwd", target: str = "law", time_sampling: str = "grid", ema: float = 0.0,
+                    divergence: str = "kl_bwd", target: str = "sampled", time_sampling: str = "grid", ema: float = 0.0,
                     seed: int = 0, save_every: int = 0, log_every: int = 10,
                     resume: bool = False) -> dict[str, Any]:
     """Distil a diffusion model into a few-step sampler: SDTT for masked models, Duo's consistency distillation for
@@ -34,8 +34,8 @@ def distill_command(teacher: str, out_dir: str, method: str = "sdtt", teacher_st
         lr: AdamW learning rate (constant).
         grad_clip: gradient-norm clipping (0 = off).
         divergence: kl_bwd (the references' default), kl_fwd, mse (log-probabilities) or tvd.
-        target: sdtt's target: law (the teacher's two-step law per position) or sampled (the reference's one
-            sampled teacher trajectory; sharper students under kl_bwd).
+        target: sdtt's target: sampled (the reference's: one sampled teacher trajectory; sharper students under
+            kl_bwd) or law (the teacher's two-step law per position; keeps the teacher's entropy).
         time_sampling: sdtt's student steps: grid (the student's own k-step grid) or uniform (the reference's).
         ema: EMA decay of the exported students (0 = off; the reference uses 0.9999 over 10k-step rounds).
         seed: seed of every random draw.

@@ -60,7 +60,7 @@ class DistillConfig:
     lr: float = 1e-4
     grad_clip: float = 1.0
     divergence: str = "kl_bwd"
-    target: str = "law"  # sdtt: "law" (the teacher's two-step law) or "sampled" (the reference's; sdtt.py)
+    target: str = "sampled"  # sdtt: "sampled" (the reference's) or "law" (the teacher's two-step law; sdtt.py)
     time_sampling: str = "grid"  # sdtt: student steps on its own grid, or "uniform" t as in the reference
     ema: float = 0.0  # EMA decay of the exported students (0: off); the teacher takes the raw weights
     seed: int = 0

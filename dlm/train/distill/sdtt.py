@@ -12,9 +12,9 @@ sampler draws positions independently. From one teacher draw x_u ~ p_T(x_u | x_t
 is an unbiased estimate of L^l (the step t -> u moves positions independently, so x_u given x_u^l = m is a draw
 of the other positions): target "law". The reference (jdeschena/sdtt) instead targets one sampled trajectory,
 x_T(. | x_t)^l where the first step unmasked l and x_T(. | x_u)^l at every other position masked at t: target
-"sampled", weights p1 and 1 - p1 rather than p1 / p and (1 - p1) p2 / p (both tend to the same law as the steps
-shrink). Under kl_bwd the student's optimum is the normalized geometric mean exp E[log target] over the teacher's
-draws, so the sampled target, which varies more from draw to draw, sharpens the student more.
+"sampled" (the default), weights p1 and 1 - p1 rather than p1 / p and (1 - p1) p2 / p (both tend to the same law
+as the steps shrink). Under kl_bwd the student's optimum is the normalized geometric mean exp E[log target] over
+the teacher's draws, so the sampled target, which varies more from draw to draw, sharpens the student more.
 Two teacher calls per student step, as in the reference.
 
 Student times ("grid", ours): t and s are consecutive times of the student's own k-step grid, where it will be
@@ -107,7 +107,7 @@ def student_step_times(times: Tensor, pairs: int, sampling: str, generator: torc
 
 
 def sdtt_loss(student: Denoiser, teacher: Denoiser, reader: Reader, x0: Tensor, times: Tensor, *,
-              divergence_name: str = "kl_bwd", target_name: str = "law", time_sampling: str = "grid",
+              divergence_name: str = "kl_bwd", target_name: str = "sampled", time_sampling: str = "grid",
               generator: torch.Generator | None = None) -> tuple[Tensor, int]:
     """One Monte Carlo estimate of the SDTT loss on clean rows x0 (B, L) for a student that samples on the grid
     `times` (k + 1,) (decreasing, TimeGrid.times; per block for a block model): each (row, block) pair takes a
