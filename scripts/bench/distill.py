@@ -42,27 +42,31 @@ def runs_to_measure(args) -> dict[str, tuple[str, str, dict]]:
     return runs
 
 
-def evaluate(checkpoint: str, reference: ReferenceLM, steps: list[int], args) -> list[dict]:
+def evaluate(checkpoint: str, reference: ReferenceLM, steps: list[int], args, sampler: str) -> list[dict]:
     model = dlm.DiffusionLM.from_pretrained(checkpoint).eval()
     rows = []
     for k in steps:
-        samples = sample_texts(model, num_samples=args.num_samples, length=args.length, steps=k, seed=args.seed)
+        samples = sample_texts(model, num_samples=args.num_samples, length=args.length, steps=k, seed=args.seed,
+                               sampler=sampler)
         scored = generative_perplexity(samples.texts, reference)
         rows.append({"steps": k, "gen_ppl": scored["gen_ppl"], "unigram_entropy": unigram_entropy(samples.ids),
                      "example": samples.texts[0][:80]})
-        print(f"{checkpoint:<48} {k:>3} steps  gen-PPL {scored['gen_ppl']:8.2f}  entropy "
+        print(f"{checkpoint:<48} {sampler} {k:>3} steps  gen-PPL {scored['gen_ppl']:8.2f}  entropy "
               f"{rows[-1]['unigram_entropy']:.3f}", flush=True)
     return rows
 
 
-def cached_evaluation(cache: Path, checkpoint: str, reference: ReferenceLM, steps: list[int], args) -> list[dict]:
+def cached_evaluation(cache: Path, checkpoint: str, reference: ReferenceLM, steps: list[int], args,
+                      sampler: str = "ancestral") -> list[dict]:
     """evaluate(), or its rows from `cache` when they were measured with the same settings (a second invocation,
     e.g. both families after each was run on its own, re-samples nothing)."""
     settings = {"checkpoint": checkpoint, "reference": args.reference, "steps": steps, "seed": args.seed,
                 "num_samples": args.num_samples, "length": args.length}
+    if sampler != "ancestral":
+        settings["sampler"] = sampler
     if cache.is_file() and json.loads(cache.read_text())["settings"] == settings:
         return json.loads(cache.read_text())["rows"]
-    rows = evaluate(checkpoint, reference, steps, args)
+    rows = evaluate(checkpoint, reference, steps, args, sampler)
     cache.write_text(json.dumps({"settings": settings, "rows": rows}))
     return rows
 
@@ -81,6 +85,10 @@ def family_result(family: str, teacher: str, run_dir: Path, reference: Reference
                                       for k in (cfg.schedule.student_steps(r) for r in range(cfg.rounds))}
     curves = {label: cached_evaluation(run_dir / f"eval_{label}.json", path, reference, steps, args)
               for label, path in models.items()}
+    for temperature in args.teacher_temperatures:  # the teacher sharpened to the students' entropy, as a baseline
+        curves[f"teacher_T{temperature:g}"] = cached_evaluation(
+            run_dir / f"eval_teacher_T{temperature:g}.json", teacher, reference, steps, args,
+            sampler=f"ancestral:temperature={temperature:g}")
     final = cfg.schedule.student_steps(cfg.rounds - 1)
     teacher_best = next(r for r in curves["teacher"] if r["steps"] == max(steps))
     student = next((r for r in curves[f"student_{final}"] if r["steps"] == final), None)
@@ -117,7 +125,7 @@ def quick_models(tmp: Path) -> dict[str, str]:
     return paths
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--masked", default="runs/teachers/mdlm/final", help="masked teacher ('' to skip)")
     parser.add_argument("--uniform", default="runs/teachers/udlm/final", help="uniform-state teacher ('' to skip)")
@@ -134,13 +142,15 @@ def main() -> None:
     parser.add_argument("--time-sampling", default="grid", help="SDTT's student steps: grid or uniform")
     parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the exported students (0: off)")
     parser.add_argument("--eval-steps", default="4,8,16,32,64")
+    parser.add_argument("--teacher-temperatures", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                        help="also sample the teacher at these temperatures (e.g. 0.9,0.8): entropy-matched baselines")
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny untrained models: a pipeline check in seconds")
     parser.add_argument("--publish", action="store_true", help="write benchmarks/distill.* instead of runs/")
     parser.add_argument("--name", default="distill", help="results file name (e.g. one per family while both run)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.quick:
             paths = quick_models(Path(tmp))
@@ -148,6 +158,7 @@ def main() -> None:
             args.runs_dir, args.steps_per_round, args.teacher_steps, args.rounds = f"{tmp}/runs", 2, 8, 2
             args.eval_steps, args.num_samples, args.length = "2,4,8", 4, 32
             args.also_target = args.also_target or "law"
+            args.teacher_temperatures = args.teacher_temperatures or [0.8]
         reference = ReferenceLM.load(args.reference, device="cpu")
         families = {name: family_result(family, teacher, Path(args.runs_dir) / name, reference, args, **settings)
                     for name, (family, teacher, settings) in runs_to_measure(args).items()}
@@ -156,6 +167,7 @@ def main() -> None:
     write_outputs(results_path(args.name, publish=args.publish and not args.quick), payload,
                   lambda path: plot(families, path), command="scripts.bench.distill", arguments=vars(args))
     print(json.dumps({name: f["target"] for name, f in families.items()}, indent=2))
+    return payload
 
 
 def plot(families: dict, path: Path) -> None:
@@ -168,7 +180,8 @@ def plot(families: dict, path: Path) -> None:
     for ax, family in zip(axes[0], families.values()):
         for label, rows in family["curves"].items():
             xs, ys = [r["steps"] for r in rows], [r["gen_ppl"] for r in rows]
-            ax.plot(xs, ys, marker="o", label=label.replace("_", " ") + (" steps" if "student" in label else ""))
+            ax.plot(xs, ys, marker="o", linestyle="--" if label.startswith("teacher_T") else "-",
+                    label=label.replace("_", " ") + (" steps" if "student" in label else ""))
             for r in rows:
                 ax.annotate(f"{r['unigram_entropy']:.2f}", (r["steps"], r["gen_ppl"]), fontsize=6,
                             textcoords="offset points", xytext=(3, 3))
