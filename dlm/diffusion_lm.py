@@ -27,11 +27,7 @@ from dlm.validation import check_attention_mask, check_batch, check_times
 
 def build_objective(cfg: RunConfig, vocab_size: int, mask_id: int | None = None):
     """RunConfig + vocabulary -> the configured objective (holding its process): the objective builds itself."""
-    objective = OBJECTIVES.get_factory(cfg.objective.name).from_config(cfg, vocab_size, mask_id)
-    if cfg.objective.curriculum.end > 0 and not objective.supports_curriculum:
-        raise ConfigError(f"objective.curriculum (Duo's Gaussian relaxation) trains uniform_elbo models only, not "
-                          f"'{cfg.objective.name}'; drop the objective.curriculum settings")
-    return objective
+    return OBJECTIVES.get_factory(cfg.objective.name).from_config(cfg, vocab_size, mask_id)
 
 
 class DiffusionLM(nn.Module):
@@ -89,6 +85,9 @@ class DiffusionLM(nn.Module):
         if label is not None:
             backbone_kwargs["label"] = label
         if cache is not None:
+            if self.objective.cfg.logit_shift:
+                raise ConfigError("a block model with objective.logit_shift decodes without a cache policy (token j "
+                                  "reads the output at j - 1, which a partial recompute does not have): drop cache=")
             return cache.predict(self, xt, t, attention_mask=attention_mask, **backbone_kwargs)
         return self.forward_positions(xt, t, attention_mask=attention_mask, _logits=_logits, **backbone_kwargs)
 

@@ -124,9 +124,6 @@ class CachePolicy(ABC):
 
     def _prepare(self, model: CacheableDenoiser, batch: int, length: int, device: torch.device) -> None:
         if model.process is not self.process:
-            if getattr(getattr(model, "objective", None), "logit_shift", False):
-                raise ConfigError("a block model with objective.logit_shift decodes without a cache policy (token j "
-                                  "reads the output at j - 1, which a partial recompute does not have): drop cache=")
             self.check(model.process)
             self.process = model.process
         if self.store.valid is not None and self.store.valid.shape[0] != batch:

@@ -82,6 +82,9 @@ class Objective(ABC):
         if cfg.logit_shift and not self.shifts_logits:
             raise ConfigError(f"objective.logit_shift applies to block_diffusion (an AR-converted block model), not "
                               f"'{cfg.name}'")
+        if cfg.curriculum.end > 0 and not self.supports_curriculum:
+            raise ConfigError(f"objective.curriculum (Duo's Gaussian relaxation) trains uniform_elbo models only, not "
+                              f"'{cfg.name}'; drop the objective.curriculum settings")
         self.process, self.cfg = process, cfg
         self.time_conditioning = bool(cfg.time_conditioning)
         self.time_sampler = get_time_sampler(cfg.time_sampler or self.default_time_sampler)

@@ -35,10 +35,6 @@ class Curriculum:
                               "(the curriculum runs over the first `end` steps; end = 0 turns it off)")
         self.cfg = cfg
 
-    @property
-    def enabled(self) -> bool:
-        return self.cfg.end > 0
-
     def temperature(self, step: int | None) -> float | None:
         """tau at training step `step` (0-based), or None where the plain discrete loss applies (after the
         curriculum, with it off, or outside training: step None)."""
